@@ -1,0 +1,274 @@
+//! The agent's HTTP API v1: routes -> handlers, auth, input checks, and the one place where errors
+//! become statuses. Every route but `/v1/health` needs `Authorization: Bearer <token>`.
+
+use crate::daemon::Supervisor;
+use crate::fsutil::constant_time_eq;
+use crate::infohash::InfoHash;
+use crate::metainfo::{self, MetainfoError};
+use crate::metrics::{Metrics, Snapshot};
+use crate::state::Desired;
+use crate::transmission::entry_hash;
+use crate::wire::{ErrorBody, Health, Torrent, TorrentState};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use tiny_http::{Header, Method, Request, Response};
+
+/// Fields asked of the daemon for each torrent.
+const FIELDS: &[&str] =
+    &["hashString", "status", "percentDone", "peersConnected", "rateUpload", "uploadedEver", "error", "errorString"];
+
+/// Everything a handler needs.
+pub struct Api {
+    pub token: String,
+    pub desired: Arc<Desired>,
+    pub supervisor: Arc<Supervisor>,
+    pub metrics: Metrics,
+    pub max_torrent_bytes: u64,
+}
+
+/// An answer before it is written.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+    allow: Option<&'static str>,
+}
+
+/// A refusal: HTTP status, machine code, and a message for a person.
+#[derive(Debug)]
+struct ApiError {
+    status: u16,
+    code: &'static str,
+    message: String,
+    allow: Option<&'static str>,
+}
+
+fn err(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError { status, code, message: message.into(), allow: None }
+}
+
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError { allow: Some(allow), ..err(405, "method_not_allowed", format!("this route allows {allow}")) }
+}
+
+fn json(status: u16, v: &impl serde::Serialize) -> Reply {
+    // Serialising our own plain structs cannot fail.
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Reply { status, content_type: "application/json", body, allow: None }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl Api {
+    /// Answers one request; never panics on any input.
+    pub fn serve(&self, mut req: Request) {
+        let (reply, failure) = match self.route(&mut req) {
+            Ok(r) => (r, None),
+            Err(e) => {
+                let body = ErrorBody { error: e.code.into(), message: e.message.clone() };
+                (Reply { allow: e.allow, ..json(e.status, &body) }, Some(e))
+            }
+        };
+        self.metrics.count(reply.status);
+        let who = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        match failure {
+            Some(e) if e.status >= 500 => log::error!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message),
+            Some(e) => log::warn!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message),
+            None => log::debug!("api: {} {} from {who}: {}", req.method(), req.url(), reply.status),
+        }
+        let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
+        if reply.status != 204 {
+            resp.add_header(header("Content-Type", reply.content_type));
+        }
+        if let Some(allow) = reply.allow {
+            resp.add_header(header("Allow", allow));
+        }
+        if let Err(e) = req.respond(resp) {
+            log::debug!("api: could not send the answer to {who}: {e}");
+        }
+    }
+
+    fn route(&self, req: &mut Request) -> Result<Reply> {
+        let path = req.url().split('?').next().unwrap_or_default().to_string();
+        let method = req.method().clone();
+        if path == "/v1/health" {
+            return match method {
+                Method::Get => Ok(json(200, &self.health())),
+                _ => Err(method_not_allowed("GET")),
+            };
+        }
+        self.authorize(req)?;
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (parts.as_slice(), method) {
+            (["metrics"], Method::Get) => Ok(self.metrics_text()),
+            (["metrics"], _) => Err(method_not_allowed("GET")),
+            (["v1", "torrents"], Method::Get) => Ok(json(200, &self.torrents(None))),
+            (["v1", "torrents"], _) => Err(method_not_allowed("GET")),
+            (["v1", "torrents", hash], m) => {
+                let hash = InfoHash::from_hex(hash).map_err(|e| err(400, "bad_info_hash", e.to_string()))?;
+                match m {
+                    Method::Get => self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash)),
+                    Method::Put => self.put(req, hash),
+                    Method::Delete => self.delete(hash),
+                    _ => Err(method_not_allowed("GET, PUT, DELETE")),
+                }
+            }
+            _ => Err(err(404, "not_found", format!("no route {path}"))),
+        }
+    }
+
+    fn authorize(&self, req: &Request) -> Result<()> {
+        let given = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
+        let token = given.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+        if constant_time_eq(token.trim().as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else if given.is_none() {
+            Err(err(401, "unauthorized", "missing `Authorization: Bearer <token>`"))
+        } else {
+            Err(err(401, "unauthorized", "wrong token"))
+        }
+    }
+
+    fn health(&self) -> Health {
+        Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            daemon: self.supervisor.state(),
+            torrents: self.desired.len(),
+        }
+    }
+
+    fn put(&self, req: &mut Request, hash: InfoHash) -> Result<Reply> {
+        let max = self.max_torrent_bytes;
+        let too_large = || err(413, "too_large", format!("a .torrent may be at most {max} bytes"));
+        if req.body_length().is_some_and(|n| n as u64 > max) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        req.as_reader().take(max + 1).read_to_end(&mut body).map_err(|e| err(400, "bad_body", format!("cannot read the body: {e}")))?;
+        if body.len() as u64 > max {
+            return Err(too_large());
+        }
+        let meta = metainfo::parse(&body).map_err(|e| match e {
+            MetainfoError::UnsafePath(_) => err(400, "unsafe_path", e.to_string()),
+            _ => err(400, "bad_torrent", e.to_string()),
+        })?;
+        if meta.info_hash != hash {
+            return Err(err(400, "hash_mismatch", format!("the body's info hash is {}, the path's {hash}", meta.info_hash)));
+        }
+        let new = self.desired.insert(&meta, &body).map_err(|e| err(500, "state_write", format!("cannot record {hash}: {e}")))?;
+        if new {
+            log::info!("api: asked to seed {hash} ({})", meta.name);
+            self.supervisor.notify();
+        }
+        let torrent = self.torrents(Some(hash)).pop().ok_or_else(|| not_seeded(&hash))?;
+        Ok(json(if new { 201 } else { 200 }, &torrent))
+    }
+
+    fn delete(&self, hash: InfoHash) -> Result<Reply> {
+        match self.desired.remove(&hash) {
+            Ok(true) => {
+                log::info!("api: asked to stop seeding {hash}");
+                self.supervisor.notify();
+                Ok(Reply { status: 204, content_type: "", body: Vec::new(), allow: None })
+            }
+            Ok(false) => Err(not_seeded(&hash)),
+            Err(e) => Err(err(500, "state_write", format!("cannot forget {hash}: {e}"))),
+        }
+    }
+
+    /// The sessions (all, or one), merged with what the daemon reports while it runs.
+    fn torrents(&self, only: Option<InfoHash>) -> Vec<Torrent> {
+        let entries = match only {
+            Some(h) => self.desired.get(&h).map(|e| vec![(h, e)]).unwrap_or_default(),
+            None => self.desired.snapshot(),
+        };
+        if entries.is_empty() {
+            return Vec::new();
+        }
+        let hashes: Vec<InfoHash> = entries.iter().map(|(h, _)| *h).collect();
+        let live: HashMap<InfoHash, Value> = match self.supervisor.client().map(|c| c.torrent_get(Some(&hashes), FIELDS)) {
+            Some(Ok(list)) => list.into_iter().filter_map(|t| entry_hash(&t).map(|h| (h, t))).collect(),
+            Some(Err(e)) => {
+                log::warn!("api: cannot read the daemon's torrents: {e}");
+                HashMap::new()
+            }
+            None => HashMap::new(),
+        };
+        entries
+            .into_iter()
+            .map(|(h, e)| {
+                let refused = self.supervisor.error_for(&h);
+                to_torrent(h, e.name, live.get(&h), refused)
+            })
+            .collect()
+    }
+
+    fn metrics_text(&self) -> Reply {
+        let torrents = self.torrents(None);
+        let snapshot = Snapshot { torrents: &torrents, daemon: self.supervisor.state(), restarts: self.supervisor.restarts() };
+        let body = self.metrics.render(&snapshot).into_bytes();
+        Reply { status: 200, content_type: "text/plain; version=0.0.4", body, allow: None }
+    }
+}
+
+fn not_seeded(hash: &InfoHash) -> ApiError {
+    err(404, "not_found", format!("{hash} is not seeded here"))
+}
+
+fn header(name: &str, value: &str) -> Header {
+    // Names and values here are ASCII constants of ours, always valid.
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| unreachable!("invalid header {name}"))
+}
+
+/// One session from the daemon's `torrent-get` entry (`None`: not in the daemon yet).
+fn to_torrent(info_hash: InfoHash, name: String, live: Option<&Value>, refused: Option<String>) -> Torrent {
+    let num = |k: &str| live.and_then(|t| t.get(k)).and_then(Value::as_f64).unwrap_or(0.0);
+    let state = match (refused.is_some(), live) {
+        (true, _) => TorrentState::Error,
+        (false, None) => TorrentState::Queued,
+        // Transmission's error 3 is a local error (disk, data); 1 and 2 are the tracker's, not ours.
+        (false, Some(_)) if num("error") == 3.0 => TorrentState::Error,
+        (false, Some(_)) => match num("status") as i64 {
+            0 => TorrentState::Stopped,
+            2 => TorrentState::Verifying,
+            4 => TorrentState::Downloading,
+            6 => TorrentState::Seeding,
+            _ => TorrentState::Queued,
+        },
+    };
+    let daemon_error = live.and_then(|t| t.get("errorString")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    Torrent {
+        info_hash,
+        name,
+        state,
+        percent_done: num("percentDone").clamp(0.0, 1.0),
+        peers: num("peersConnected") as u32,
+        upload_bps: num("rateUpload") as u64,
+        uploaded_bytes: num("uploadedEver") as u64,
+        error: refused.or(daemon_error.map(str::to_string)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn maps_daemon_states() {
+        let h = InfoHash::from_bytes([0; 20]);
+        let t = |v: Value| to_torrent(h, "n".into(), Some(&v), None).state;
+        assert_eq!(t(json!({"status": 6, "error": 0})), TorrentState::Seeding);
+        assert_eq!(t(json!({"status": 2})), TorrentState::Verifying);
+        assert_eq!(t(json!({"status": 4})), TorrentState::Downloading);
+        assert_eq!(t(json!({"status": 0})), TorrentState::Stopped);
+        assert_eq!(t(json!({"status": 6, "error": 2, "errorString": "tracker down"})), TorrentState::Seeding);
+        assert_eq!(t(json!({"status": 0, "error": 3, "errorString": "No data found"})), TorrentState::Error);
+        assert_eq!(to_torrent(h, "n".into(), None, None).state, TorrentState::Queued);
+        let refused = to_torrent(h, "n".into(), None, Some("bad".into()));
+        assert_eq!((refused.state, refused.error.as_deref()), (TorrentState::Error, Some("bad")));
+    }
+}

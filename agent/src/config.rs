@@ -1,0 +1,211 @@
+//! The agent's configuration: TOML at `/etc/odseed/agent.toml` (or `--config PATH`), a typed struct
+//! with defaults, unknown keys refused, validated once at start. Errors are one line naming the file,
+//! the line and the key.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/odseed/agent.toml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// File holding the API's bearer token; created with a random token (mode 0600) if missing.
+    pub token_file: PathBuf,
+    /// Where torrent content lives (seeded from, downloaded to).
+    pub data_dir: PathBuf,
+    /// Where the agent keeps what it must seed and the daemon's own files.
+    pub state_dir: PathBuf,
+    /// Largest `.torrent` accepted by `PUT`, in bytes.
+    pub max_torrent_bytes: u64,
+    /// Threads answering API requests.
+    pub workers: usize,
+    pub daemon: DaemonConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// The transmission-daemon executable (a name on PATH or a path).
+    pub program: PathBuf,
+    /// BitTorrent listening port.
+    pub peer_port: u16,
+    /// Local address for peer connections and tracker announces ("0.0.0.0" = any).
+    pub bind_address: IpAddr,
+    /// Port of the daemon's RPC on 127.0.0.1; 0 picks a free one at each start.
+    pub rpc_port: u16,
+    /// Transmission's disk cache, MiB (small on 512 MiB boards).
+    pub cache_mb: u32,
+    /// Peer connections, per torrent and overall.
+    pub peer_limit: u32,
+    /// Upload cap in KiB/s; 0 = no cap.
+    pub upload_kbps: u32,
+    /// Stop the daemon after this many seconds with nothing to seed (gives the RAM back).
+    pub idle_stop_secs: u64,
+    /// After SIGTERM, how long the daemon may take to exit before SIGKILL.
+    pub stop_grace_secs: u64,
+    /// Distributed hash table and local peer discovery (off: helpers serve a known swarm).
+    pub dht: bool,
+    pub lpd: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5050)),
+            token_file: PathBuf::from("/etc/odseed/token"),
+            data_dir: PathBuf::from("/var/lib/odseed/data"),
+            state_dir: PathBuf::from("/var/lib/odseed/state"),
+            max_torrent_bytes: 10 << 20,
+            workers: 2,
+            daemon: DaemonConfig::default(),
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            program: PathBuf::from("transmission-daemon"),
+            peer_port: 51413,
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            rpc_port: 0,
+            cache_mb: 4,
+            peer_limit: 50,
+            upload_kbps: 0,
+            idle_stop_secs: 300,
+            stop_grace_secs: 10,
+            dht: false,
+            lpd: false,
+        }
+    }
+}
+
+/// A config file that cannot be used, in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("config {}: cannot read: {e}", path.display())))?;
+        Config::parse(&text).map_err(|m| ConfigError(format!("config {}: {m}", path.display())))
+    }
+
+    /// Parses and validates TOML text; the error names the line and key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let empty = |p: &Path| p.as_os_str().is_empty();
+        for (key, p) in [("token_file", &self.token_file), ("data_dir", &self.data_dir), ("state_dir", &self.state_dir)] {
+            if empty(p) {
+                return Err(format!("`{key}` is empty"));
+            }
+        }
+        if self.data_dir == self.state_dir {
+            return Err("`data_dir` and `state_dir` must differ".into());
+        }
+        if self.max_torrent_bytes < 1024 {
+            return Err("`max_torrent_bytes` must be at least 1024".into());
+        }
+        if !(1..=64).contains(&self.workers) {
+            return Err("`workers` must be between 1 and 64".into());
+        }
+        let d = &self.daemon;
+        if empty(&d.program) {
+            return Err("`daemon.program` is empty".into());
+        }
+        if d.peer_port == 0 {
+            return Err("`daemon.peer_port` must be a port number (1-65535)".into());
+        }
+        if d.peer_limit == 0 {
+            return Err("`daemon.peer_limit` must be at least 1".into());
+        }
+        if !d.bind_address.is_ipv4() {
+            return Err("`daemon.bind_address` must be an IPv4 address".into());
+        }
+        Ok(())
+    }
+}
+
+/// One line from a TOML error: `line N: message`.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            let line_text = text.lines().nth(line - 1).unwrap_or_default();
+            match line_text.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty()) {
+                Some(key) if !msg.contains(key) => format!("line {line}, key `{key}`: {msg}"),
+                _ => format!("line {line}: {msg}"),
+            }
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn reads_every_key() {
+        let c = Config::parse(
+            r#"
+            listen = "127.0.0.1:6000"
+            token_file = "/t"
+            data_dir = "/d"
+            state_dir = "/s"
+            [daemon]
+            program = "/usr/bin/transmission-daemon"
+            peer_port = 6881
+            bind_address = "10.0.0.2"
+            cache_mb = 2
+            peer_limit = 20
+            upload_kbps = 100
+            idle_stop_secs = 5
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.daemon.peer_port, 6881);
+        assert_eq!(c.daemon.upload_kbps, 100);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let e = Config::parse("listen = \"x:1\"\n").unwrap_err();
+        assert!(e.starts_with("line 1, key `listen`:"), "{e}");
+        let e = Config::parse("\n[daemon]\npeer_prot = 1\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("peer_prot"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = Config::parse("[daemon]\npeer_port = 0\n").unwrap_err();
+        assert!(e.contains("daemon.peer_port"), "{e}");
+        let e = Config::parse("[daemon]\npeer_port = 70000\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(Config::parse("data_dir = \"/x\"\nstate_dir = \"/x\"\n").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! odseed-agent: the helper seeder's daemon, and the pieces the controller reuses.
+//!
+//! Reused by the controller: [`transmission`] (RPC client), [`wire`] (the agent API's types),
+//! [`infohash`], [`metainfo`], [`bencode`], [`fsutil`]. The agent's own: [`config`], [`api`],
+//! [`daemon`] (supervisor of transmission-daemon), [`state`] (desired state), [`metrics`].
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod bencode;
+pub mod config;
+pub mod daemon;
+pub mod fsutil;
+pub mod infohash;
+pub mod metainfo;
+pub mod metrics;
+pub mod state;
+pub mod token;
+pub mod transmission;
+pub mod wire;
+
+pub use infohash::InfoHash;
