@@ -74,8 +74,12 @@ impl Api {
         self.metrics.count(reply.status);
         let who = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         match failure {
-            Some(e) if e.status >= 500 => log::error!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message),
-            Some(e) => log::warn!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message),
+            Some(e) if e.status >= 500 => {
+                log::error!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message)
+            }
+            Some(e) => {
+                log::warn!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message)
+            }
             None => log::debug!("api: {} {} from {who}: {}", req.method(), req.url(), reply.status),
         }
         let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
@@ -109,7 +113,9 @@ impl Api {
             (["v1", "torrents", hash], m) => {
                 let hash = InfoHash::from_hex(hash).map_err(|e| err(400, "bad_info_hash", e.to_string()))?;
                 match m {
-                    Method::Get => self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash)),
+                    Method::Get => {
+                        self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash))
+                    }
                     Method::Put => self.put(req, hash),
                     Method::Delete => self.delete(hash),
                     _ => Err(method_not_allowed("GET, PUT, DELETE")),
@@ -147,7 +153,10 @@ impl Api {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        req.as_reader().take(max + 1).read_to_end(&mut body).map_err(|e| err(400, "bad_body", format!("cannot read the body: {e}")))?;
+        req.as_reader()
+            .take(max + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| err(400, "bad_body", format!("cannot read the body: {e}")))?;
         if body.len() as u64 > max {
             return Err(too_large());
         }
@@ -156,9 +165,16 @@ impl Api {
             _ => err(400, "bad_torrent", e.to_string()),
         })?;
         if meta.info_hash != hash {
-            return Err(err(400, "hash_mismatch", format!("the body's info hash is {}, the path's {hash}", meta.info_hash)));
+            return Err(err(
+                400,
+                "hash_mismatch",
+                format!("the body's info hash is {}, the path's {hash}", meta.info_hash),
+            ));
         }
-        let new = self.desired.insert(&meta, &body).map_err(|e| err(500, "state_write", format!("cannot record {hash}: {e}")))?;
+        let new = self
+            .desired
+            .insert(&meta, &body)
+            .map_err(|e| err(500, "state_write", format!("cannot record {hash}: {e}")))?;
         if new {
             log::info!("api: asked to seed {hash} ({})", meta.name);
             self.supervisor.notify();
@@ -189,14 +205,15 @@ impl Api {
             return Vec::new();
         }
         let hashes: Vec<InfoHash> = entries.iter().map(|(h, _)| *h).collect();
-        let live: HashMap<InfoHash, Value> = match self.supervisor.client().map(|c| c.torrent_get(Some(&hashes), FIELDS)) {
-            Some(Ok(list)) => list.into_iter().filter_map(|t| entry_hash(&t).map(|h| (h, t))).collect(),
-            Some(Err(e)) => {
-                log::warn!("api: cannot read the daemon's torrents: {e}");
-                HashMap::new()
-            }
-            None => HashMap::new(),
-        };
+        let live: HashMap<InfoHash, Value> =
+            match self.supervisor.client().map(|c| c.torrent_get(Some(&hashes), FIELDS)) {
+                Some(Ok(list)) => list.into_iter().filter_map(|t| entry_hash(&t).map(|h| (h, t))).collect(),
+                Some(Err(e)) => {
+                    log::warn!("api: cannot read the daemon's torrents: {e}");
+                    HashMap::new()
+                }
+                None => HashMap::new(),
+            };
         entries
             .into_iter()
             .map(|(h, e)| {
@@ -208,7 +225,8 @@ impl Api {
 
     fn metrics_text(&self) -> Reply {
         let torrents = self.torrents(None);
-        let snapshot = Snapshot { torrents: &torrents, daemon: self.supervisor.state(), restarts: self.supervisor.restarts() };
+        let snapshot =
+            Snapshot { torrents: &torrents, daemon: self.supervisor.state(), restarts: self.supervisor.restarts() };
         let body = self.metrics.render(&snapshot).into_bytes();
         Reply { status: 200, content_type: "text/plain; version=0.0.4", body, allow: None }
     }

@@ -140,17 +140,16 @@ impl<'a> Decoder<'a> {
             .iter()
             .position(|&c| c == end)
             .map(|i| start + i)
-            .ok_or_else(|| DecodeError { offset: self.input.len(), reason: "unexpected end of input" })?;
+            .ok_or(DecodeError { offset: self.input.len(), reason: "unexpected end of input" })?;
         let text = &self.input[start..stop];
         let digits = text.strip_prefix(b"-").unwrap_or(text);
-        let well_formed = !digits.is_empty()
-            && digits.iter().all(u8::is_ascii_digit)
-            && !(digits[0] == b'0' && digits.len() > 1)
-            && !(text[0] == b'-' && digits == b"0");
+        let leading_zero = digits.len() > 1 && digits[0] == b'0';
+        let negative_zero = digits == b"0" && text.len() == 2;
+        let well_formed =
+            !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) && !leading_zero && !negative_zero;
         if !well_formed {
             return Err(self.err("malformed integer"));
         }
-        // Safe: only ASCII digits and '-' are left.
         let n = std::str::from_utf8(text)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
@@ -234,8 +233,23 @@ mod tests {
     #[test]
     fn refuses_malformed_input_without_panicking() {
         let cases: &[&[u8]] = &[
-            b"", b"i", b"i-0e", b"i03e", b"ie", b"i1", b"5:abc", b"d", b"l", b"di1e1:ae", b"d1:a",
-            b"1:ab", b"x", b"-1:a", b"99999999999999999999:a", b"i99999999999999999999e", b"d1:ai1e1:ai2ee",
+            b"",
+            b"i",
+            b"i-0e",
+            b"i03e",
+            b"ie",
+            b"i1",
+            b"5:abc",
+            b"d",
+            b"l",
+            b"di1e1:ae",
+            b"d1:a",
+            b"1:ab",
+            b"x",
+            b"-1:a",
+            b"99999999999999999999:a",
+            b"i99999999999999999999e",
+            b"d1:ai1e1:ai2ee",
         ];
         for c in cases {
             assert!(decode(c).is_err(), "{:?} accepted", String::from_utf8_lossy(c));

@@ -114,7 +114,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let empty = |p: &Path| p.as_os_str().is_empty();
-        for (key, p) in [("token_file", &self.token_file), ("data_dir", &self.data_dir), ("state_dir", &self.state_dir)] {
+        for (key, p) in [("token_file", &self.token_file), ("data_dir", &self.data_dir), ("state_dir", &self.state_dir)]
+        {
             if empty(p) {
                 return Err(format!("`{key}` is empty"));
             }

@@ -12,7 +12,7 @@ use crate::infohash::InfoHash;
 use crate::state::Desired;
 use crate::transmission::{entry_hash, Client};
 use crate::wire::DaemonState;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The RPC user of every daemon odseed starts (the password is random per start).
+const RPC_USER: &str = "odseed";
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -164,6 +166,7 @@ fn supervise(shared: &Shared) {
     let mut retry_at: Option<Instant> = None;
     let mut idle_since: Option<Instant> = None;
     let mut reconcile_pending = true;
+    let mut verify_pending = false;
 
     loop {
         let dirty = {
@@ -186,7 +189,10 @@ fn supervise(shared: &Shared) {
 
         if let Some(r) = running.as_mut() {
             if let Ok(Some(status)) = r.child.try_wait() {
-                log::warn!("daemon: transmission-daemon exited unexpectedly ({status}); restarting in {}s", backoff.as_secs());
+                log::warn!(
+                    "daemon: transmission-daemon exited unexpectedly ({status}); restarting in {}s",
+                    backoff.as_secs()
+                );
                 running = None;
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
                 let _ = std::fs::remove_file(shared.settings.pid_file());
@@ -214,6 +220,7 @@ fn supervise(shared: &Shared) {
                         running = Some(r);
                         retry_at = None;
                         reconcile_pending = true;
+                        verify_pending = true;
                     }
                     Err(e) => {
                         log::warn!("daemon: {e}; retrying in {}s", backoff.as_secs());
@@ -233,8 +240,8 @@ fn supervise(shared: &Shared) {
 
         let Some(r) = running.as_mut() else { continue };
         if reconcile_pending {
-            match reconcile(shared, &r.client) {
-                Ok(()) => reconcile_pending = false,
+            match reconcile(shared, &r.client, verify_pending) {
+                Ok(()) => (reconcile_pending, verify_pending) = (false, false),
                 Err(e) => log::warn!("daemon: cannot bring the daemon's torrents up to date: {e}"),
             }
         }
@@ -257,8 +264,10 @@ fn supervise(shared: &Shared) {
 }
 
 /// Makes the daemon's torrents equal to the desired set: adds what is missing, removes (keeping the
-/// data) what is no longer wanted.
-fn reconcile(shared: &Shared, client: &Client) -> Result<(), crate::transmission::Error> {
+/// data) what is no longer wanted. After a start it also verifies every torrent the daemon holds as
+/// incomplete: after an unclean exit (a crash, kill -9) its resume files can say less than the data
+/// on disk holds, and it would download again what is there (a re-added torrent reuses them too).
+fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), crate::transmission::Error> {
     let have: BTreeSet<InfoHash> = client.torrent_get(None, &["hashString"])?.iter().filter_map(entry_hash).collect();
     let desired = shared.desired.snapshot();
     let data_dir = shared.settings.data_dir.to_string_lossy();
@@ -281,25 +290,39 @@ fn reconcile(shared: &Shared, client: &Client) -> Result<(), crate::transmission
         client.torrent_remove(&extra)?;
         extra.iter().for_each(|h| log::info!("daemon: stopped seeding {h}"));
     }
+    if after_start {
+        // Status 1 and 2: queued for or in verification already.
+        let stale: Vec<InfoHash> = client
+            .torrent_get(None, &["hashString", "percentDone", "status"])?
+            .iter()
+            .filter(|t| t["percentDone"].as_f64().unwrap_or(0.0) < 1.0 && !matches!(t["status"].as_i64(), Some(1 | 2)))
+            .filter_map(entry_hash)
+            .collect();
+        if !stale.is_empty() {
+            log::info!("daemon: verifying {} incomplete torrent(s) against the data on disk", stale.len());
+            client.torrent_verify(&stale)?;
+        }
+    }
     Ok(())
 }
 
-/// Writes settings.json (the daemon is stopped), spawns the daemon and waits until its RPC answers.
+/// Starts the agent's daemon and records its pid (for `stop_leftover`).
 fn spawn(s: &Settings) -> Result<Running, String> {
-    let d = &s.daemon;
-    let rpc_port = match d.rpc_port {
-        0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
-        p => p,
-    };
-    let password = random_hex(16).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-    let settings = json!({
-        "download-dir": s.data_dir,
+    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}))?;
+    let _ = std::fs::write(s.pid_file(), child.id().to_string());
+    Ok(Running { child, client, since: Instant::now() })
+}
+
+/// The settings.json odseed gives a transmission-daemon, plus `extra` keys (which win).
+pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password: &str, extra: &Value) -> Value {
+    let mut settings = json!({
+        "download-dir": data_dir,
         "incomplete-dir-enabled": false,
         "rpc-enabled": true,
         "rpc-bind-address": "127.0.0.1",
         "rpc-port": rpc_port,
         "rpc-authentication-required": true,
-        "rpc-username": "odseed",
+        "rpc-username": RPC_USER,
         "rpc-password": password,
         "rpc-whitelist-enabled": true,
         "rpc-whitelist": "127.0.0.1",
@@ -326,14 +349,35 @@ fn spawn(s: &Settings) -> Result<Running, String> {
         "message-level": 1,
         "umask": 18,
     });
-    let config_dir = s.config_dir();
-    write_atomic(&config_dir.join("settings.json"), settings.to_string().as_bytes(), 0o600)
-        .map_err(|e| format!("cannot write {}: {e}", config_dir.join("settings.json").display()))?;
+    if let (Some(map), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
+        map.extend(extra.clone());
+    }
+    settings
+}
+
+/// Writes settings.json into `config_dir` (the daemon must be stopped: it rewrites the file on exit),
+/// spawns transmission-daemon in the foreground and waits until its RPC answers. The child gets
+/// SIGTERM if the thread that launched it dies. Used by the agent and by the testbed's peers.
+pub fn launch(
+    d: &DaemonConfig,
+    data_dir: &Path,
+    config_dir: &Path,
+    extra: &Value,
+) -> Result<(Child, Arc<Client>), String> {
+    let rpc_port = match d.rpc_port {
+        0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
+        p => p,
+    };
+    let password = random_hex(16).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let settings = settings_json(d, data_dir, rpc_port, &password, extra);
+    let file = config_dir.join("settings.json");
+    std::fs::create_dir_all(config_dir)
+        .and_then(|()| write_atomic(&file, settings.to_string().as_bytes(), 0o600))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
 
     let mut cmd = Command::new(&d.program);
-    cmd.arg("--foreground").arg("--config-dir").arg(&config_dir);
+    cmd.arg("--foreground").arg("--config-dir").arg(config_dir);
     cmd.stdin(Stdio::null()).process_group(0);
-    // The daemon dies with its supervisor thread, even if the agent is killed with -9.
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     #[allow(unsafe_code)]
     unsafe {
@@ -345,41 +389,50 @@ fn spawn(s: &Settings) -> Result<Running, String> {
         });
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", d.program.display()))?;
-    let _ = std::fs::write(s.pid_file(), child.id().to_string());
 
     let url = format!("http://127.0.0.1:{rpc_port}/transmission/rpc");
-    let client = Arc::new(Client::new(&url, Some(("odseed", &password)), RPC_TIMEOUT));
+    let client = Arc::new(Client::new(&url, Some((RPC_USER, &password)), RPC_TIMEOUT));
     let deadline = Instant::now() + READY_DEADLINE;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("transmission-daemon exited during start ({status})"));
         }
         if client.session_get().is_ok() {
-            return Ok(Running { child, client, since: Instant::now() });
+            return Ok((child, client));
         }
         if Instant::now() >= deadline {
-            stop(&mut child, Duration::from_secs(2), &s.pid_file());
-            return Err(format!("transmission-daemon's RPC did not answer on 127.0.0.1:{rpc_port} within {}s", READY_DEADLINE.as_secs()));
+            stop_child(&mut child, Duration::from_secs(2));
+            return Err(format!(
+                "transmission-daemon's RPC did not answer on 127.0.0.1:{rpc_port} within {}s",
+                READY_DEADLINE.as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// SIGTERM, then SIGKILL after `grace`; reaps the child and removes its pid file.
+/// Stops the agent's daemon and removes its pid file.
 fn stop(child: &mut Child, grace: Duration, pid_file: &Path) {
+    stop_child(child, grace);
+    let _ = std::fs::remove_file(pid_file);
+}
+
+/// SIGTERM, then SIGKILL after `grace`; reaps the child. Safe to call on an exited child.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     signal(child.id(), libc::SIGTERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            let _ = std::fs::remove_file(pid_file);
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    log::warn!("daemon: transmission-daemon (pid {}) ignored SIGTERM for {}s; killing it", child.id(), grace.as_secs());
+    log::warn!("daemon: pid {} ignored SIGTERM for {}s; killing it", child.id(), grace.as_secs());
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_file(pid_file);
 }
 
 fn signal(pid: u32, sig: libc::c_int) {

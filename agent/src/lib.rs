@@ -1,12 +1,13 @@
 //! odseed-agent: the helper seeder's daemon, and the pieces the controller reuses.
 //!
-//! Reused by the controller: [`transmission`] (RPC client), [`wire`] (the agent API's types),
+//! Reused by the controller: [`transmission`] (RPC client), [`wire`] and [`client`] (the agent API),
 //! [`infohash`], [`metainfo`], [`bencode`], [`fsutil`]. The agent's own: [`config`], [`api`],
 //! [`daemon`] (supervisor of transmission-daemon), [`state`] (desired state), [`metrics`].
 #![deny(unsafe_code)]
 
 pub mod api;
 pub mod bencode;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod fsutil;

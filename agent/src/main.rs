@@ -91,15 +91,25 @@ fn run(cfg: Config) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{key} {}: cannot create: {e}", dir.display()))?;
     }
     let token = odseed_agent::token::load_or_create(&cfg.token_file)?;
-    let desired = Arc::new(Desired::open(&cfg.state_dir).map_err(|e| format!("state_dir {}: {e}", cfg.state_dir.display()))?);
+    let desired =
+        Arc::new(Desired::open(&cfg.state_dir).map_err(|e| format!("state_dir {}: {e}", cfg.state_dir.display()))?);
     if !desired.is_empty() {
         log::info!("restoring {} torrent(s) from {}", desired.len(), cfg.state_dir.display());
     }
     let server = tiny_http::Server::http(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let server = Arc::new(server);
-    let settings = Settings { daemon: cfg.daemon.clone(), data_dir: cfg.data_dir.clone(), state_dir: cfg.state_dir.clone() };
-    let supervisor = Arc::new(Supervisor::start(settings, desired.clone()).map_err(|e| format!("cannot start the supervisor: {e}"))?);
-    let api = Arc::new(Api { token, desired, supervisor: supervisor.clone(), metrics: Metrics::default(), max_torrent_bytes: cfg.max_torrent_bytes });
+    let settings =
+        Settings { daemon: cfg.daemon.clone(), data_dir: cfg.data_dir.clone(), state_dir: cfg.state_dir.clone() };
+    let supervisor = Arc::new(
+        Supervisor::start(settings, desired.clone()).map_err(|e| format!("cannot start the supervisor: {e}"))?,
+    );
+    let api = Arc::new(Api {
+        token,
+        desired,
+        supervisor: supervisor.clone(),
+        metrics: Metrics::default(),
+        max_torrent_bytes: cfg.max_torrent_bytes,
+    });
     log::info!("odseed-agent {} listening on {}", env!("CARGO_PKG_VERSION"), server.server_addr());
 
     let stopping = Arc::new(AtomicBool::new(false));

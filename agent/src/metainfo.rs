@@ -62,7 +62,10 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     let name = info.get("name").and_then(Value::as_bytes).ok_or_else(|| invalid("missing `info.name`"))?;
     let name = safe_component(name)?;
     let piece_length = positive(info.get("piece length"), "info.piece length")?;
-    let pieces = info.get("pieces").and_then(Value::as_bytes).ok_or_else(|| invalid("missing `info.pieces` (v2-only torrents are not supported)"))?;
+    let pieces = info
+        .get("pieces")
+        .and_then(Value::as_bytes)
+        .ok_or_else(|| invalid("missing `info.pieces` (v2-only torrents are not supported)"))?;
     if pieces.is_empty() || pieces.len() % 20 != 0 {
         return Err(invalid("`info.pieces` is not a non-empty multiple of 20 bytes"));
     }
@@ -97,7 +100,9 @@ fn multi_files(name: &str, list: &Value<'_>) -> Result<Vec<(PathBuf, u64)>, Meta
     for (i, f) in list.iter().enumerate() {
         let length = non_negative(f.get("length").unwrap_or(&Value::Int(-1)), "info.files[].length")?;
         let parts = f.get("path").and_then(Value::as_list);
-        let parts = parts.filter(|p| !p.is_empty()).ok_or_else(|| invalid(format!("`info.files[{i}].path` is missing or empty")))?;
+        let parts = parts
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| invalid(format!("`info.files[{i}].path` is missing or empty")))?;
         let mut path = PathBuf::from(name);
         for p in parts {
             let p = p.as_bytes().ok_or_else(|| invalid(format!("`info.files[{i}].path` holds a non-string")))?;
@@ -119,7 +124,9 @@ fn safe_component(raw: &[u8]) -> Result<String, MetainfoError> {
 }
 
 fn non_negative(v: &Value<'_>, field: &str) -> Result<u64, MetainfoError> {
-    v.as_int().and_then(|i| u64::try_from(i).ok()).ok_or_else(|| invalid(format!("`{field}` is not a non-negative integer")))
+    v.as_int()
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| invalid(format!("`{field}` is not a non-negative integer")))
 }
 
 fn positive(v: Option<&Value<'_>>, field: &str) -> Result<u64, MetainfoError> {
@@ -148,7 +155,12 @@ fn trackers(root: &Value<'_>) -> Vec<String> {
 }
 
 /// Builds a single-file torrent for the file at `content`, hashing it in `piece_length` pieces.
-pub fn create_single_file(content: &Path, name: &str, piece_length: u64, trackers: &[String]) -> std::io::Result<Vec<u8>> {
+pub fn create_single_file(
+    content: &Path,
+    name: &str,
+    piece_length: u64,
+    trackers: &[String],
+) -> std::io::Result<Vec<u8>> {
     let mut file = std::fs::File::open(content)?;
     let mut pieces = Vec::new();
     let mut buf = vec![0u8; piece_length as usize];

@@ -32,10 +32,16 @@ impl Metrics {
             let _ = writeln!(out, "odseed_agent_torrents{{state=\"{}\"}} {n}", state.as_str());
         }
         header(&mut out, "odseed_agent_uploaded_bytes", "gauge", "Bytes uploaded by the torrents now seeded.");
-        let _ = writeln!(out, "odseed_agent_uploaded_bytes {}", s.torrents.iter().map(|t| t.uploaded_bytes).sum::<u64>());
+        let _ =
+            writeln!(out, "odseed_agent_uploaded_bytes {}", s.torrents.iter().map(|t| t.uploaded_bytes).sum::<u64>());
         header(&mut out, "odseed_agent_daemon_up", "gauge", "1 while transmission-daemon runs.");
         let _ = writeln!(out, "odseed_agent_daemon_up {}", u8::from(s.daemon == DaemonState::Running));
-        header(&mut out, "odseed_agent_daemon_restarts_total", "counter", "Times transmission-daemon died and was restarted.");
+        header(
+            &mut out,
+            "odseed_agent_daemon_restarts_total",
+            "counter",
+            "Times transmission-daemon died and was restarted.",
+        );
         let _ = writeln!(out, "odseed_agent_daemon_restarts_total {}", s.restarts);
         header(&mut out, "odseed_agent_requests_total", "counter", "API requests answered, by status.");
         for (status, n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {

@@ -20,7 +20,9 @@ pub fn load_or_create(path: &Path) -> Result<String, String> {
             }
             Ok(token)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create(path).map_err(|e| format!("token file {}: cannot create: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create(path).map_err(|e| format!("token file {}: cannot create: {e}", path.display()))
+        }
         Err(e) => Err(format!("token file {}: cannot read: {e}", path.display())),
     }
 }

@@ -36,7 +36,9 @@ impl fmt::Display for Error {
             Error::Unauthorized { url } => write!(f, "Transmission RPC at {url} refused the username/password (401)"),
             Error::Status { url, status } => write!(f, "Transmission RPC at {url} answered HTTP {status}"),
             Error::Rpc { method, result } => write!(f, "Transmission RPC {method} failed: {result}"),
-            Error::BadAnswer { method, detail } => write!(f, "Transmission RPC {method} gave a malformed answer: {detail}"),
+            Error::BadAnswer { method, detail } => {
+                write!(f, "Transmission RPC {method} gave a malformed answer: {detail}")
+            }
         }
     }
 }
@@ -100,7 +102,10 @@ impl Client {
             match resp.status().as_u16() {
                 409 => {
                     let id = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-                    let id = id.ok_or_else(|| Error::BadAnswer { method: method.into(), detail: "409 without a session id".into() })?;
+                    let id = id.ok_or_else(|| Error::BadAnswer {
+                        method: method.into(),
+                        detail: "409 without a session id".into(),
+                    })?;
                     *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
                     continue;
                 }
@@ -108,7 +113,12 @@ impl Client {
                 200 => {}
                 status => return Err(Error::Status { url: self.url.clone(), status }),
             }
-            let text = resp.body_mut().with_config().limit(MAX_ANSWER_BYTES).read_to_string().map_err(|e| self.http_error(e))?;
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_ANSWER_BYTES)
+                .read_to_string()
+                .map_err(|e| self.http_error(e))?;
             return parse_answer(method, &text);
         }
         Err(Error::BadAnswer { method: method.into(), detail: "409 twice in a row".into() })
@@ -126,7 +136,8 @@ impl Client {
     /// `torrent-add` with the raw `.torrent` bytes, downloading to / seeding from `download_dir`.
     pub fn torrent_add(&self, metainfo: &[u8], download_dir: &str) -> Result<Added, Error> {
         let metainfo = base64::engine::general_purpose::STANDARD.encode(metainfo);
-        let args = self.call("torrent-add", json!({ "metainfo": metainfo, "download-dir": download_dir, "paused": false }))?;
+        let args =
+            self.call("torrent-add", json!({ "metainfo": metainfo, "download-dir": download_dir, "paused": false }))?;
         let (entry, new) = match (args.get("torrent-added"), args.get("torrent-duplicate")) {
             (Some(t), _) => (t, true),
             (None, Some(t)) => (t, false),
@@ -147,6 +158,12 @@ impl Client {
             Some(Value::Array(list)) => Ok(list),
             _ => Err(bad("torrent-get", "no `torrents` list")),
         }
+    }
+
+    /// `torrent-verify`: re-check the data on disk against the piece hashes.
+    pub fn torrent_verify(&self, ids: &[InfoHash]) -> Result<(), Error> {
+        let ids: Vec<String> = ids.iter().map(|h| h.to_string()).collect();
+        self.call("torrent-verify", json!({ "ids": ids })).map(drop)
     }
 
     /// `torrent-remove` keeping the data on disk.

@@ -1,0 +1,116 @@
+//! The v1 routes' success paths and auth.
+
+use crate::{code, send, torrent_in, world};
+use odseed_agent::wire::{DaemonState, TorrentState};
+use odseed_testbed::{wait_until, AgentOptions};
+use std::time::Duration;
+
+#[test]
+fn health_is_open_and_every_other_route_needs_the_token() {
+    let w = world("auth");
+    let agent = w.agent("a", &AgentOptions::default());
+    let (status, body) = send(&format!("{}/v1/health", agent.url), "GET", None, None);
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["daemon"].as_str(), health["torrents"].as_u64()),
+        (Some("ok"), Some("stopped"), Some(0))
+    );
+
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    for (method, path) in [
+        ("GET", "/v1/torrents".to_string()),
+        ("GET", format!("/v1/torrents/{hash}")),
+        ("PUT", format!("/v1/torrents/{hash}")),
+        ("DELETE", format!("/v1/torrents/{hash}")),
+        ("GET", "/metrics".into()),
+        ("GET", "/nowhere".into()),
+    ] {
+        for token in [None, Some("wrong-token-wrong-token"), Some(&agent.token[1..])] {
+            let (status, body) = send(&format!("{}{path}", agent.url), method, token, None);
+            assert_eq!((status, code(&body).as_str()), (401, "unauthorized"), "{method} {path} with {token:?}");
+        }
+    }
+    assert!(!agent.log().contains(&agent.token), "the token leaked into the log");
+}
+
+#[test]
+fn put_get_list_delete_and_put_is_idempotent() {
+    let w = world("routes");
+    let agent = w.agent("a", &AgentOptions::default());
+    let t = torrent_in(&agent.data_dir, "one.bin", 100_000);
+    let c = agent.client();
+    let hash = t.meta.info_hash;
+
+    let (torrent, new) = c.put(&hash, &t.bytes).unwrap();
+    assert!(new, "first PUT is 201");
+    assert_eq!((torrent.info_hash, torrent.name.as_str()), (hash, "one.bin"));
+    let (_, new) = c.put(&hash, &t.bytes).unwrap();
+    assert!(!new, "second PUT is 200");
+
+    let seeding = wait_until(Duration::from_secs(30), "state seeding", || {
+        c.get(&hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
+    })
+    .unwrap();
+    assert_eq!(seeding.percent_done, 1.0);
+    let list = c.list().unwrap();
+    assert_eq!(list.iter().map(|t| t.info_hash).collect::<Vec<_>>(), vec![hash]);
+    let health = c.health().unwrap();
+    assert_eq!((health.daemon, health.torrents), (DaemonState::Running, 1));
+
+    assert!(c.delete(&hash).unwrap(), "first DELETE is 204");
+    assert!(!c.delete(&hash).unwrap(), "second DELETE is 404");
+    assert_eq!(c.get(&hash).unwrap(), None);
+    assert!(c.list().unwrap().is_empty());
+    assert!(agent.data_dir.join("one.bin").exists(), "content stays on disk");
+    assert!(!agent.state_dir.join(format!("torrents/{hash}.torrent")).exists(), "desired state forgot it");
+}
+
+#[test]
+fn metrics_report_torrents_daemon_and_requests() {
+    let w = world("metrics");
+    let agent = w.agent("a", &AgentOptions::default());
+    let t = torrent_in(&agent.data_dir, "m.bin", 50_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    wait_until(Duration::from_secs(30), "seeding", || {
+        c.get(&t.meta.info_hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
+    })
+    .unwrap();
+    send(&format!("{}/v1/torrents", agent.url), "GET", None, None);
+    let (status, text) = send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
+    assert_eq!(status, 200);
+    for line in [
+        "odseed_agent_torrents{state=\"seeding\"} 1",
+        "odseed_agent_daemon_up 1",
+        "odseed_agent_daemon_restarts_total 0",
+        "odseed_agent_requests_total{status=\"201\"} 1",
+        "odseed_agent_requests_total{status=\"401\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[test]
+fn idle_daemon_is_stopped_and_started_again_on_demand() {
+    let w = world("idle");
+    let agent = w.agent("a", &AgentOptions { idle_stop_secs: 1, ..AgentOptions::default() });
+    let t = torrent_in(&agent.data_dir, "i.bin", 40_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    let pid = wait_until(Duration::from_secs(30), "the daemon to run", || agent.daemon_pid()).unwrap();
+    c.delete(&t.meta.info_hash).unwrap();
+    wait_until(Duration::from_secs(30), "the idle daemon to stop", || {
+        (c.health().ok()?.daemon == DaemonState::Stopped).then_some(())
+    })
+    .unwrap();
+    wait_until(Duration::from_secs(10), "the daemon process to be gone", || {
+        (!odseed_testbed::process::alive(pid)).then_some(())
+    })
+    .unwrap();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    wait_until(Duration::from_secs(30), "seeding again", || {
+        c.get(&t.meta.info_hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
+    })
+    .unwrap();
+}

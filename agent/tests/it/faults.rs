@@ -1,0 +1,100 @@
+//! Crashes and signals: nothing the agent was told to seed is lost, and no process is left behind.
+
+use crate::{torrent_in, world};
+use odseed_agent::client::AgentClient;
+use odseed_agent::wire::{DaemonState, TorrentState};
+use odseed_agent::InfoHash;
+use odseed_testbed::process::alive;
+use odseed_testbed::{wait_until, AgentOptions};
+use std::time::Duration;
+
+fn seeding(c: &AgentClient, hash: &InfoHash) {
+    wait_until(Duration::from_secs(60), &format!("{hash} to be seeding"), || {
+        c.get(hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_killed_daemon_is_restarted_and_seeds_again() {
+    let w = world("daemonkill");
+    let agent = w.agent("a", &AgentOptions::default());
+    let t = torrent_in(&agent.data_dir, "d.bin", 100_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    seeding(&c, &t.meta.info_hash);
+    let pid = agent.daemon_pid().expect("daemon pid");
+    unsafe_kill(pid, libc::SIGKILL);
+    let new_pid =
+        wait_until(Duration::from_secs(30), "a new daemon", || agent.daemon_pid().filter(|p| *p != pid)).unwrap();
+    assert_ne!(new_pid, pid);
+    seeding(&c, &t.meta.info_hash);
+    let (_, metrics) = crate::send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
+    assert!(metrics.lines().any(|l| l == "odseed_agent_daemon_restarts_total 1"), "{metrics}");
+}
+
+#[test]
+fn a_killed_agent_restores_every_torrent_when_started_again() {
+    let w = world("agentkill");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    let a = torrent_in(&agent.data_dir, "a.bin", 60_000);
+    let b = torrent_in(&agent.data_dir, "b.bin", 80_000);
+    let c = agent.client();
+    for t in [&a, &b] {
+        c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    }
+    seeding(&c, &a.meta.info_hash);
+    let old_daemon = agent.daemon_pid().expect("daemon pid");
+    agent.kill9();
+    agent.launch().unwrap();
+    let c = agent.client();
+    let mut listed: Vec<InfoHash> = c.list().unwrap().iter().map(|t| t.info_hash).collect();
+    listed.sort();
+    let mut want = vec![a.meta.info_hash, b.meta.info_hash];
+    want.sort();
+    assert_eq!(listed, want, "every torrent is restored");
+    seeding(&c, &a.meta.info_hash);
+    seeding(&c, &b.meta.info_hash);
+    assert!(!alive(old_daemon), "the old daemon is gone");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_and_leaves_no_process() {
+    let w = world("sigterm");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    let t = torrent_in(&agent.data_dir, "s.bin", 50_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    seeding(&c, &t.meta.info_hash);
+    let daemon = agent.daemon_pid().expect("daemon pid");
+    let status = agent.terminate(Duration::from_secs(30)).expect("the agent exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(!alive(daemon), "transmission-daemon {daemon} outlived the agent");
+    assert!(agent.log().contains("stopping transmission-daemon"));
+}
+
+#[test]
+fn a_missing_daemon_program_is_reported_and_retried_while_the_api_serves() {
+    let w = world("nodaemon");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    let text = std::fs::read_to_string(&agent.config)
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nprogram = \"/nonexistent/transmission-daemon\"\n");
+    std::fs::write(&agent.config, text).unwrap();
+    agent.kill9();
+    agent.launch().unwrap();
+    let t = torrent_in(&agent.data_dir, "n.bin", 10_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    wait_until(Duration::from_secs(20), "backoff", || (c.health().ok()?.daemon == DaemonState::Backoff).then_some(()))
+        .unwrap();
+    assert_eq!(c.get(&t.meta.info_hash).unwrap().unwrap().state, TorrentState::Queued);
+    assert!(agent.log().contains("cannot start /nonexistent/transmission-daemon"), "{}", agent.log());
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid the test just read from the agent's pid file and checked alive.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}

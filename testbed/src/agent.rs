@@ -1,0 +1,139 @@
+//! An `odseed-agent` process with its own config, token, data and state dirs, reached through the
+//! agent crate's own API client.
+
+use crate::process::Proc;
+use odseed_agent::client::AgentClient;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// What differs between agents in a test.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The host address its daemon binds to (peers and announces).
+    pub host: Ipv4Addr,
+    /// The API's address.
+    pub listen: Ipv4Addr,
+    pub idle_stop_secs: u64,
+    pub upload_kbps: u32,
+    pub max_torrent_bytes: u64,
+    pub stop_grace_secs: u64,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            host: Ipv4Addr::LOCALHOST,
+            listen: Ipv4Addr::LOCALHOST,
+            idle_stop_secs: 300,
+            upload_kbps: 0,
+            max_torrent_bytes: 1 << 20,
+            stop_grace_secs: 10,
+        }
+    }
+}
+
+pub struct Agent {
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub config: PathBuf,
+    pub url: String,
+    pub token: String,
+    bin: PathBuf,
+    proc: Option<Proc>,
+    starts: u32,
+}
+
+impl Agent {
+    /// Writes a config under `root` and starts the agent at `bin`; returns once `/v1/health` answers.
+    pub fn start(bin: &Path, root: &Path, o: &AgentOptions) -> Result<Agent, String> {
+        let (data_dir, state_dir) = (root.join("data"), root.join("state"));
+        std::fs::create_dir_all(&data_dir).map_err(|e| format!("agent dir: {e}"))?;
+        let port = crate::free_port(o.listen);
+        let config = root.join("agent.toml");
+        let text = format!(
+            "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n\
+             [daemon]\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
+            o.listen,
+            root.join("token").display(),
+            data_dir.display(),
+            state_dir.display(),
+            o.max_torrent_bytes,
+            o.host,
+            o.idle_stop_secs,
+            o.upload_kbps,
+            o.stop_grace_secs,
+        );
+        std::fs::write(&config, text).map_err(|e| format!("agent config: {e}"))?;
+        let mut agent = Agent {
+            root: root.to_path_buf(),
+            data_dir,
+            state_dir,
+            config,
+            url: format!("http://{}:{port}", o.listen),
+            token: String::new(),
+            bin: bin.to_path_buf(),
+            proc: None,
+            starts: 0,
+        };
+        agent.launch()?;
+        Ok(agent)
+    }
+
+    /// Starts (again) the agent process with the same config; waits for health.
+    pub fn launch(&mut self) -> Result<(), String> {
+        self.starts += 1;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--config").arg(&self.config).env("RUST_LOG", "odseed_agent=debug,info");
+        let log = self.root.join(format!("agent-{}.log", self.starts));
+        let mut proc = Proc::spawn("odseed-agent", cmd, &log)?;
+        let token_file = self.root.join("token");
+        let ready = crate::wait_until(Duration::from_secs(20), "the agent's /v1/health", || {
+            if let Some(s) = proc.exited() {
+                return Some(Err(format!("odseed-agent exited ({s}): {}", proc.log_tail(5))));
+            }
+            let token = std::fs::read_to_string(&token_file).ok()?.trim().to_string();
+            let client = AgentClient::new(&self.url, &token, Duration::from_secs(2));
+            client.health().ok().map(|_| Ok(token))
+        });
+        self.token = ready??;
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    /// An API client with the right token.
+    pub fn client(&self) -> AgentClient {
+        AgentClient::new(&self.url, &self.token, Duration::from_secs(15))
+    }
+
+    pub fn proc(&mut self) -> Option<&mut Proc> {
+        self.proc.as_mut()
+    }
+
+    /// The agent's whole log so far (this start).
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(Proc::log_text).unwrap_or_default()
+    }
+
+    /// The pid of the agent's transmission-daemon, while it runs.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.state_dir.join("daemon.pid")).ok()?.trim().parse().ok()?;
+        crate::process::alive(pid).then_some(pid)
+    }
+
+    /// Kills the agent with SIGKILL (its daemon gets SIGTERM from the kernel).
+    pub fn kill9(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.kill9();
+        }
+    }
+
+    /// SIGTERM and wait for the exit; the exit status, if it exited in time.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let p = self.proc.as_mut()?;
+        p.signal(libc::SIGTERM);
+        p.wait_exit(timeout)
+    }
+}

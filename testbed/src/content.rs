@@ -1,0 +1,49 @@
+//! Content to share: a file of pseudo-random bytes (fast, reproducible from a seed), and its torrent.
+
+use odseed_agent::metainfo::{self, Metainfo};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `size` pseudo-random bytes (xorshift64 from `seed`) to `path`.
+pub fn write_file(path: &Path, size: u64, seed: u64) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut x = seed | 1;
+    let mut left = size;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while left > 0 {
+        buf.clear();
+        while buf.len() < (1 << 16) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()
+}
+
+/// A torrent: its bytes and what they say.
+pub struct Made {
+    pub bytes: Vec<u8>,
+    pub meta: Metainfo,
+}
+
+/// Writes `dir/name` (`size` bytes) and makes its single-file torrent announcing to `trackers`.
+pub fn make(dir: &Path, name: &str, size: u64, seed: u64, trackers: &[String]) -> Result<Made, String> {
+    let path = dir.join(name);
+    write_file(&path, size, seed).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    torrent_for(&path, name, trackers)
+}
+
+/// The torrent of an existing file, in pieces of 256 KiB (or 32 KiB for small files).
+pub fn torrent_for(path: &Path, name: &str, trackers: &[String]) -> Result<Made, String> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let piece = if size < (8 << 20) { 32 << 10 } else { 256 << 10 };
+    let bytes = metainfo::create_single_file(path, name, piece, trackers)
+        .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
+    let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;
+    Ok(Made { bytes, meta })
+}

@@ -1,0 +1,72 @@
+//! A plain transmission-daemon (an origin seeder or a leecher), started the same way the agent
+//! starts its own (`odseed_agent::daemon::launch`), bound to one host address of the namespace.
+
+use odseed_agent::config::DaemonConfig;
+use odseed_agent::daemon::{launch, stop_child};
+use odseed_agent::transmission::Client;
+use odseed_agent::InfoHash;
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Peer {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub data_dir: PathBuf,
+    client: Arc<Client>,
+    child: Child,
+}
+
+impl Peer {
+    /// Starts a daemon under `dir/<name>` bound to `ip`, with `extra` settings.json keys
+    /// (e.g. `{"speed-limit-down": 500, "speed-limit-down-enabled": true}`).
+    pub fn start(dir: &Path, name: &str, ip: Ipv4Addr, extra: Value) -> Result<Peer, String> {
+        let root = dir.join(name);
+        let data_dir = root.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| format!("{name}: {e}"))?;
+        let d = DaemonConfig { peer_port: 51413, bind_address: ip.into(), ..DaemonConfig::default() };
+        let (child, client) =
+            launch(&d, &data_dir, &root.join("config"), &extra).map_err(|e| format!("{name}: {e}"))?;
+        Ok(Peer { name: name.to_string(), ip, data_dir, client, child })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Adds a torrent (seeding it if its content is already in `data_dir`).
+    pub fn add(&self, metainfo: &[u8]) -> Result<InfoHash, String> {
+        let dir = self.data_dir.to_string_lossy();
+        self.client.torrent_add(metainfo, &dir).map(|a| a.info_hash).map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    /// One field of one torrent, as JSON.
+    pub fn field(&self, hash: &InfoHash, field: &str) -> Option<Value> {
+        let list = self.client.torrent_get(Some(&[*hash]), &[field]).ok()?;
+        list.into_iter().next().and_then(|mut t| t.get_mut(field).map(Value::take))
+    }
+
+    /// 0.0 to 1.0.
+    pub fn percent_done(&self, hash: &InfoHash) -> f64 {
+        self.field(hash, "percentDone").and_then(|v| v.as_f64()).unwrap_or(0.0)
+    }
+
+    /// Transmission's status number (6 = seeding).
+    pub fn status(&self, hash: &InfoHash) -> Option<i64> {
+        self.field(hash, "status").and_then(|v| v.as_i64())
+    }
+
+    /// Asks for an announce now (the tracker's interval is long).
+    pub fn reannounce(&self, hash: &InfoHash) {
+        let _ = self.client.call("torrent-reannounce", json!({ "ids": [hash.to_string()] }));
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}

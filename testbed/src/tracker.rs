@@ -1,0 +1,50 @@
+//! opentracker (HTTP and UDP on one port) in a temp dir, with a whitelist of info hashes.
+
+use crate::process::Proc;
+use odseed_agent::InfoHash;
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub struct Tracker {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    proc: Proc,
+}
+
+impl Tracker {
+    /// Starts opentracker on `ip:port` (TCP and UDP) knowing only `hashes`; returns once it listens.
+    pub fn start(dir: &Path, ip: Ipv4Addr, port: u16, hashes: &[InfoHash]) -> Result<Tracker, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("tracker dir: {e}"))?;
+        let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
+        std::fs::write(dir.join("whitelist"), list).map_err(|e| format!("tracker whitelist: {e}"))?;
+        let mut cmd = Command::new("opentracker");
+        let port_s = port.to_string();
+        cmd.args(["-i", &ip.to_string(), "-p", &port_s, "-P", &port_s, "-w", "whitelist", "-d", "."]);
+        cmd.current_dir(dir);
+        let proc = Proc::spawn("opentracker", cmd, &dir.join("opentracker.log"))?;
+        let mut t = Tracker { ip, port, proc };
+        crate::wait_until(Duration::from_secs(10), "opentracker to listen", || {
+            if let Some(s) = t.proc.exited() {
+                return Some(Err(format!("opentracker exited ({s}): {}", t.proc.log_tail(5))));
+            }
+            TcpStream::connect_timeout(&(ip, port).into(), Duration::from_millis(200)).ok().map(|_| Ok(()))
+        })??;
+        Ok(t)
+    }
+
+    /// The HTTP announce URL.
+    pub fn announce_url(&self) -> String {
+        format!("http://{}:{}/announce", self.ip, self.port)
+    }
+
+    /// The UDP announce URL.
+    pub fn udp_url(&self) -> String {
+        format!("udp://{}:{}/announce", self.ip, self.port)
+    }
+
+    pub fn proc(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+}
