@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod fsutil;
+pub mod http1;
 pub mod infohash;
 pub mod metainfo;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! dashed field names). Owns the `X-Transmission-Session-Id` handshake (409 -> retry once with the new
 //! id) and Basic auth. Used by the agent for its own daemon and by the controller for the publisher's.
 
+use crate::http1;
 use crate::infohash::InfoHash;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -58,7 +59,7 @@ pub struct Client {
     url: String,
     authorization: Option<String>,
     session_id: Mutex<Option<String>>,
-    agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl fmt::Debug for Client {
@@ -74,12 +75,7 @@ impl Client {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
             format!("Basic {token}")
         });
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .build();
-        Client { url: url.to_string(), authorization, session_id: Mutex::new(None), agent: config.into() }
+        Client { url: url.to_string(), authorization, session_id: Mutex::new(None), timeout }
     }
 
     pub fn url(&self) -> &str {
@@ -91,41 +87,28 @@ impl Client {
         let body = json!({ "method": method, "arguments": arguments }).to_string();
         // One retry: the first call of a session (or after a daemon restart) gets 409 and the id.
         for _ in 0..2 {
-            let mut req = self.agent.post(&self.url).header("Content-Type", "application/json");
-            if let Some(id) = self.session_id.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                req = req.header(SESSION_HEADER, id);
+            let session = self.session_id.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(id) = &session {
+                headers.push((SESSION_HEADER, id));
             }
             if let Some(auth) = &self.authorization {
-                req = req.header("Authorization", auth);
+                headers.push(("Authorization", auth));
             }
-            let mut resp = req.send(&body).map_err(|e| self.http_error(e))?;
-            match resp.status().as_u16() {
+            let resp = http1::request("POST", &self.url, &headers, body.as_bytes(), self.timeout, MAX_ANSWER_BYTES)
+                .map_err(|e| Error::Http { url: self.url.clone(), detail: e.to_string() })?;
+            match resp.status {
                 409 => {
-                    let id = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-                    let id = id.ok_or_else(|| Error::BadAnswer {
-                        method: method.into(),
-                        detail: "409 without a session id".into(),
-                    })?;
+                    let id = resp.header(SESSION_HEADER).ok_or_else(|| bad(method, "409 without a session id"))?;
                     *self.session_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
                     continue;
                 }
                 401 => return Err(Error::Unauthorized { url: self.url.clone() }),
-                200 => {}
+                200 => return parse_answer(method, &String::from_utf8_lossy(&resp.body)),
                 status => return Err(Error::Status { url: self.url.clone(), status }),
             }
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(MAX_ANSWER_BYTES)
-                .read_to_string()
-                .map_err(|e| self.http_error(e))?;
-            return parse_answer(method, &text);
         }
-        Err(Error::BadAnswer { method: method.into(), detail: "409 twice in a row".into() })
-    }
-
-    fn http_error(&self, e: ureq::Error) -> Error {
-        Error::Http { url: self.url.clone(), detail: e.to_string() }
+        Err(bad(method, "409 twice in a row"))
     }
 
     /// `session-get`: the daemon's settings (used as a readiness probe too).
