@@ -263,6 +263,33 @@ mod tests {
     }
 
     #[test]
+    fn mutated_torrents_never_panic() {
+        let base = torrent(multi(&["sub", "f.txt"]));
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut m = base.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % m.len();
+                match next() % 3 {
+                    0 => m[i] = next() as u8,
+                    1 => m.truncate(i),
+                    _ => m.insert(i, b"0123456789:iedl-"[(next() % 16) as usize]),
+                }
+                if m.is_empty() {
+                    break;
+                }
+            }
+            let _ = parse(&m);
+        }
+    }
+
+    #[test]
     fn creates_torrents_it_can_read() {
         let dir = std::env::temp_dir().join(format!("odseed-meta-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -33,6 +33,12 @@ impl Desired {
         let mut entries = BTreeMap::new();
         for item in std::fs::read_dir(&dir)? {
             let path = item?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                // A write cut short by a crash: the rename never happened, so it was never acknowledged.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             if path.extension().and_then(|e| e.to_str()) != Some("torrent") {
                 continue;
             }
@@ -102,5 +108,45 @@ impl Desired {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bencode::Owned;
+
+    fn torrent(name: &str) -> (Metainfo, Vec<u8>) {
+        let info = Owned::dict([
+            ("name", Owned::str(name)),
+            ("length", Owned::Int(1)),
+            ("piece length", Owned::Int(16384)),
+            ("pieces", Owned::Bytes(vec![0; 20])),
+        ]);
+        let bytes = Owned::dict([("info", info)]).encode();
+        (metainfo::parse(&bytes).unwrap(), bytes)
+    }
+
+    #[test]
+    fn survives_reopening_and_sets_aside_what_it_cannot_read() {
+        let dir = std::env::temp_dir().join(format!("odseed-state-{}", crate::fsutil::random_hex(4).unwrap()));
+        let (a, a_bytes) = torrent("a");
+        let (b, b_bytes) = torrent("b");
+        {
+            let d = Desired::open(&dir).unwrap();
+            assert!(d.insert(&a, &a_bytes).unwrap());
+            assert!(!d.insert(&a, &a_bytes).unwrap());
+            assert!(d.insert(&b, &b_bytes).unwrap());
+            assert!(d.remove(&b.info_hash).unwrap());
+            assert!(!d.remove(&b.info_hash).unwrap());
+        }
+        let torrents = dir.join("torrents");
+        std::fs::write(torrents.join(format!("{}.torrent", b.info_hash)), b"corrupt").unwrap();
+        std::fs::write(torrents.join(".x.torrent.tmp-123"), b"half").unwrap();
+        let d = Desired::open(&dir).unwrap();
+        assert_eq!(d.snapshot().iter().map(|(h, _)| *h).collect::<Vec<_>>(), vec![a.info_hash]);
+        assert!(torrents.join(format!("{}.bad", b.info_hash)).exists(), "kept aside, not deleted");
+        assert!(!torrents.join(".x.torrent.tmp-123").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

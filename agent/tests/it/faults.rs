@@ -59,6 +59,21 @@ fn a_killed_agent_restores_every_torrent_when_started_again() {
 }
 
 #[test]
+fn killing_agent_and_daemon_together_loses_nothing() {
+    let w = world("bothkill");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    let t = torrent_in(&agent.data_dir, "k.bin", 90_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    let daemon = wait_until(Duration::from_secs(30), "the daemon", || agent.daemon_pid()).unwrap();
+    unsafe_kill(daemon, libc::SIGKILL);
+    agent.kill9();
+    wait_until(Duration::from_secs(10), "the daemon to die", || (!alive(daemon)).then_some(())).unwrap();
+    agent.launch().unwrap();
+    seeding(&agent.client(), &t.meta.info_hash);
+}
+
+#[test]
 fn sigterm_stops_the_daemon_and_leaves_no_process() {
     let w = world("sigterm");
     let mut agent = w.agent("a", &AgentOptions::default());

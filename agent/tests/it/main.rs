@@ -7,6 +7,7 @@ mod bad_input;
 mod config;
 mod faults;
 mod seeding;
+mod transmission;
 
 use odseed_agent::bencode::Owned;
 use odseed_agent::InfoHash;
