@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod fsutil;
 pub mod http1;
 pub mod infohash;
+pub mod launch;
 pub mod metainfo;
 pub mod metrics;
 pub mod state;

@@ -2,7 +2,7 @@
 //! starts its own (`odseed_agent::daemon::launch`), bound to one host address of the namespace.
 
 use odseed_agent::config::DaemonConfig;
-use odseed_agent::daemon::{launch, stop_child};
+use odseed_agent::launch::{launch, stop_child};
 use odseed_agent::transmission::Client;
 use odseed_agent::InfoHash;
 use serde_json::{json, Value};

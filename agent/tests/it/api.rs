@@ -1,7 +1,7 @@
 //! The v1 routes' success paths and auth.
 
 use crate::{code, send, torrent_in, world};
-use odseed_agent::wire::{DaemonState, TorrentState};
+use odseed_agent::wire::DaemonState;
 use odseed_testbed::{wait_until, AgentOptions};
 use std::time::Duration;
 
@@ -48,10 +48,7 @@ fn put_get_list_delete_and_put_is_idempotent() {
     let (_, new) = c.put(&hash, &t.bytes).unwrap();
     assert!(!new, "second PUT is 200");
 
-    let seeding = wait_until(Duration::from_secs(30), "state seeding", || {
-        c.get(&hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
-    })
-    .unwrap();
+    let seeding = crate::seeding(&c, &hash);
     assert_eq!(seeding.percent_done, 1.0);
     let list = c.list().unwrap();
     assert_eq!(list.iter().map(|t| t.info_hash).collect::<Vec<_>>(), vec![hash]);
@@ -73,10 +70,7 @@ fn metrics_report_torrents_daemon_and_requests() {
     let t = torrent_in(&agent.data_dir, "m.bin", 50_000);
     let c = agent.client();
     c.put(&t.meta.info_hash, &t.bytes).unwrap();
-    wait_until(Duration::from_secs(30), "seeding", || {
-        c.get(&t.meta.info_hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
-    })
-    .unwrap();
+    crate::seeding(&c, &t.meta.info_hash);
     send(&format!("{}/v1/torrents", agent.url), "GET", None, None);
     let (status, text) = send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
     assert_eq!(status, 200);
@@ -109,8 +103,5 @@ fn idle_daemon_is_stopped_and_started_again_on_demand() {
     })
     .unwrap();
     c.put(&t.meta.info_hash, &t.bytes).unwrap();
-    wait_until(Duration::from_secs(30), "seeding again", || {
-        c.get(&t.meta.info_hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
-    })
-    .unwrap();
+    crate::seeding(&c, &t.meta.info_hash);
 }

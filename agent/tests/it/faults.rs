@@ -1,19 +1,11 @@
 //! Crashes and signals: nothing the agent was told to seed is lost, and no process is left behind.
 
-use crate::{torrent_in, world};
-use odseed_agent::client::AgentClient;
+use crate::{seeding, torrent_in, world};
 use odseed_agent::wire::{DaemonState, TorrentState};
 use odseed_agent::InfoHash;
 use odseed_testbed::process::alive;
 use odseed_testbed::{wait_until, AgentOptions};
 use std::time::Duration;
-
-fn seeding(c: &AgentClient, hash: &InfoHash) {
-    wait_until(Duration::from_secs(60), &format!("{hash} to be seeding"), || {
-        c.get(hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
-    })
-    .unwrap();
-}
 
 #[test]
 fn a_killed_daemon_is_restarted_and_seeds_again() {

@@ -10,8 +10,10 @@ mod seeding;
 mod transmission;
 
 use odseed_agent::bencode::Owned;
+use odseed_agent::client::AgentClient;
+use odseed_agent::wire::{Torrent, TorrentState};
 use odseed_agent::InfoHash;
-use odseed_testbed::{content, Agent, AgentOptions, Netns, TempDir};
+use odseed_testbed::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
 use std::path::Path;
 use std::time::Duration;
 
@@ -48,6 +50,15 @@ pub fn raw_torrent(info: Owned) -> (InfoHash, Vec<u8>) {
     let raw = info.encode();
     let hash = InfoHash::from_bytes(sha1_smol::Sha1::from(&raw).digest().bytes());
     (hash, Owned::dict([("announce", Owned::str("http://10.77.0.1:6969/announce")), ("info", info)]).encode())
+}
+
+/// Waits until the agent reports `hash` as seeding; the session.
+pub fn seeding(c: &AgentClient, hash: &InfoHash) -> Torrent {
+    let what = format!("{hash} to be seeding");
+    wait_until(Duration::from_secs(60), &what, || {
+        c.get(hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
+    })
+    .unwrap_or_else(|e| panic!("{e}; last seen: {:?}", c.get(hash)))
 }
 
 /// Sends a request with an optional token; the status and body as text.

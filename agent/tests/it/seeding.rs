@@ -1,7 +1,6 @@
 //! Seeding for real: a leecher in the same namespace downloads the whole file from the agent.
 
 use crate::world;
-use odseed_agent::wire::TorrentState;
 use odseed_testbed::{content, wait_until, AgentOptions, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -23,10 +22,7 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
 
     let c = agent.client();
     c.put(&hash, &t.bytes).unwrap();
-    wait_until(Duration::from_secs(30), "the agent to seed", || {
-        c.get(&hash).ok().flatten().filter(|t| t.state == TorrentState::Seeding)
-    })
-    .unwrap();
+    crate::seeding(&c, &hash);
 
     let leecher = Peer::start(w.dir.path(), "leecher", leecher_ip, json!({})).unwrap();
     leecher.add(&t.bytes).unwrap();

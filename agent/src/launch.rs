@@ -1,0 +1,149 @@
+//! Starting and stopping one transmission-daemon: its settings.json (RPC on 127.0.0.1 with a
+//! random password), the spawn in the foreground, readiness by polling its RPC with a deadline, and
+//! a graceful stop (SIGTERM, then SIGKILL). Used by the agent's supervisor and the testbed's peers.
+
+use crate::config::DaemonConfig;
+use crate::fsutil::{random_hex, write_atomic};
+use crate::transmission::Client;
+use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The RPC user of every daemon odseed starts (the password is random per start).
+const RPC_USER: &str = "odseed";
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings.json odseed gives a transmission-daemon, plus `extra` keys (which win).
+pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password: &str, extra: &Value) -> Value {
+    let mut settings = json!({
+        "download-dir": data_dir,
+        "incomplete-dir-enabled": false,
+        "rpc-enabled": true,
+        "rpc-bind-address": "127.0.0.1",
+        "rpc-port": rpc_port,
+        "rpc-authentication-required": true,
+        "rpc-username": RPC_USER,
+        "rpc-password": password,
+        "rpc-whitelist-enabled": true,
+        "rpc-whitelist": "127.0.0.1",
+        "peer-port": d.peer_port,
+        "peer-port-random-on-start": false,
+        "port-forwarding-enabled": false,
+        "bind-address-ipv4": d.bind_address.to_string(),
+        "dht-enabled": d.dht,
+        "lpd-enabled": d.lpd,
+        "cache-size-mb": d.cache_mb,
+        "peer-limit-global": d.peer_limit,
+        "peer-limit-per-torrent": d.peer_limit,
+        "speed-limit-up": d.upload_kbps,
+        "speed-limit-up-enabled": d.upload_kbps > 0,
+        "ratio-limit-enabled": false,
+        "idle-seeding-limit-enabled": false,
+        "download-queue-enabled": false,
+        "seed-queue-enabled": false,
+        "queue-stalled-enabled": false,
+        "start-added-torrents": true,
+        "watch-dir-enabled": false,
+        "script-torrent-done-enabled": false,
+        "blocklist-enabled": false,
+        "message-level": 1,
+        "umask": 18,
+    });
+    if let (Some(map), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
+        map.extend(extra.clone());
+    }
+    settings
+}
+
+/// Writes settings.json into `config_dir` (the daemon must be stopped: it rewrites the file on exit),
+/// spawns transmission-daemon in the foreground and waits until its RPC answers. The child gets
+/// SIGTERM if the thread that launched it dies. Used by the agent and by the testbed's peers.
+pub fn launch(
+    d: &DaemonConfig,
+    data_dir: &Path,
+    config_dir: &Path,
+    extra: &Value,
+) -> Result<(Child, Arc<Client>), String> {
+    let rpc_port = match d.rpc_port {
+        0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
+        p => p,
+    };
+    let password = random_hex(16).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let settings = settings_json(d, data_dir, rpc_port, &password, extra);
+    let file = config_dir.join("settings.json");
+    std::fs::create_dir_all(config_dir)
+        .and_then(|()| write_atomic(&file, settings.to_string().as_bytes(), 0o600))
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+
+    let mut cmd = Command::new(&d.program);
+    cmd.arg("--foreground").arg("--config-dir").arg(config_dir);
+    cmd.stdin(Stdio::null()).process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", d.program.display()))?;
+
+    let url = format!("http://127.0.0.1:{rpc_port}/transmission/rpc");
+    let client = Arc::new(Client::new(&url, Some((RPC_USER, &password)), RPC_TIMEOUT));
+    let deadline = Instant::now() + READY_DEADLINE;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("transmission-daemon exited during start ({status})"));
+        }
+        if client.session_get().is_ok() {
+            return Ok((child, client));
+        }
+        if Instant::now() >= deadline {
+            stop_child(&mut child, Duration::from_secs(2));
+            return Err(format!(
+                "transmission-daemon's RPC did not answer on 127.0.0.1:{rpc_port} within {}s",
+                READY_DEADLINE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; reaps the child. Safe to call on an exited child.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    signal(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    log::warn!("daemon: pid {} ignored SIGTERM for {}s; killing it", child.id(), grace.as_secs());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends `sig` to `pid` (a child of ours, or a leftover daemon checked via /proc).
+pub fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory effects on this process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
