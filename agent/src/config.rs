@@ -147,7 +147,7 @@ impl Config {
 }
 
 /// One line from a TOML error: `line N: message`.
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', " ");
     match e.span() {
         Some(span) => {

@@ -1,29 +1,33 @@
-//! odseed: the controller. Its commands arrive with the controller issue; for now it explains itself.
+//! odseed: the controller. `main` parses the command line, sets up logging and maps errors to exit
+//! codes (0 normal end, 1 runtime failure, 2 usage or config error, 130 interrupted).
+
+mod cli;
+mod config;
+mod policy;
+mod tracker;
 
 use std::process::ExitCode;
 
-const HELP: &str = "\
-odseed: on-demand BitTorrent seeding. Watches a swarm and engages helper seeders (boards running
-odseed-agent, EC2 instances) while seeders per leecher are below a target.
-
-USAGE:
-    odseed run <TORRENT> <RATIO> [SEEDERS] [LEECHERS]   (not built yet)
-    odseed status | release | lab                        (not built yet)
-
-Only the agent (odseed-agent) is built so far.";
-
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None | Some("-h" | "--help" | "help") => {
-            println!("{HELP}");
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    match cli::parse(std::env::args().skip(1).collect()) {
+        Ok(cli::Command::Help) => {
+            println!("{}", cli::HELP);
             ExitCode::SUCCESS
         }
-        Some("-V" | "--version") => {
+        Ok(cli::Command::Version) => {
             println!("odseed {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some(other) => {
-            eprintln!("odseed: `{other}` is not built yet (try --help)");
+        Ok(_) => {
+            eprintln!("odseed: not built yet");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("odseed: {e}");
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,196 @@
+//! The command line: `odseed run|status|release` and their flags. Parsing only; no I/O.
+
+use std::path::PathBuf;
+
+pub const HELP: &str = "\
+odseed: on-demand BitTorrent seeding. Watches a torrent's swarm and, while seeders per leecher are
+below RATIO, engages helper seeders (boards running odseed-agent; EC2 instances later), then releases
+them when the swarm no longer needs them.
+
+USAGE:
+    odseed run <TORRENT> <RATIO> [SEEDERS LEECHERS] [OPTIONS]
+    odseed status [--json] [--config PATH]     every helper: reachable?, state, what it seeds
+    odseed release [--json] [--config PATH]    release every helper recorded in the ledger
+
+RUN ARGUMENTS:
+    TORRENT     a torrent's name in your Transmission, a .torrent file, or a 40-hex info hash
+    RATIO       target seeders per leecher, from 0 to 1 (1 = one seeder per leecher, .5 = one per two)
+    SEEDERS LEECHERS
+                replace the observed counts for the first round (for testing, as the original did)
+
+RUN OPTIONS:
+    --config PATH     config file (default $XDG_CONFIG_HOME/odseed/odseed.toml)
+    --interval SECS   seconds between rounds (default 60, or [policy] interval)
+    --max-time SECS   release everything and stop after this long (default 600)
+    --min-size BYTES  torrents smaller than this are not worth helping (default 52428800)
+    --once            one round (observe, decide, act), then release and exit
+    --dry-run         observe and decide, print what would be done, engage nothing
+    --json            one JSON object per line on stdout instead of human lines
+
+A run ends (exit 0, after releasing every helper) when: the publisher's client has no connected
+peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was met at the start
+(already_sufficient); the torrent is smaller than --min-size (too_small); --max-time passed
+(max_time); --once (once). Exit 1: a runtime failure (helpers released first). Exit 2: usage or
+config error. Ctrl-C or SIGTERM: helpers released, exit 130.
+
+Logs go to stderr (RUST_LOG sets the level; default info).";
+
+/// `odseed run`'s arguments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunArgs {
+    pub torrent: String,
+    pub ratio: f64,
+    /// The SEEDERS LEECHERS override.
+    pub counts: Option<(u32, u32)>,
+    pub config: Option<PathBuf>,
+    pub interval: Option<u64>,
+    pub max_time: Option<u64>,
+    pub min_size: Option<u64>,
+    pub once: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(RunArgs),
+    Status { config: Option<PathBuf>, json: bool },
+    Release { config: Option<PathBuf>, json: bool },
+    Help,
+    Version,
+}
+
+/// Parses `args` (without the program name). The error is one line for the user.
+pub fn parse(args: Vec<String>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut sub: Option<String> = None;
+    let mut positional: Vec<String> = Vec::new();
+    let mut run = RunArgs::default();
+    let mut help = false;
+    let e = |err: lexopt::Error| err.to_string();
+    while let Some(arg) = p.next().map_err(e)? {
+        match arg {
+            Short('h') | Long("help") => help = true,
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("config") => run.config = Some(p.value().map_err(e)?.into()),
+            Long("json") => run.json = true,
+            Long("once") => run.once = true,
+            Long("dry-run") => run.dry_run = true,
+            Long("interval") => run.interval = Some(number(&p.value().map_err(e)?.string().map_err(e)?, "--interval")?),
+            Long("max-time") => run.max_time = Some(number(&p.value().map_err(e)?.string().map_err(e)?, "--max-time")?),
+            Long("min-size") => run.min_size = Some(number(&p.value().map_err(e)?.string().map_err(e)?, "--min-size")?),
+            Value(v) => {
+                let v = v.string().map_err(e)?;
+                if sub.is_none() {
+                    sub = Some(v);
+                } else {
+                    positional.push(v);
+                }
+            }
+            // A negative RATIO such as -0.1 looks like a flag; give the useful error.
+            Short(c) if c.is_ascii_digit() || c == '.' => {
+                return Err("RATIO must be a number from 0 to 1 (it is negative)".into())
+            }
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    if help {
+        return Ok(Command::Help);
+    }
+    let only_json = |run: &RunArgs, name: &str| -> Result<(), String> {
+        let extra =
+            run.once || run.dry_run || run.interval.is_some() || run.max_time.is_some() || run.min_size.is_some();
+        if extra || !positional.is_empty() {
+            return Err(format!("`odseed {name}` takes only --json and --config"));
+        }
+        Ok(())
+    };
+    match sub.as_deref() {
+        None => Ok(Command::Help),
+        Some("help") => Ok(Command::Help),
+        Some("run") => {
+            let (torrent, ratio) = match positional.as_slice() {
+                [t, r, ..] => (t.clone(), r.clone()),
+                _ => return Err("`odseed run` needs TORRENT and RATIO (try --help)".into()),
+            };
+            run.torrent = torrent;
+            run.ratio = ratio_arg(&ratio)?;
+            run.counts = match &positional[2..] {
+                [] => None,
+                [s, l] => Some((count(s, "SEEDERS")?, count(l, "LEECHERS")?)),
+                _ => return Err("give both SEEDERS and LEECHERS, or neither".into()),
+            };
+            if run.interval == Some(0) {
+                return Err("--interval must be at least 1 second".into());
+            }
+            Ok(Command::Run(run))
+        }
+        Some("status") => only_json(&run, "status").map(|()| Command::Status { config: run.config, json: run.json }),
+        Some("release") => only_json(&run, "release").map(|()| Command::Release { config: run.config, json: run.json }),
+        Some(other) => Err(format!("unknown command `{other}` (try --help)")),
+    }
+}
+
+fn ratio_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("RATIO must be a number from 0 to 1, got {s:?}")),
+    }
+}
+
+fn count(s: &str, what: &str) -> Result<u32, String> {
+    s.parse().map_err(|_| format!("{what} must be a whole number, got {s:?}"))
+}
+
+fn number(s: &str, flag: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("{flag} takes a whole number, got {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_originals_command_lines() {
+        let Command::Run(r) = parse(args("run filename.txt 1")).unwrap() else { panic!() };
+        assert_eq!((r.torrent.as_str(), r.ratio, r.counts), ("filename.txt", 1.0, None));
+        let Command::Run(r) = parse(args("run filename.txt .5 3 8 --once --json")).unwrap() else { panic!() };
+        assert_eq!((r.ratio, r.counts, r.once, r.json), (0.5, Some((3, 8)), true, true));
+        let Command::Run(r) =
+            parse(args("run --config /c x 0 --interval 5 --max-time 9 --min-size 1 --dry-run")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.config, r.interval, r.max_time, r.min_size, r.dry_run),
+            (Some("/c".into()), Some(5), Some(9), Some(1), true)
+        );
+    }
+
+    #[test]
+    fn bad_ratios_and_counts_are_refused_with_a_clear_line() {
+        for bad in ["run f 1.5", "run f -0.1", "run f abc", "run f NaN", "run f inf", "run f"] {
+            let e = parse(args(bad)).unwrap_err();
+            assert!(e.contains("RATIO"), "{bad}: {e}");
+        }
+        assert!(parse(args("run f .5 3")).unwrap_err().contains("both SEEDERS and LEECHERS"));
+        assert!(parse(args("run f .5 3 x")).unwrap_err().contains("LEECHERS"));
+        assert!(parse(args("run f .5 --interval 0")).is_err());
+        assert!(parse(args("run f .5 --bogus")).is_err());
+        assert!(parse(args("frobnicate")).unwrap_err().contains("unknown command"));
+        assert!(parse(args("status --once")).is_err());
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(parse(args("status --json")).unwrap(), Command::Status { config: None, json: true });
+        assert_eq!(parse(args("release")).unwrap(), Command::Release { config: None, json: false });
+        assert_eq!(parse(args("")).unwrap(), Command::Help);
+        assert_eq!(parse(args("run --help")).unwrap(), Command::Help);
+    }
+}

@@ -1,0 +1,217 @@
+//! The controller's config: TOML at `--config PATH` or `$XDG_CONFIG_HOME/odseed/odseed.toml`.
+//! Secrets (the Transmission password, the boards' tokens) come from files it names, read here once.
+//! Relative paths are relative to the config file; `~/` is the home directory.
+
+use crate::policy::Placement;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const EXAMPLE: &str = r#"[transmission]                    # your own seeder (omit to scrape the trackers instead)
+url = "http://127.0.0.1:9091/transmission/rpc"
+
+[[board]]                         # one per helper running odseed-agent
+name = "pi1"
+url = "http://192.168.1.20:5050"
+token_file = "pi1.token"          # the agent's token, copied from the board"#;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub transmission: Option<TransmissionConfig>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default, rename = "board")]
+    pub boards: Vec<BoardConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransmissionConfig {
+    #[serde(default = "default_rpc_url")]
+    pub url: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Read from `password_file` at load; never printed.
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub interval: u64,
+    pub max_time: u64,
+    pub min_size: u64,
+    pub cooldown: u64,
+    pub placement: PlacementName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementName {
+    Fill,
+    Seed,
+}
+
+impl From<PlacementName> for Placement {
+    fn from(p: PlacementName) -> Placement {
+        match p {
+            PlacementName::Fill => Placement::Fill,
+            PlacementName::Seed => Placement::Seed,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    pub name: String,
+    pub url: String,
+    pub token_file: PathBuf,
+    /// Read from `token_file` at load; never printed.
+    #[serde(skip)]
+    pub token: String,
+}
+
+impl fmt::Debug for BoardConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoardConfig").field("name", &self.name).field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+fn default_rpc_url() -> String {
+    "http://127.0.0.1:9091/transmission/rpc".into()
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { interval: 60, max_time: 600, min_size: 50 << 20, cooldown: 120, placement: PlacementName::Fill }
+    }
+}
+
+/// The default config path: `$XDG_CONFIG_HOME/odseed/odseed.toml` (or `~/.config/...`).
+pub fn default_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".config"));
+    base.join("odseed").join("odseed.toml")
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Loads, validates and reads the secret files. The error is for the user (exit 2).
+pub fn load(path: &Path) -> Result<Config, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("no config at {} (pass --config PATH). A minimal one:\n\n{EXAMPLE}\n", path.display()));
+        }
+        Err(e) => return Err(format!("config {}: cannot read: {e}", path.display())),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base).map_err(|m| format!("config {}: {m}", path.display()))
+}
+
+/// Parses TOML `text`, resolving relative paths against `base`.
+pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
+    let mut cfg: Config = toml::from_str(text).map_err(|e| odseed_agent::config::toml_error(text, &e))?;
+    if cfg.policy.interval == 0 {
+        return Err("`policy.interval` must be at least 1".into());
+    }
+    if let Some(t) = cfg.transmission.as_mut() {
+        check_url(&t.url, "transmission.url")?;
+        if let Some(file) = &t.password_file {
+            let file = resolve(base, file);
+            t.password = Some(read_secret(&file).map_err(|e| format!("`transmission.password_file` {e}"))?);
+        }
+    }
+    for (i, b) in cfg.boards.iter_mut().enumerate() {
+        if b.name.trim().is_empty() {
+            return Err(format!("board {}: `name` is empty", i + 1));
+        }
+        check_url(&b.url, &format!("board {}: `url`", b.name))?;
+        b.token_file = resolve(base, &b.token_file);
+        b.token = read_secret(&b.token_file).map_err(|e| format!("board {}: `token_file` {e}", b.name))?;
+    }
+    let mut names: Vec<&str> = cfg.boards.iter().map(|b| b.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("two boards are named {:?}", w[0]));
+    }
+    Ok(cfg)
+}
+
+fn check_url(url: &str, key: &str) -> Result<(), String> {
+    let ok = ["http://", "https://"].iter().any(|s| url.strip_prefix(s).is_some_and(|rest| !rest.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{key} must be an http:// or https:// URL, got {url:?}"))
+    }
+}
+
+/// `~/x` -> home/x; relative -> base/x.
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => home().join(rest),
+        Err(_) if p.is_relative() => base.join(p),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+fn read_secret(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with_token() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("odseed-cfg-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("pi1.token"), "secret-token-secret\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn the_example_parses_and_reads_the_token() {
+        let d = dir_with_token();
+        let c = parse(EXAMPLE, &d).unwrap();
+        assert_eq!(c.boards[0].token, "secret-token-secret");
+        assert_eq!(c.boards[0].token_file, d.join("pi1.token"));
+        assert_eq!(c.policy, PolicyConfig::default());
+        assert!(!format!("{c:?}").contains("secret-token"), "Debug must not show the token");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn bad_configs_name_what_is_wrong() {
+        let d = dir_with_token();
+        let cases = [
+            ("[policy]\nplacement = \"random\"\n", "placement"),
+            ("[policy]\nintervall = 5\n", "intervall"),
+            ("[policy]\ninterval = 0\n", "policy.interval"),
+            ("[[board]]\nname = \"a\"\nurl = \"ftp://x\"\ntoken_file = \"pi1.token\"\n", "board a: `url`"),
+            ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"missing\"\n", "board a: `token_file`"),
+            ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\n[[board]]\nname = \"a\"\nurl = \"http://y\"\ntoken_file = \"pi1.token\"\n", "two boards"),
+            ("[transmission]\nurl = \"localhost\"\n", "transmission.url"),
+            ("[transmission]\npassword_file = \"nope\"\n", "password_file"),
+        ];
+        for (text, needle) in cases {
+            let e = parse(text, &d).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -1,0 +1,251 @@
+//! The decision, pure: from an observation of the swarm and the state of our helpers, how many helpers
+//! the swarm needs now, and whether the run is over. No I/O; tested by tables.
+//!
+//! The original's semantics, fixed: natural seeders are the seen seeders minus our helpers that seed
+//! (a helper still downloading is taken off the leechers); leechers > 0 and natural/leechers < ratio
+//! means helpers are needed: ceil(leechers * ratio) - natural, capped by capacity. Scale up at once,
+//! down only after `cooldown`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Where new helpers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Healthy boards first (they are free), EC2 for the rest.
+    Fill,
+    /// The original rule: fewer than 3 needed -> boards, else EC2; never both.
+    Seed,
+}
+
+/// Why a run ends normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The publisher's own client has no connected peer.
+    NoPeers,
+    /// Natural seeders alone meet the ratio (helpers are no longer needed).
+    RatioMet,
+    /// The ratio was met at the start: nothing to do.
+    AlreadySufficient,
+    /// The torrent is smaller than `min_size`: not worth helping.
+    TooSmall,
+    /// `max_time` has passed.
+    MaxTime,
+    /// `--once`: one round done.
+    Once,
+}
+
+impl ExitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::NoPeers => "no_peers",
+            ExitReason::RatioMet => "ratio_met",
+            ExitReason::AlreadySufficient => "already_sufficient",
+            ExitReason::TooSmall => "too_small",
+            ExitReason::MaxTime => "max_time",
+            ExitReason::Once => "once",
+        }
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The run's fixed settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Target seeders per leecher, in [0, 1].
+    pub ratio: f64,
+    pub min_size: u64,
+    pub max_time: Duration,
+    pub cooldown: Duration,
+}
+
+/// What the swarm looks like this round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Seeders seen (our helpers included, if the tracker counts them).
+    pub seeders: u32,
+    /// Leechers seen (our downloading helpers included).
+    pub leechers: u32,
+    /// Peers connected to the publisher's own client, when it is observed.
+    pub peers_connected: Option<u32>,
+    /// The torrent's size, when known.
+    pub size: Option<u64>,
+}
+
+/// Our helpers, as far as the policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Helpers {
+    /// Engaged helpers that seed (counted by the tracker as seeders).
+    pub seeding: u32,
+    /// Engaged helpers still downloading (counted as leechers).
+    pub downloading: u32,
+    /// All engaged helpers.
+    pub engaged: u32,
+    /// How many helpers there could be in all (engaged + healthy idle ones).
+    pub capacity: u32,
+}
+
+/// Where in the run we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Clock {
+    pub first_round: bool,
+    pub elapsed: Duration,
+    /// Since helpers were last engaged or released.
+    pub since_change: Duration,
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Exit(ExitReason),
+    Hold,
+    Engage(u32),
+    Release(u32),
+}
+
+/// The policy's view of a round: the numbers it used and its decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub natural: u32,
+    pub leechers: u32,
+    /// natural / leechers (None when there are no leechers).
+    pub ratio: Option<f64>,
+    /// Helpers wanted now (after the cap).
+    pub needed: u32,
+    pub action: Action,
+}
+
+/// Decides one round.
+pub fn decide(p: &Params, c: &Counts, h: &Helpers, clock: &Clock) -> Decision {
+    let natural = c.seeders.saturating_sub(h.seeding);
+    let leechers = c.leechers.saturating_sub(h.downloading);
+    let ratio = (leechers > 0).then(|| f64::from(natural) / f64::from(leechers));
+    let met = ratio.is_none_or(|r| r >= p.ratio);
+    let want = (f64::from(leechers) * p.ratio).ceil() as u32;
+    let needed = if met { 0 } else { want.saturating_sub(natural).min(h.capacity) };
+    let decision = |action| Decision { natural, leechers, ratio, needed, action };
+
+    if clock.first_round && c.size.is_some_and(|s| s < p.min_size) {
+        return decision(Action::Exit(ExitReason::TooSmall));
+    }
+    if c.peers_connected == Some(0) {
+        return decision(Action::Exit(ExitReason::NoPeers));
+    }
+    if met {
+        let reason = if clock.first_round { ExitReason::AlreadySufficient } else { ExitReason::RatioMet };
+        return decision(Action::Exit(reason));
+    }
+    if clock.elapsed >= p.max_time {
+        return decision(Action::Exit(ExitReason::MaxTime));
+    }
+    let action = if needed > h.engaged {
+        Action::Engage(needed - h.engaged)
+    } else if needed < h.engaged && clock.since_change >= p.cooldown {
+        Action::Release(h.engaged - needed)
+    } else {
+        Action::Hold
+    };
+    decision(action)
+}
+
+/// How many of `n` new helpers come from boards and how many from EC2, given what is free.
+/// `total` is how many helpers the swarm needs in all (the `seed` rule looks at it).
+pub fn place(placement: Placement, n: u32, total: u32, free_boards: u32, free_ec2: u32) -> (u32, u32) {
+    match placement {
+        Placement::Fill => {
+            let boards = n.min(free_boards);
+            (boards, (n - boards).min(free_ec2))
+        }
+        Placement::Seed if total < 3 => (n.min(free_boards), 0),
+        Placement::Seed => (0, n.min(free_ec2)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn params(ratio: f64) -> Params {
+        Params { ratio, min_size: 50 << 20, max_time: 10 * MIN, cooldown: 2 * MIN }
+    }
+
+    fn counts(seeders: u32, leechers: u32) -> Counts {
+        Counts { seeders, leechers, peers_connected: None, size: Some(100 << 20) }
+    }
+
+    fn helpers(seeding: u32, engaged: u32, capacity: u32) -> Helpers {
+        Helpers { seeding, downloading: 0, engaged, capacity }
+    }
+
+    fn first() -> Clock {
+        Clock { first_round: true, elapsed: Duration::ZERO, since_change: Duration::ZERO }
+    }
+
+    fn later(elapsed_min: u32, since_change_min: u32) -> Clock {
+        Clock { first_round: false, elapsed: elapsed_min * MIN, since_change: since_change_min * MIN }
+    }
+
+    #[test]
+    fn the_table() {
+        use Action::*;
+        use ExitReason::*;
+        #[rustfmt::skip]
+        let cases: &[(&str, f64, Counts, Helpers, Clock, u32, Action)] = &[
+            // README: `filename.txt 1` — one seeder per leecher.
+            ("ratio 1, 1 seeder, 4 leechers", 1.0, counts(1, 4), helpers(0, 0, 10), first(), 3, Engage(3)),
+            // README: `.5 3 8` — 3 seeders, 8 leechers, 1 per 2: ceil(4) - 3 = 1.
+            ("ratio .5, 3 seeders, 8 leechers", 0.5, counts(3, 8), helpers(0, 0, 10), first(), 1, Engage(1)),
+            ("already sufficient", 0.5, counts(4, 8), helpers(0, 0, 10), first(), 0, Exit(AlreadySufficient)),
+            ("zero leechers at start", 0.5, counts(1, 0), helpers(0, 0, 10), first(), 0, Exit(AlreadySufficient)),
+            ("zero leechers later", 0.5, counts(3, 0), helpers(2, 2, 10), later(3, 3), 0, Exit(RatioMet)),
+            ("ratio 0 never needs help", 0.0, counts(0, 9), helpers(0, 0, 10), first(), 0, Exit(AlreadySufficient)),
+            ("too small", 0.5, Counts { size: Some(1 << 20), ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Exit(TooSmall)),
+            ("size unknown is not too small", 0.5, Counts { size: None, ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Engage(4)),
+            ("no peers on the publisher", 0.5, Counts { peers_connected: Some(0), ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Exit(NoPeers)),
+            // The tracker counts our 3 seeding helpers: natural = 5 - 3 = 2 < 4 -> still need 2 (have 3).
+            ("helpers counted by the tracker", 0.5, counts(5, 8), helpers(3, 3, 10), later(2, 1), 2, Hold),
+            ("release after cooldown", 0.5, counts(5, 8), helpers(3, 3, 10), later(4, 3), 2, Release(1)),
+            ("natural seeders alone meet it", 0.5, counts(7, 8), helpers(3, 3, 10), later(4, 1), 0, Exit(RatioMet)),
+            ("a downloading helper is not a leecher", 0.5, Counts { leechers: 9, ..counts(2, 9) }, Helpers { seeding: 0, downloading: 1, engaged: 1, capacity: 10 }, later(1, 1), 2, Engage(1)),
+            ("capped by capacity", 1.0, counts(0, 20), helpers(0, 0, 3), first(), 3, Engage(3)),
+            ("no capacity", 1.0, counts(0, 20), helpers(0, 0, 0), first(), 0, Hold),
+            ("max time", 0.5, counts(0, 8), helpers(2, 2, 10), later(10, 1), 4, Exit(MaxTime)),
+            ("scale up at once", 0.5, counts(4, 12), helpers(2, 2, 10), later(1, 0), 4, Engage(2)),
+            ("more helpers seen than seeders", 0.5, counts(1, 8), helpers(3, 3, 10), later(1, 0), 4, Engage(1)),
+        ];
+        for (name, ratio, c, h, clock, needed, action) in cases {
+            let d = decide(&params(*ratio), c, h, clock);
+            assert_eq!((d.needed, d.action), (*needed, *action), "{name}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn ratio_is_natural_over_leechers() {
+        let d = decide(&params(0.5), &counts(5, 8), &helpers(3, 3, 10), &later(1, 1));
+        assert_eq!((d.natural, d.leechers, d.ratio), (2, 8, Some(0.25)));
+    }
+
+    #[test]
+    fn placements() {
+        #[rustfmt::skip]
+        let cases = [
+            (Placement::Fill, 3, 3, 2, 10, (2, 1)),
+            (Placement::Fill, 3, 3, 5, 10, (3, 0)),
+            (Placement::Fill, 5, 5, 1, 2, (1, 2)),
+            (Placement::Seed, 2, 2, 5, 10, (2, 0)),
+            (Placement::Seed, 2, 2, 1, 10, (1, 0)),
+            (Placement::Seed, 3, 3, 5, 10, (0, 3)),
+            (Placement::Seed, 1, 4, 5, 10, (0, 1)),
+        ];
+        for (placement, n, total, boards, ec2, want) in cases {
+            assert_eq!(place(placement, n, total, boards, ec2), want, "{placement:?} n={n} total={total}");
+        }
+    }
+}
