@@ -1,34 +1,123 @@
-//! odseed: the controller. `main` parses the command line, sets up logging and maps errors to exit
-//! codes (0 normal end, 1 runtime failure, 2 usage or config error, 130 interrupted).
+//! odseed: the controller. `main` parses the command line, sets up logging and signals, and maps
+//! outcomes to exit codes in one place: 0 a normal end, 1 a runtime failure (helpers released
+//! first), 2 a usage or config error, 130 interrupted (Ctrl-C / SIGTERM, helpers released first).
 
 mod cli;
 mod config;
+mod helpers;
+mod ledger;
+mod observe;
+mod output;
 mod policy;
+mod release;
+mod run;
+mod status;
+mod target;
 mod tracker;
 
+use cli::Command;
+use ledger::Ledger;
+use output::Printer;
 use std::process::ExitCode;
+use std::sync::mpsc;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
         .format_target(false)
         .init();
-    match cli::parse(std::env::args().skip(1).collect()) {
-        Ok(cli::Command::Help) => {
+    let command = match cli::parse(std::env::args().skip(1).collect()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("odseed: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ledger = Ledger::at(&Ledger::default_path());
+    let load = |path: &Option<std::path::PathBuf>| config::load(&path.clone().unwrap_or_else(config::default_path));
+    match command {
+        Command::Help => {
             println!("{}", cli::HELP);
             ExitCode::SUCCESS
         }
-        Ok(cli::Command::Version) => {
+        Command::Version => {
             println!("odseed {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(_) => {
-            eprintln!("odseed: not built yet");
-            ExitCode::from(2)
+        Command::Run(args) => {
+            let cfg = match load(&args.config) {
+                Ok(c) => c,
+                Err(e) => return usage(&e),
+            };
+            let stop = match signals() {
+                Ok(rx) => rx,
+                Err(e) => return failure(&e),
+            };
+            release_on_panic(ledger.clone(), cfg.clone());
+            match run::run(&args, &cfg, &ledger, &stop) {
+                Ok(run::End::Normal(_)) => ExitCode::SUCCESS,
+                Ok(run::End::Interrupted) => ExitCode::from(130),
+                Err(e) => failure(&e),
+            }
         }
-        Err(e) => {
-            eprintln!("odseed: {e}");
-            ExitCode::from(2)
+        Command::Status { config, json } => match load(&config) {
+            Ok(cfg) => match status::status(&cfg, &ledger, json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => failure(&e),
+            },
+            Err(e) => usage(&e),
+        },
+        Command::Release { config, json } => {
+            // The panic button works without a config too: the ledger names each helper's agent.
+            let cfg = config.as_ref().map(|p| config::load(p)).transpose();
+            let cfg = match cfg {
+                Ok(c) => c.or_else(|| config::load(&config::default_path()).ok()),
+                Err(e) => return usage(&e),
+            };
+            match release::release_all(&ledger, cfg.as_ref(), &Printer { json }) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => failure("some helpers could not be released; they stay in the ledger"),
+                Err(e) => failure(&e),
+            }
         }
     }
+}
+
+fn usage(e: &str) -> ExitCode {
+    eprintln!("odseed: {e}");
+    ExitCode::from(2)
+}
+
+fn failure(e: &str) -> ExitCode {
+    log::error!("{e}");
+    ExitCode::from(1)
+}
+
+/// SIGINT and SIGTERM arrive as a message the run loop waits on between rounds.
+fn signals() -> Result<mpsc::Receiver<()>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            log::warn!("signal {sig}: releasing helpers and stopping");
+            if tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A panic (release builds abort on panic, so no destructor runs) still releases this run's helpers.
+fn release_on_panic(ledger: Ledger, cfg: config::Config) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let me = ledger::Owner::me();
+        for e in ledger.entries().unwrap_or_default().iter().filter(|e| e.owner == me) {
+            let _ = release::release_entry(&ledger, Some(&cfg), e);
+        }
+    }));
 }

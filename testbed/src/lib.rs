@@ -8,6 +8,7 @@ pub mod dir;
 pub mod netns;
 pub mod peer;
 pub mod process;
+pub mod swarm;
 pub mod tracker;
 
 use std::time::{Duration, Instant};
@@ -33,6 +34,39 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// The `odseed-agent` binary of this build: `$ODSEED_AGENT_BIN`, or the one beside the running test's
+/// target dir; if that was not built (`cargo test -p odseed` alone), it is built into a target dir
+/// of its own (a nested cargo on the same dir could wait forever on the lock the test run holds).
+pub fn agent_bin() -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = std::env::var_os("ODSEED_AGENT_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let beside = profile_dir.join("odseed-agent");
+    if beside.exists() {
+        return beside;
+    }
+    BUILT
+        .get_or_init(|| {
+            let target_dir = profile_dir.parent().unwrap_or(Path::new("target")).join("testbed-agent");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-q", "-p", "odseed-agent", "--bin", "odseed-agent", "--target-dir"])
+                .arg(&target_dir)
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "cannot build odseed-agent: run `cargo build --workspace` first"
+            );
+            target_dir.join("debug").join("odseed-agent")
+        })
+        .clone()
 }
 
 /// A TCP port nobody listens on right now, on `ip`.

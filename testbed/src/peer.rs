@@ -59,6 +59,12 @@ impl Peer {
         self.field(hash, "status").and_then(|v| v.as_i64())
     }
 
+    /// True once its first announce of `hash` succeeded (the tracker counts it).
+    pub fn announced(&self, hash: &InfoHash) -> bool {
+        let stats = self.field(hash, "trackerStats").unwrap_or_default();
+        stats.as_array().is_some_and(|t| t.iter().any(|t| t["lastAnnounceSucceeded"].as_bool() == Some(true)))
+    }
+
     /// Asks for an announce now (the tracker's interval is long).
     pub fn reannounce(&self, hash: &InfoHash) {
         let _ = self.client.call("torrent-reannounce", json!({ "ids": [hash.to_string()] }));

@@ -1,0 +1,197 @@
+//! The ledger: every helper odseed engaged and has not yet released, in
+//! `$XDG_STATE_HOME/odseed/ledger.json`. An entry is written (atomically, under a file lock) before a
+//! helper is engaged and removed once it is released, so a run killed with -9 leaves a record that
+//! the next `run` or `release` acts on. Each entry names its owner process, so a new run releases
+//! only the leftovers of dead runs, never the helpers of a run still going.
+
+use odseed_agent::fsutil::write_atomic;
+use odseed_agent::InfoHash;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// One engaged helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// "board" (EC2 instances come later).
+    pub kind: String,
+    pub name: String,
+    /// The agent's URL and the file holding its token (read again at release time).
+    pub url: String,
+    pub token_file: PathBuf,
+    pub info_hash: InfoHash,
+    pub owner: Owner,
+    /// Seconds since the Unix epoch.
+    pub engaged_at: u64,
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub fn me() -> Owner {
+        let pid = std::process::id();
+        Owner { pid, start: start_time(pid).unwrap_or(0) }
+    }
+
+    /// True while the process that wrote the entry still runs.
+    pub fn alive(&self) -> bool {
+        start_time(self.pid).is_some_and(|s| s == self.start)
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.rsplit(')').next()?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Contents {
+    version: u32,
+    helpers: Vec<Entry>,
+}
+
+/// The ledger file.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// `$XDG_STATE_HOME/odseed/ledger.json`, or `~/.local/state/odseed/ledger.json`.
+    pub fn default_path() -> PathBuf {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::config::home().join(".local/state"));
+        base.join("odseed").join("ledger.json")
+    }
+
+    pub fn at(path: &Path) -> Ledger {
+        Ledger { path: path.to_path_buf() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads, changes and writes the ledger under an exclusive lock.
+    fn update<T>(&self, change: impl FnOnce(&mut Vec<Entry>) -> T) -> Result<T, String> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("ledger dir {}: {e}", dir.display()))?;
+        let _lock = lock(&self.path.with_extension("lock"))?;
+        let mut contents = self.read()?;
+        let out = change(&mut contents.helpers);
+        contents.version = 1;
+        let json = serde_json::to_vec_pretty(&contents).map_err(|e| format!("ledger: {e}"))?;
+        write_atomic(&self.path, &json, 0o600)
+            .map_err(|e| format!("cannot write the ledger {}: {e}", self.path.display()))?;
+        Ok(out)
+    }
+
+    fn read(&self) -> Result<Contents, String> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",
+                    self.path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Contents::default()),
+            Err(e) => Err(format!("cannot read the ledger {}: {e}", self.path.display())),
+        }
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> Result<Vec<Entry>, String> {
+        Ok(self.read()?.helpers)
+    }
+
+    /// Records a helper about to be engaged.
+    pub fn record(&self, entry: Entry) -> Result<(), String> {
+        self.update(|h| {
+            h.retain(|e| !(e.name == entry.name && e.info_hash == entry.info_hash));
+            h.push(entry);
+        })
+    }
+
+    /// Forgets a released helper.
+    pub fn remove(&self, name: &str, hash: &InfoHash) -> Result<(), String> {
+        self.update(|h| h.retain(|e| !(e.name == name && e.info_hash == *hash)))
+    }
+}
+
+/// An exclusive flock(2) on `path`, held until dropped.
+fn lock(path: &Path) -> Result<File, String> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own; the lock goes with the File.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    if rc != 0 {
+        return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, owner: Owner) -> Entry {
+        Entry {
+            kind: "board".into(),
+            name: name.into(),
+            url: "http://x".into(),
+            token_file: "/t".into(),
+            info_hash: InfoHash::from_bytes([3; 20]),
+            owner,
+            engaged_at: 1,
+        }
+    }
+
+    #[test]
+    fn records_and_removes_and_keeps_a_damaged_file() {
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let l = Ledger::at(&dir.join("ledger.json"));
+        assert!(l.entries().unwrap().is_empty());
+        l.record(entry("a", Owner::me())).unwrap();
+        l.record(entry("b", Owner::me())).unwrap();
+        l.record(entry("a", Owner::me())).unwrap();
+        assert_eq!(l.entries().unwrap().len(), 2);
+        l.remove("a", &InfoHash::from_bytes([3; 20])).unwrap();
+        assert_eq!(l.entries().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
+
+        std::fs::write(l.path(), b"{not json").unwrap();
+        assert!(l.record(entry("c", Owner::me())).unwrap_err().contains("damaged"));
+        assert_eq!(std::fs::read(l.path()).unwrap(), b"{not json", "a damaged ledger is never overwritten");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn owners_are_alive_or_not() {
+        assert!(Owner::me().alive());
+        assert!(!Owner { pid: std::process::id(), start: Owner::me().start + 1 }.alive(), "same pid, other start");
+        assert!(!Owner { pid: u32::MAX - 1, start: 0 }.alive());
+    }
+}

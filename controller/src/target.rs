@@ -1,0 +1,58 @@
+//! The torrent a run helps: TORRENT resolved as a `.torrent` file, a 40-hex info hash, or a name in
+//! the publisher's Transmission (by its `torrentFile`; only the two fields needed are fetched).
+
+use odseed_agent::metainfo::{self, Metainfo};
+use odseed_agent::transmission::{entry_hash, Client};
+use odseed_agent::InfoHash;
+use serde_json::Value;
+use std::path::Path;
+
+/// What a run needs of its torrent: its metainfo (to give helpers) and what it says.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub meta: Metainfo,
+    pub bytes: Vec<u8>,
+}
+
+/// Resolves TORRENT. `rpc` is the publisher's Transmission, if configured.
+pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return from_file(path);
+    }
+    let lookup = |what: &str| -> Result<&Client, String> {
+        rpc.ok_or_else(|| format!("{arg:?} is not a .torrent file; finding {what} needs [transmission] in the config"))
+    };
+    let fields = ["hashString", "name", "torrentFile"];
+    let entries: Vec<Value> = if let Ok(hash) = InfoHash::from_hex_any_case(arg) {
+        let c = lookup("a torrent by info hash")?;
+        let found = c.torrent_get(Some(&[hash]), &fields).map_err(|e| e.to_string())?;
+        if found.is_empty() {
+            return Err(format!("no torrent with info hash {hash} in Transmission at {}", c.url()));
+        }
+        found
+    } else {
+        let c = lookup("a torrent by name")?;
+        let all = c.torrent_get(None, &fields).map_err(|e| e.to_string())?;
+        let named: Vec<Value> = all.into_iter().filter(|t| t["name"].as_str() == Some(arg)).collect();
+        match named.len() {
+            0 => return Err(format!("no torrent named {arg:?} in Transmission at {} (and no such file)", c.url())),
+            1 => named,
+            n => return Err(format!("{n} torrents are named {arg:?}; pass the info hash or the .torrent file")),
+        }
+    };
+    let entry = &entries[0];
+    let file = entry["torrentFile"].as_str().unwrap_or_default();
+    let t = from_file(Path::new(file))
+        .map_err(|e| format!("{e} (Transmission's copy of the torrent; pass the .torrent file instead)"))?;
+    if Some(t.meta.info_hash) != entry_hash(entry) {
+        return Err(format!("{file} is not the torrent Transmission reports for {arg:?}"));
+    }
+    Ok(t)
+}
+
+fn from_file(path: &Path) -> Result<Target, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = metainfo::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Target { meta, bytes })
+}

@@ -1,0 +1,97 @@
+//! Bad input: one clear line, exit 2, nothing engaged.
+
+use crate::world;
+use odseed_agent::bencode::Owned;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_ratios_are_refused() {
+    let w = world("ratios");
+    for ratio in ["1.5", "-0.1", "abc"] {
+        let o = w.odseed(&["run", "file.txt", ratio]);
+        assert_eq!(o.status.code(), Some(2), "{ratio}");
+        let e = stderr(&o);
+        assert!(e.contains("RATIO") && e.trim().lines().count() == 1, "{ratio}: {e}");
+    }
+}
+
+#[test]
+fn missing_and_bad_configs_say_what_to_do() {
+    let w = world("configs");
+    let o = w.odseed(&["run", "x", "0.5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("no config at") && e.contains("[[board]]"), "shows an example: {e}");
+
+    let cfg = w.write_config("[policy]\nplacement = \"everywhere\"\n");
+    let o = w.odseed(&["run", "x", "0.5", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("placement") && e.trim().lines().count() == 1, "{e}");
+}
+
+#[test]
+fn unknown_and_malformed_torrents_are_refused() {
+    let w = world("torrents");
+    let cfg = w.write_config("");
+    let cfg = cfg.to_str().unwrap();
+    let o = w.odseed(&["run", "no-such-name", "0.5", "--config", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no-such-name"), "{}", stderr(&o));
+
+    let bad = w.dir.path().join("bad.torrent");
+    std::fs::write(&bad, b"d4:infod4:name").unwrap();
+    let o = w.odseed(&["run", bad.to_str().unwrap(), "0.5", "--config", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bad.torrent") && stderr(&o).contains("not a torrent"), "{}", stderr(&o));
+}
+
+#[test]
+fn garbage_truncated_and_failing_trackers_are_observations_not_crashes() {
+    use std::io::{Read, Write};
+    let w = world("trackers");
+    let bodies: [&str; 3] = ["not bencode", "d5:filesd20:", "d14:failure reason15:not whitelistede"];
+    let answers: Vec<&'static [u8]> = bodies
+        .iter()
+        .map(|b| -> &'static [u8] {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()).into_bytes().leak()
+        })
+        .collect();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            // Every attempt (the scraper retries) gets the same answer.
+            for stream in listener.incoming().take(3) {
+                let Ok(mut s) = stream else { break };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(answer);
+            }
+        });
+        let info = Owned::dict([
+            ("name", Owned::str("t.bin")),
+            ("length", Owned::Int(100 << 20)),
+            ("piece length", Owned::Int(1 << 22)),
+            ("pieces", Owned::Bytes(vec![0; 20 * 25])),
+        ]);
+        let torrent =
+            Owned::dict([("announce", Owned::str(&format!("http://127.0.0.1:{port}/announce"))), ("info", info)])
+                .encode();
+        let path = w.dir.path().join(format!("t{i}.torrent"));
+        std::fs::write(&path, torrent).unwrap();
+        let cfg = w.write_config("");
+        let o =
+            w.odseed(&["run", path.to_str().unwrap(), "0.5", "--once", "--json", "--config", cfg.to_str().unwrap()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{i}: {}", stderr(&o));
+        assert!(out.contains("all trackers down") && out.contains("\"reason\":\"once\""), "{i}: {out}");
+        let e = stderr(&o);
+        let want = ["malformed answer", "malformed answer", "not whitelisted"][i];
+        assert!(e.lines().any(|l| l.contains(want)), "{i}: {e}");
+        drop(server);
+    }
+}

@@ -1,0 +1,67 @@
+//! End to end on boards: a swarm that needs help gets it, and is released when it no longer does.
+
+use crate::{events, named, world};
+use odseed_testbed::swarm::{Spec, Swarm};
+use odseed_testbed::{agent_bin, wait_until};
+use std::time::Duration;
+
+#[test]
+fn a_run_engages_boards_while_needed_and_releases_them_all() {
+    let w = world("e2e");
+    let spec = Spec { size: 4 << 20, leechers: 3, boards: 2, origin_kbps: 100, helper_kbps: 0, leecher_kbps: 400 };
+    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.start_leechers(&spec).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    let cfg = w.write_config(&swarm.controller_config());
+    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    let mut run = w.spawn(
+        "run",
+        &[
+            "run",
+            &torrent,
+            "1",
+            "--interval",
+            "1",
+            "--min-size",
+            "0",
+            "--max-time",
+            "400",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+
+    // Ratio 1 with one seeder and three leechers: both boards are engaged at once.
+    wait_until(Duration::from_secs(60), "two engage events", || {
+        (named(&events(&run), "engage").len() >= 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    // The tracker counts them: more seeders than the origin alone.
+    wait_until(Duration::from_secs(60), "the tracker to count the helpers", || {
+        named(&events(&run), "poll")
+            .iter()
+            .any(|p| p["seeders"].as_u64() >= Some(3) && p["helpers"].as_u64() == Some(2))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+
+    let status =
+        run.wait_exit(Duration::from_secs(400)).unwrap_or_else(|| panic!("the run did not end\n{}", run.log_text()));
+    assert!(status.success(), "{status}\n{}", run.log_text());
+    let ev = events(&run);
+    let exit = named(&ev, "exit");
+    assert_eq!(exit.len(), 1);
+    assert!(exit[0]["reason"] == "ratio_met", "{exit:?}");
+    let released: Vec<&str> = named(&ev, "release").iter().filter_map(|e| e["helper"].as_str()).collect();
+    assert_eq!(released.len(), 2, "both released: {released:?}");
+    for b in &swarm.boards {
+        assert!(b.client().list().unwrap().is_empty(), "an agent still seeds");
+    }
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert!(ledger.contains("\"helpers\": []"), "{ledger}");
+    // ratio_met means natural seeders alone covered the leechers left (ratio 1) in the last round.
+    let last = named(&ev, "poll").last().copied().cloned().unwrap();
+    assert!(last["natural"].as_u64() >= last["leechers"].as_u64(), "{last}");
+    assert_eq!(last["helpers"].as_u64(), Some(2), "the helpers were counted apart: {last}");
+}

@@ -1,0 +1,102 @@
+//! Faults: a board down at start, a board killed mid-run, the tracker killed mid-run, and the
+//! controller killed with -9 then `odseed release`. Nothing stays engaged; each fault is one line.
+
+use crate::{events, named, world};
+use odseed_testbed::swarm::{Spec, Swarm};
+use odseed_testbed::{agent_bin, wait_until};
+use std::time::Duration;
+
+fn spec(boards: usize) -> Spec {
+    Spec { size: 2 << 20, leechers: 4, boards, origin_kbps: 20, helper_kbps: 20, leecher_kbps: 50 }
+}
+
+#[test]
+fn dead_boards_are_skipped_and_replaced_and_the_tracker_going_down_is_survived() {
+    let w = world("faults");
+    let spec = spec(4);
+    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.start_leechers(&spec).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    // A board that is down from the start (nothing listens at its URL).
+    let down = format!(
+        "[[board]]\nname = \"down\"\nurl = \"http://10.77.2.99:5050\"\ntoken_file = \"{}\"\n",
+        swarm.boards[0].root.join("token").display()
+    );
+    let cfg = format!("{down}{}", swarm.controller_config());
+    let cfg = w.write_config(&cfg);
+    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    // Ratio 1, one seeder, four leechers: three helpers needed; "down" fails, board0-2 are engaged.
+    let mut run = w.spawn(
+        "run",
+        &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
+    );
+    wait_until(Duration::from_secs(60), "three boards engaged", || {
+        (named(&events(&run), "engage").len() >= 3).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    let log = run.log_text();
+    assert!(log.lines().any(|l| l.contains("board down: cannot engage")), "{log}");
+
+    // Kill one engaged board: it is reported lost, in one line, and the spare board3 replaces it.
+    swarm.boards[1].kill9();
+    wait_until(Duration::from_secs(60), "board3 to replace the lost board1", || {
+        named(&events(&run), "engage").iter().any(|e| e["helper"] == "board3").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    let lost_lines =
+        run.log_text().lines().filter(|l| l.starts_with("[WARN") && l.contains("board board1: lost")).count();
+    assert_eq!(lost_lines, 1, "{}", run.log_text());
+
+    // Kill the tracker: rounds go on without counts, helpers are kept.
+    swarm.tracker.proc().kill9();
+    wait_until(Duration::from_secs(60), "a round without counts", || {
+        named(&events(&run), "poll")
+            .iter()
+            .any(|p| p["error"].as_str().is_some_and(|e| e.contains("all trackers down")))
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    assert!(run.exited().is_none(), "the run survives the tracker going down");
+
+    // SIGTERM: everything reachable is released, exit 130.
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit(Duration::from_secs(60)).expect("the run ends after SIGTERM");
+    assert_eq!(status.code(), Some(130), "{}", run.log_text());
+    assert_eq!(named(&events(&run), "exit")[0]["reason"], "interrupted");
+    for i in [0, 2, 3] {
+        assert!(swarm.boards[i].client().list().unwrap().is_empty(), "board{i} still seeds");
+    }
+    // The killed board could not be released: the ledger keeps it for `odseed release`.
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert!(ledger.contains("board1") && !ledger.contains("board0"), "{ledger}");
+}
+
+#[test]
+fn after_kill_9_odseed_release_releases_the_leftovers() {
+    let w = world("kill9");
+    let spec = spec(2);
+    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.start_leechers(&spec).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    let cfg = w.write_config(&swarm.controller_config());
+    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    let mut run = w.spawn(
+        "run",
+        &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
+    );
+    wait_until(Duration::from_secs(60), "two boards engaged", || {
+        (named(&events(&run), "engage").len() >= 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    run.kill9();
+    let hash = swarm.torrent.meta.info_hash;
+    assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()), "kill -9 releases nothing");
+
+    let out = w.odseed(&["release", "--json", "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.contains("\"release\"")).count(), 2, "{stdout}");
+    assert!(swarm.boards.iter().all(|b| b.client().list().unwrap().is_empty()), "every board released");
+    let out = w.odseed(&["release", "--config", cfg.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to release"));
+}

@@ -1,0 +1,66 @@
+//! odseed's integration tests: the real `odseed` binary against real agents, transmission-daemons and
+//! opentracker, each test in a network namespace of its own.
+
+mod bad_input;
+mod boards;
+mod faults;
+
+use odseed_testbed::{Netns, Proc, TempDir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn odseed_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_odseed"))
+}
+
+/// A test's world: temp dir (with the ledger under it) and namespace. Dropped last.
+pub struct World {
+    pub dir: TempDir,
+    pub ns: Netns,
+}
+
+pub fn world(name: &str) -> World {
+    World { ns: Netns::enter().expect("network namespace"), dir: TempDir::new(name).expect("temp dir") }
+}
+
+impl World {
+    pub fn state_home(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn ledger(&self) -> PathBuf {
+        self.state_home().join("odseed/ledger.json")
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.dir.path().join("odseed.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(odseed_bin());
+        c.args(args).env("XDG_STATE_HOME", self.state_home()).env("XDG_CONFIG_HOME", self.dir.path().join("config"));
+        c
+    }
+
+    /// Runs odseed to its end.
+    pub fn odseed(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run odseed")
+    }
+
+    /// Starts odseed in the background (stdout and stderr in one log).
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        Proc::spawn(name, self.command(args), &self.dir.path().join(format!("{name}.log"))).unwrap()
+    }
+}
+
+/// The JSON events a run printed so far.
+pub fn events(p: &Proc) -> Vec<Value> {
+    p.log_text().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+pub fn named<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == event).collect()
+}

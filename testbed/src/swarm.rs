@@ -1,0 +1,124 @@
+//! A whole swarm in one network namespace: opentracker, an origin seeder, leechers, and boards
+//! (agents holding a copy of the content, not yet engaged). Each host has its own address, so
+//! Transmission treats them as distinct peers; bandwidth is capped with Transmission's own limits.
+
+use crate::content::{self, Made};
+use crate::{Agent, AgentOptions, Netns, Peer, Tracker};
+use serde_json::json;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// The shape of a swarm.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub size: u64,
+    pub leechers: usize,
+    pub boards: usize,
+    /// Upload caps (KiB/s; 0 = none) of the origin and of each board, download cap of each leecher.
+    pub origin_kbps: u32,
+    pub helper_kbps: u32,
+    pub leecher_kbps: u32,
+}
+
+pub struct Swarm {
+    pub tracker: Tracker,
+    pub origin: Peer,
+    pub leechers: Vec<Peer>,
+    pub boards: Vec<Agent>,
+    pub torrent: Made,
+    /// The .torrent file, for `odseed run`.
+    pub torrent_file: PathBuf,
+    dir: PathBuf,
+}
+
+/// Host addresses: the tracker, the origin, leecher i, board i.
+pub fn tracker_ip() -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 1)
+}
+pub fn origin_ip() -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 2)
+}
+pub fn leecher_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 1, 10 + i as u8)
+}
+pub fn board_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 2, 10 + i as u8)
+}
+
+fn limit(direction: &str, kbps: u32) -> serde_json::Value {
+    json!({ format!("speed-limit-{direction}"): kbps, format!("speed-limit-{direction}-enabled"): kbps > 0 })
+}
+
+impl Swarm {
+    /// Builds the swarm under `dir` (tracker, origin seeding, boards idle); leechers are added by
+    /// [`Swarm::start_leechers`], so a test can look at the swarm before the crowd arrives.
+    pub fn start(ns: &Netns, dir: &Path, spec: &Spec, agent_bin: &Path) -> Result<Swarm, String> {
+        for ip in [tracker_ip(), origin_ip()]
+            .into_iter()
+            .chain((0..spec.leechers).map(leecher_ip))
+            .chain((0..spec.boards).map(board_ip))
+        {
+            ns.add_host(ip)?;
+        }
+        let origin = Peer::start(dir, "origin", origin_ip(), limit("up", spec.origin_kbps))?;
+        let announce = format!("http://{}:6969/announce", tracker_ip());
+        let torrent = content::make(&origin.data_dir, "payload.bin", spec.size, 0x0d5eed, &[announce])?;
+        let torrent_file = dir.join("payload.torrent");
+        std::fs::write(&torrent_file, &torrent.bytes).map_err(|e| format!("torrent file: {e}"))?;
+        let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &[torrent.meta.info_hash])?;
+        origin.add(&torrent.bytes)?;
+        let mut boards = Vec::new();
+        for i in 0..spec.boards {
+            let o = AgentOptions {
+                host: board_ip(i),
+                listen: board_ip(i),
+                upload_kbps: spec.helper_kbps,
+                ..AgentOptions::default()
+            };
+            let root = dir.join(format!("board{i}"));
+            std::fs::create_dir_all(root.join("data")).map_err(|e| e.to_string())?;
+            std::fs::copy(origin.data_dir.join("payload.bin"), root.join("data/payload.bin"))
+                .map_err(|e| format!("copy content: {e}"))?;
+            boards.push(Agent::start(agent_bin, &root, &o)?);
+        }
+        let leechers = Vec::new();
+        Ok(Swarm { tracker, origin, leechers, boards, torrent, torrent_file, dir: dir.to_path_buf() })
+    }
+
+    /// Starts the leechers and gives them the torrent.
+    pub fn start_leechers(&mut self, spec: &Spec) -> Result<(), String> {
+        for i in 0..spec.leechers {
+            let p = Peer::start(&self.dir, &format!("leecher{i}"), leecher_ip(i), limit("down", spec.leecher_kbps))?;
+            p.add(&self.torrent.bytes)?;
+            self.leechers.push(p);
+        }
+        Ok(())
+    }
+
+    /// Waits until the origin and every leecher have announced (so a scrape counts them all).
+    pub fn wait_announced(&self, timeout: std::time::Duration) -> Result<(), String> {
+        let hash = self.torrent.meta.info_hash;
+        let peers = || std::iter::once(&self.origin).chain(&self.leechers);
+        crate::wait_until(timeout, "every peer's first announce", || peers().all(|p| p.announced(&hash)).then_some(()))
+    }
+
+    /// A controller config naming every board (and its token file).
+    pub fn controller_config(&self) -> String {
+        self.boards
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!(
+                    "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
+                    a.url,
+                    a.root.join("token").display()
+                )
+            })
+            .collect()
+    }
+
+    /// True once every leecher has the whole file.
+    pub fn all_complete(&self) -> bool {
+        self.leechers.iter().all(|l| l.percent_done(&self.torrent.meta.info_hash) >= 1.0)
+    }
+}
