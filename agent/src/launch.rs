@@ -72,7 +72,11 @@ pub fn launch(
         0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
         p => p,
     };
-    let password = random_hex(16).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    // A fresh random password, unless the caller chose one (a test that hands it to the controller).
+    let password = match extra.get("rpc-password").and_then(Value::as_str) {
+        Some(p) => p.to_string(),
+        None => random_hex(16).map_err(|e| format!("cannot read /dev/urandom: {e}"))?,
+    };
     let settings = settings_json(d, data_dir, rpc_port, &password, extra);
     let file = config_dir.join("settings.json");
     std::fs::create_dir_all(config_dir)

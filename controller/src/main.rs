@@ -2,22 +2,10 @@
 //! outcomes to exit codes in one place: 0 a normal end, 1 a runtime failure (helpers released
 //! first), 2 a usage or config error, 130 interrupted (Ctrl-C / SIGTERM, helpers released first).
 
-mod cli;
-mod config;
-mod helpers;
-mod ledger;
-mod observe;
-mod output;
-mod policy;
-mod release;
-mod run;
-mod status;
-mod target;
-mod tracker;
-
-use cli::Command;
-use ledger::Ledger;
-use output::Printer;
+use odseed::cli::{self, Command};
+use odseed::ledger::{self, Ledger};
+use odseed::output::Printer;
+use odseed::{config, release, run, status};
 use std::process::ExitCode;
 use std::sync::mpsc;
 

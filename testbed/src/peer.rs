@@ -18,6 +18,7 @@ pub struct Peer {
     pub data_dir: PathBuf,
     client: Arc<Client>,
     child: Child,
+    password: Option<String>,
 }
 
 impl Peer {
@@ -30,7 +31,8 @@ impl Peer {
         let d = DaemonConfig { peer_port: 51413, bind_address: ip.into(), ..DaemonConfig::default() };
         let (child, client) =
             launch(&d, &data_dir, &root.join("config"), &extra).map_err(|e| format!("{name}: {e}"))?;
-        Ok(Peer { name: name.to_string(), ip, data_dir, client, child })
+        let password = extra.get("rpc-password").and_then(Value::as_str).map(str::to_string);
+        Ok(Peer { name: name.to_string(), ip, data_dir, client, child, password })
     }
 
     pub fn client(&self) -> &Client {
@@ -63,6 +65,19 @@ impl Peer {
     pub fn announced(&self, hash: &InfoHash) -> bool {
         let stats = self.field(hash, "trackerStats").unwrap_or_default();
         stats.as_array().is_some_and(|t| t.iter().any(|t| t["lastAnnounceSucceeded"].as_bool() == Some(true)))
+    }
+
+    /// A `[transmission]` section for the controller's config, as if this peer were the publisher's
+    /// own client (the password goes to `dir/<name>.password`).
+    pub fn as_publisher(&self, dir: &Path) -> Result<String, String> {
+        let password = self.password.as_deref().ok_or("this peer was started without a known password")?;
+        let file = dir.join(format!("{}.password", self.name));
+        std::fs::write(&file, password).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "[transmission]\nurl = \"{}\"\nusername = \"odseed\"\npassword_file = \"{}\"\n",
+            self.client.url(),
+            file.display()
+        ))
     }
 
     /// Asks for an announce now (the tracker's interval is long).

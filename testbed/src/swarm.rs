@@ -60,7 +60,9 @@ impl Swarm {
         {
             ns.add_host(ip)?;
         }
-        let origin = Peer::start(dir, "origin", origin_ip(), limit("up", spec.origin_kbps))?;
+        let mut origin_settings = limit("up", spec.origin_kbps);
+        origin_settings["rpc-password"] = json!(odseed_agent::fsutil::random_hex(12).map_err(|e| e.to_string())?);
+        let origin = Peer::start(dir, "origin", origin_ip(), origin_settings)?;
         let announce = format!("http://{}:6969/announce", tracker_ip());
         let torrent = content::make(&origin.data_dir, "payload.bin", spec.size, 0x0d5eed, &[announce])?;
         let torrent_file = dir.join("payload.torrent");

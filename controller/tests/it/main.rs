@@ -4,6 +4,7 @@
 mod bad_input;
 mod boards;
 mod faults;
+mod publisher;
 
 use odseed_testbed::{Netns, Proc, TempDir};
 use serde_json::Value;

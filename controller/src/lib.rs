@@ -1,0 +1,19 @@
+//! odseed, the controller: watches a torrent's swarm and engages helper seeders while it needs them.
+//!
+//! The loop is observe ([`observe`], [`tracker`]) -> decide ([`policy`], pure) -> act ([`helpers`],
+//! recorded in the [`ledger`]); [`run`] is that loop, [`main`](../odseed/index.html) maps outcomes to
+//! exit codes.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod helpers;
+pub mod ledger;
+pub mod observe;
+pub mod output;
+pub mod policy;
+pub mod release;
+pub mod run;
+pub mod status;
+pub mod target;
+pub mod tracker;

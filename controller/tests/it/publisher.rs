@@ -1,0 +1,51 @@
+//! With `[transmission]`: the torrent found by name or info hash in the publisher's own client, and
+//! "no connected peers" judged there.
+
+use crate::world;
+use odseed_testbed::agent_bin;
+use odseed_testbed::swarm::{Spec, Swarm};
+use serde_json::Value;
+use std::time::Duration;
+
+#[test]
+fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected() {
+    let w = world("publisher");
+    let spec = Spec { size: 1 << 20, leechers: 0, boards: 1, origin_kbps: 0, helper_kbps: 0, leecher_kbps: 0 };
+    let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    let cfg = format!("{}{}", swarm.origin.as_publisher(w.dir.path()).unwrap(), swarm.controller_config());
+    let cfg = w.write_config(&cfg);
+    let cfg = cfg.to_str().unwrap();
+    let hash = swarm.torrent.meta.info_hash.to_string();
+
+    // By name and by info hash (upper case as a person might paste it): the origin has no peer.
+    for torrent in ["payload.bin", &hash, &hash.to_uppercase()] {
+        let o = w.odseed(&["run", torrent, "0.5", "--min-size", "0", "--json", "--config", cfg]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{torrent}: {}", String::from_utf8_lossy(&o.stderr));
+        let exit: Vec<Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == "exit")
+            .collect();
+        assert_eq!(exit[0]["reason"], "no_peers", "{torrent}: {out}");
+    }
+    let o = w.odseed(&["run", "no-such-torrent", "0.5", "--config", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no torrent named \"no-such-torrent\""));
+
+    // Too small is judged before anything else (the default --min-size is 50 MiB).
+    let o = w.odseed(&["run", "payload.bin", "0.5", "--json", "--config", cfg]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"reason\":\"too_small\""));
+
+    // status: the board is reachable, seeds nothing, and the ledger is empty.
+    let o = w.odseed(&["status", "--json", "--config", cfg]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["boards"][0]["name"].as_str(), v["boards"][0]["reachable"].as_bool()), (Some("board0"), Some(true)));
+    assert_eq!(v["boards"][0]["torrents"].as_array().map(Vec::len), Some(0));
+    assert_eq!(v["ledger"].as_array().map(Vec::len), Some(0));
+    let o = w.odseed(&["status", "--config", cfg]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.lines().any(|l| l.starts_with("board0") && l.contains("yes")), "{table}");
+}
