@@ -55,7 +55,7 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
         cooldown: Duration::from_secs(p.cooldown),
     };
     let interval = Duration::from_secs(args.interval.unwrap_or(p.interval));
-    let placement = p.placement.into();
+    let placement: policy::Placement = p.placement.into();
     let mut observer = Observer {
         hash,
         size: target.meta.total_size,
@@ -70,6 +70,7 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
     let start = Instant::now();
     let mut last_change = start;
     let mut first_round = true;
+    let mut warned_short = false;
     let end = loop {
         for e in pool.0.refresh() {
             printer.event(&e);
@@ -86,7 +87,11 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
                 match d.action {
                     Action::Exit(reason) => break End::Normal(reason),
                     Action::Engage(n) if !args.dry_run => {
-                        let (boards, _ec2) = policy::place(placement, n, d.needed, pool.0.free_boards(), 0);
+                        let (boards, ec2) = policy::place(placement, n, d.needed, pool.0.free_boards(), 0);
+                        if boards + ec2 < n && !warned_short {
+                            log::warn!("{n} more helper(s) wanted, {} can be placed (placement {:?}; no EC2 pool configured)", boards + ec2, placement);
+                            warned_short = true;
+                        }
                         for e in pool.0.engage_boards(boards) {
                             printer.event(&e);
                         }
