@@ -89,7 +89,11 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
                     Action::Engage(n) if !args.dry_run => {
                         let (boards, ec2) = policy::place(placement, n, d.needed, pool.0.free_boards(), 0);
                         if boards + ec2 < n && !warned_short {
-                            log::warn!("{n} more helper(s) wanted, {} can be placed (placement {:?}; no EC2 pool configured)", boards + ec2, placement);
+                            log::warn!(
+                                "{n} more helper(s) wanted, {} can be placed (placement {:?}; no EC2 pool configured)",
+                                boards + ec2,
+                                placement
+                            );
                             warned_short = true;
                         }
                         for e in pool.0.engage_boards(boards) {

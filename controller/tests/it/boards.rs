@@ -65,3 +65,43 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
     assert!(last["natural"].as_u64() >= last["leechers"].as_u64(), "{last}");
     assert_eq!(last["helpers"].as_u64(), Some(2), "the helpers were counted apart: {last}");
 }
+
+#[test]
+fn dry_run_engages_nothing_and_max_time_releases_everything() {
+    let w = world("maxtime");
+    let spec = Spec { size: 2 << 20, leechers: 2, boards: 1, origin_kbps: 10, helper_kbps: 10, leecher_kbps: 10 };
+    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.start_leechers(&spec).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    let cfg = w.write_config(&swarm.controller_config());
+    let (torrent, cfg) = (swarm.torrent_file.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
+    let hash = swarm.torrent.meta.info_hash;
+
+    let o = w.odseed(&["run", &torrent, "1", "--dry-run", "--once", "--min-size", "0", "--json", "--config", &cfg]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("\"action\":\"engage 1\"") && out.contains("\"dry_run\":true"), "{out}");
+    assert!(!out.contains("\"event\":\"engage\""), "a dry run engages nothing: {out}");
+    assert_eq!(swarm.boards[0].client().get(&hash).unwrap(), None);
+
+    let o = w.odseed(&[
+        "run",
+        &torrent,
+        "1",
+        "--interval",
+        "1",
+        "--max-time",
+        "3",
+        "--min-size",
+        "0",
+        "--json",
+        "--config",
+        &cfg,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for want in ["\"event\":\"engage\"", "\"event\":\"release\"", "\"reason\":\"max_time\""] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    assert_eq!(swarm.boards[0].client().get(&hash).unwrap(), None, "released at max_time");
+}
