@@ -92,6 +92,38 @@ fn after_kill_9_odseed_release_releases_the_leftovers() {
     let hash = swarm.torrent.meta.info_hash;
     assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()), "kill -9 releases nothing");
 
+    // A new run releases what the dead one left before it does anything (a dry run engages nothing).
+    let o = w.odseed(&[
+        "run",
+        &torrent,
+        "1",
+        "--dry-run",
+        "--once",
+        "--min-size",
+        "0",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("left engaged by an earlier run"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(swarm.boards.iter().all(|b| b.client().list().unwrap().is_empty()), "leftovers released");
+
+    // Again, and this time `odseed release` cleans up.
+    let mut run = w.spawn(
+        "run2",
+        &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
+    );
+    wait_until(Duration::from_secs(60), "two boards engaged again", || {
+        (named(&events(&run), "engage").len() >= 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    run.kill9();
+    assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()));
     let out = w.odseed(&["release", "--json", "--config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
