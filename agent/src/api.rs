@@ -15,6 +15,9 @@ use std::io::Read;
 use std::sync::Arc;
 use tiny_http::{Header, Method, Request, Response};
 
+/// Declared request bodies above this are refused without being read (see [`Api::serve`]).
+pub const ABANDON_ABOVE: u64 = 64 << 20;
+
 /// Fields asked of the daemon for each torrent.
 const FIELDS: &[&str] =
     &["hashString", "status", "percentDone", "peersConnected", "rateUpload", "uploadedEver", "error", "errorString"];
@@ -26,6 +29,7 @@ pub struct Api {
     pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     pub max_torrent_bytes: u64,
+    pub leaked: std::sync::atomic::AtomicU64,
 }
 
 /// An answer before it is written.
@@ -63,7 +67,16 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 impl Api {
     /// Answers one request; never panics on any input.
+    ///
+    /// A request that declares a body over [`ABANDON_ABOVE`] is answered 413 and then never dropped:
+    /// tiny_http 0.12 discards an unread body on drop with `vec![0; Content-Length]`, which aborts the
+    /// process for a huge declared length. The leak is a thread and a socket of tiny_http's;
+    /// [`Api::leaked`] counts them so the agent can restart cleanly (state is on disk) before they
+    /// add up. Smaller bodies over `max_torrent_bytes` get an ordinary 413 (the discard is bounded).
     pub fn serve(&self, mut req: Request) {
+        if self.must_abandon(&req) {
+            return self.refuse_oversized(req);
+        }
         let (reply, failure) = match self.route(&mut req) {
             Ok(r) => (r, None),
             Err(e) => {
@@ -94,34 +107,66 @@ impl Api {
         }
     }
 
+    /// True for a request whose declared body is too large to let tiny_http discard it.
+    pub fn must_abandon(&self, req: &Request) -> bool {
+        req.body_length().is_some_and(|n| n as u64 > ABANDON_ABOVE.max(self.max_torrent_bytes))
+    }
+
+    fn refuse_oversized(&self, req: Request) {
+        let e = err(413, "too_large", format!("a .torrent may be at most {} bytes", self.max_torrent_bytes));
+        log::warn!(
+            "api: {} {} from {}: 413 too_large: declared {} bytes; connection abandoned",
+            req.method(),
+            req.url(),
+            req.remote_addr().map(|a| a.to_string()).unwrap_or_default(),
+            req.body_length().unwrap_or(0)
+        );
+        self.metrics.count(413);
+        let body = serde_json::to_vec(&ErrorBody { error: e.code.into(), message: e.message }).unwrap_or_default();
+        let resp =
+            Response::from_data(body).with_status_code(413).with_header(header("Content-Type", "application/json"));
+        let stream = req.upgrade("close", resp);
+        std::mem::forget(stream);
+        self.leaked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Oversized requests abandoned so far (see [`Api::serve`]).
+    pub fn leaked(&self) -> u64 {
+        self.leaked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn route(&self, req: &mut Request) -> Result<Reply> {
         let path = req.url().split('?').next().unwrap_or_default().to_string();
-        let method = req.method().clone();
+        // HEAD is GET without the body (tiny_http leaves the body out).
+        let method = match req.method() {
+            Method::Head => Method::Get,
+            m => m.clone(),
+        };
         if path == "/v1/health" {
             return match method {
                 Method::Get => Ok(json(200, &self.health())),
-                _ => Err(method_not_allowed("GET")),
+                _ => Err(method_not_allowed("GET, HEAD")),
             };
         }
         self.authorize(req)?;
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (parts.as_slice(), method) {
             (["metrics"], Method::Get) => Ok(self.metrics_text()),
-            (["metrics"], _) => Err(method_not_allowed("GET")),
+            (["metrics"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents"], Method::Get) => Ok(json(200, &self.torrents(None))),
-            (["v1", "torrents"], _) => Err(method_not_allowed("GET")),
-            (["v1", "torrents", hash], m) => {
+            (["v1", "torrents"], _) => Err(method_not_allowed("GET, HEAD")),
+            (["v1", "torrents", hash], m) if !hash.is_empty() => {
+                if !matches!(m, Method::Get | Method::Put | Method::Delete) {
+                    return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
+                }
                 let hash = InfoHash::from_hex(hash).map_err(|e| err(400, "bad_info_hash", e.to_string()))?;
                 match m {
-                    Method::Get => {
-                        self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash))
-                    }
                     Method::Put => self.put(req, hash),
                     Method::Delete => self.delete(hash),
-                    _ => Err(method_not_allowed("GET, PUT, DELETE")),
+                    _ => self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash)),
                 }
             }
-            _ => Err(err(404, "not_found", format!("no route {path}"))),
+            _ => Err(err(404, "not_found", format!("no route {path:?}"))),
         }
     }
 
@@ -149,9 +194,6 @@ impl Api {
     fn put(&self, req: &mut Request, hash: InfoHash) -> Result<Reply> {
         let max = self.max_torrent_bytes;
         let too_large = || err(413, "too_large", format!("a .torrent may be at most {max} bytes"));
-        if req.body_length().is_some_and(|n| n as u64 > max) {
-            return Err(too_large());
-        }
         let mut body = Vec::new();
         req.as_reader()
             .take(max + 1)
@@ -176,7 +218,7 @@ impl Api {
             .insert(&meta, &body)
             .map_err(|e| err(500, "state_write", format!("cannot record {hash}: {e}")))?;
         if new {
-            log::info!("api: asked to seed {hash} ({})", meta.name);
+            log::info!("api: asked to seed {hash} ({:?})", meta.name);
             self.supervisor.notify();
         }
         let torrent = self.torrents(Some(hash)).pop().ok_or_else(|| not_seeded(&hash))?;

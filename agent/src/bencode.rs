@@ -6,6 +6,9 @@ use std::fmt;
 
 /// Nesting deeper than this is refused (a torrent needs 4 levels; this stops stack exhaustion).
 const MAX_DEPTH: usize = 64;
+/// More values than this are refused: each costs ~48 bytes decoded, so a 10 MiB body of tiny values
+/// would otherwise take hundreds of MB on a 512 MiB board. A torrent of 50,000 files needs ~300,000.
+const MAX_VALUES: usize = 500_000;
 
 /// A decoded value borrowing from the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +72,7 @@ impl std::error::Error for DecodeError {}
 
 /// Decodes exactly one value that spans the whole input.
 pub fn decode(input: &[u8]) -> Result<Value<'_>, DecodeError> {
-    let mut d = Decoder { input, pos: 0 };
+    let mut d = Decoder { input, pos: 0, values: 0 };
     let v = d.value(0)?;
     if d.pos != input.len() {
         return Err(d.err("trailing data after the value"));
@@ -80,6 +83,7 @@ pub fn decode(input: &[u8]) -> Result<Value<'_>, DecodeError> {
 struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
+    values: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -94,6 +98,10 @@ impl<'a> Decoder<'a> {
     fn value(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested too deeply"));
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(self.err("too many values"));
         }
         match self.peek()? {
             b'i' => {
@@ -119,8 +127,11 @@ impl<'a> Decoder<'a> {
                         return Err(self.err("dictionary key is not a byte string"));
                     }
                     let key = self.bytes()?;
-                    if entries.iter().any(|(k, _)| *k == key) {
-                        return Err(self.err("duplicate dictionary key"));
+                    // BEP 3: keys sorted as raw bytes. Transmission re-encodes a torrent's info
+                    // dictionary sorted before hashing it, so an unsorted one would get another
+                    // info hash there than here. Strictly ascending also rules out duplicates.
+                    if entries.last().is_some_and(|(last, _)| *last >= key) {
+                        return Err(self.err("dictionary keys not in ascending order (or repeated)"));
                     }
                     let v = self.value(depth + 1)?;
                     entries.push((key, v));
@@ -223,7 +234,7 @@ mod tests {
 
     #[test]
     fn decodes_nested_values_and_keeps_raw_dicts() {
-        let input = b"d4:infod4:name1:ae3:numi-42e4:listl1:xi0eee";
+        let input = b"d4:infod4:name1:ae4:listl1:xi0ee3:numi-42ee";
         let v = decode(input).unwrap();
         assert_eq!(v.get("info").unwrap().raw_dict().unwrap(), b"d4:name1:ae");
         assert_eq!(v.get("num").unwrap().as_int(), Some(-42));
@@ -256,6 +267,8 @@ mod tests {
         }
         let deep = [vec![b'l'; 100], vec![b'e'; 100]].concat();
         assert_eq!(decode(&deep).unwrap_err().reason, "nested too deeply");
+        let many = [&b"l"[..], &b"le".repeat(MAX_VALUES), b"e"].concat();
+        assert_eq!(decode(&many).unwrap_err().reason, "too many values");
     }
 
     #[test]

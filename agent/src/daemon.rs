@@ -268,8 +268,15 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
     let data_dir = shared.settings.data_dir.to_string_lossy();
     for (hash, entry) in desired.iter().filter(|(h, _)| !have.contains(h)) {
         match client.torrent_add(&entry.metainfo, &data_dir) {
+            Ok(added) if added.info_hash != *hash => {
+                // Cannot happen for canonical bencode (metainfo.rs insists on it); never loop on it.
+                let why = format!("transmission-daemon computed info hash {} for it", added.info_hash);
+                log::warn!("daemon: refusing {hash}: {why}");
+                client.torrent_remove(&[added.info_hash])?;
+                shared.lock().errors.insert(*hash, why);
+            }
             Ok(_) => {
-                log::info!("daemon: seeding {hash} ({})", entry.name);
+                log::info!("daemon: seeding {hash} ({:?})", entry.name);
                 shared.lock().errors.remove(hash);
             }
             Err(e @ crate::transmission::Error::Rpc { .. }) => {
@@ -280,6 +287,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
         }
     }
     let wanted: BTreeSet<InfoHash> = desired.iter().map(|(h, _)| *h).collect();
+    shared.lock().errors.retain(|h, _| wanted.contains(h));
     let extra: Vec<InfoHash> = have.difference(&wanted).copied().collect();
     if !extra.is_empty() {
         client.torrent_remove(&extra)?;
@@ -303,8 +311,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 
 /// Starts the agent's daemon and records its pid (for `stop_leftover`).
 fn spawn(s: &Settings) -> Result<Running, String> {
-    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}))?;
-    let _ = std::fs::write(s.pid_file(), child.id().to_string());
+    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()))?;
     Ok(Running { child, client, since: Instant::now() })
 }
 

@@ -61,12 +61,14 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
 
 /// Writes settings.json into `config_dir` (the daemon must be stopped: it rewrites the file on exit),
 /// spawns transmission-daemon in the foreground and waits until its RPC answers. The child gets
-/// SIGTERM if the thread that launched it dies. Used by the agent and by the testbed's peers.
+/// SIGTERM if the thread that launched it dies; its pid goes to `pid_file` right after the spawn.
+/// Used by the agent and by the testbed's peers.
 pub fn launch(
     d: &DaemonConfig,
     data_dir: &Path,
     config_dir: &Path,
     extra: &Value,
+    pid_file: Option<&Path>,
 ) -> Result<(Child, Arc<Client>), String> {
     let rpc_port = match d.rpc_port {
         0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
@@ -97,6 +99,10 @@ pub fn launch(
         });
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", d.program.display()))?;
+    // Recorded at once: an agent killed during the start must still find this daemon next time.
+    if let Some(file) = pid_file {
+        let _ = write_atomic(file, child.id().to_string().as_bytes(), 0o644);
+    }
 
     let url = format!("http://127.0.0.1:{rpc_port}/transmission/rpc");
     let client = Arc::new(Client::new(&url, Some((RPC_USER, &password)), RPC_TIMEOUT));

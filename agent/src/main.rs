@@ -7,7 +7,7 @@ use odseed_agent::metrics::Metrics;
 use odseed_agent::state::Desired;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const HELP: &str = "\
@@ -109,6 +109,7 @@ fn run(cfg: Config) -> Result<(), String> {
         supervisor: supervisor.clone(),
         metrics: Metrics::default(),
         max_torrent_bytes: cfg.max_torrent_bytes,
+        leaked: Default::default(),
     });
     log::info!("odseed-agent {} listening on {}", env!("CARGO_PKG_VERSION"), server.server_addr());
 
@@ -126,14 +127,24 @@ fn run(cfg: Config) -> Result<(), String> {
         });
     }
 
+    // Workers take requests off the server and answer each on a thread of its own (at most
+    // MAX_IN_FLIGHT at once), so a client that sends its body slowly or never holds up nobody else,
+    // not even shutdown.
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..cfg.workers)
         .map(|i| {
-            let (server, api, stopping) = (server.clone(), api.clone(), stopping.clone());
+            let (server, api, stopping, in_flight) = (server.clone(), api.clone(), stopping.clone(), in_flight.clone());
             std::thread::Builder::new().name(format!("api-{i}")).spawn(move || loop {
                 match server.recv() {
-                    Ok(req) => api.serve(req),
+                    Ok(req) => dispatch(&api, &in_flight, req),
                     Err(_) if stopping.load(Ordering::SeqCst) => break,
                     Err(e) => log::warn!("api: {e}"),
+                }
+                if api.leaked() >= MAX_LEAKED {
+                    log::error!("{MAX_LEAKED} oversized requests abandoned; exiting so the service manager restarts the agent cleanly");
+                    stopping.store(true, Ordering::SeqCst);
+                    server.unblock();
+                    break;
                 }
             })
         })
@@ -143,6 +154,36 @@ fn run(cfg: Config) -> Result<(), String> {
         let _ = w.join();
     }
     supervisor.shutdown();
+    if api.leaked() >= MAX_LEAKED {
+        return Err("stopped after too many oversized requests".into());
+    }
     log::info!("stopped");
     Ok(())
+}
+
+/// Requests answered at once on threads of their own; past this, a worker answers in place.
+const MAX_IN_FLIGHT: usize = 64;
+/// Oversized requests the agent abandons before it exits to be restarted (see `Api::serve`).
+const MAX_LEAKED: u64 = 256;
+
+fn dispatch(api: &Arc<Api>, in_flight: &Arc<AtomicUsize>, req: tiny_http::Request) {
+    // Refusing an oversized body never blocks (and such a request must never be dropped): inline.
+    if api.must_abandon(&req) {
+        return api.serve(req);
+    }
+    if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+        api.serve(req);
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let (api, counter) = (api.clone(), in_flight.clone());
+    let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
+        api.serve(req);
+        counter.fetch_sub(1, Ordering::SeqCst);
+    });
+    if let Err(e) = spawned {
+        // The request went with the closure: tiny_http answers 500 when it is dropped.
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        log::error!("api: cannot start a thread for a request: {e}");
+    }
 }

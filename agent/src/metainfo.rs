@@ -61,6 +61,10 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
 
     let name = info.get("name").and_then(Value::as_bytes).ok_or_else(|| invalid("missing `info.name`"))?;
     let name = safe_component(name)?;
+    // Transmission prefers the `.utf-8` variants when present: they must be safe too.
+    if let Some(alt) = info.get("name.utf-8") {
+        safe_component(alt.as_bytes().ok_or_else(|| invalid("`info.name.utf-8` is not a string"))?)?;
+    }
     let piece_length = positive(info.get("piece length"), "info.piece length")?;
     let pieces = info
         .get("pieces")
@@ -77,6 +81,9 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     };
     let total_size = files.iter().try_fold(0u64, |acc, (_, l)| acc.checked_add(*l));
     let total_size = total_size.ok_or_else(|| invalid("total length overflows"))?;
+    if total_size == 0 {
+        return Err(invalid("the torrent holds no data (total length 0)"));
+    }
     let expected_pieces = total_size.div_ceil(piece_length).max(1);
     if expected_pieces != (pieces.len() / 20) as u64 {
         return Err(invalid(format!(
@@ -107,6 +114,11 @@ fn multi_files(name: &str, list: &Value<'_>) -> Result<Vec<(PathBuf, u64)>, Meta
         for p in parts {
             let p = p.as_bytes().ok_or_else(|| invalid(format!("`info.files[{i}].path` holds a non-string")))?;
             path.push(safe_component(p)?);
+        }
+        for p in f.get("path.utf-8").and_then(Value::as_list).unwrap_or(&[]) {
+            safe_component(
+                p.as_bytes().ok_or_else(|| invalid(format!("`info.files[{i}].path.utf-8` holds a non-string")))?,
+            )?;
         }
         out.push((path, length));
     }
@@ -250,12 +262,18 @@ mod tests {
         }
         assert!(matches!(parse(&torrent(single("..", 1))), Err(MetainfoError::UnsafePath(_))));
         assert!(matches!(parse(&torrent(single("/abs", 1))), Err(MetainfoError::UnsafePath(_))));
+        let mut alt = single("fine", 1);
+        if let Owned::Dict(d) = &mut alt {
+            d.insert(b"name.utf-8".to_vec(), Owned::str("../evil"));
+        }
+        assert!(matches!(parse(&torrent(alt)), Err(MetainfoError::UnsafePath(_))), "name.utf-8 is checked");
     }
 
     #[test]
     fn refuses_inconsistent_torrents() {
         assert!(parse(&torrent(single("a", 16385))).is_err(), "two pieces needed, one given");
         assert!(parse(&torrent(single("a", -1))).is_err());
+        assert!(parse(&torrent(single("a", 0))).is_err(), "no data");
         assert!(parse(b"d4:infoi1ee").is_err());
         assert!(parse(b"le").is_err());
         let full = torrent(single("a", 100));

@@ -49,6 +49,8 @@ fn bad_requests_get_clear_errors_and_the_agent_keeps_serving() {
         ("unknown torrent", send(&url(&format!("/v1/torrents/{hash}")), "GET", tok, None), 404, "not_found"),
         ("wrong method", send(&url("/v1/torrents"), "POST", tok, Some(b"{}")), 405, "method_not_allowed"),
         ("wrong method on health", send(&url("/v1/health"), "POST", None, None), 405, "method_not_allowed"),
+        ("wrong method, bad hash", send(&url("/v1/torrents/zz"), "POST", tok, Some(b"{}")), 405, "method_not_allowed"),
+        ("empty hash", send(&url("/v1/torrents/"), "GET", tok, None), 404, "not_found"),
     ];
     for (what, (status, body), want_status, want_code) in cases {
         assert_eq!((status, code(&body).as_str()), (want_status, want_code), "{what}: {body}");
@@ -62,4 +64,59 @@ fn bad_requests_get_clear_errors_and_the_agent_keeps_serving() {
     let log = agent.log();
     assert!(log.lines().any(|l| l.contains("400 unsafe_path")), "{log}");
     assert!(log.lines().any(|l| l.contains("413 too_large")), "{log}");
+}
+
+#[test]
+fn head_is_answered_like_get_without_a_body() {
+    let w = world("head");
+    let agent = w.agent("a", &AgentOptions::default());
+    let addr = agent.url.trim_start_matches("http://").to_string();
+    let answer = raw(&addr, b"HEAD /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "no body: {answer:?}");
+}
+
+/// Raw bytes to the agent; what it answers first (status line and body).
+fn raw(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn huge_or_missing_bodies_neither_crash_nor_block_the_agent() {
+    let w = world("hostile");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    let addr = agent.url.trim_start_matches("http://").to_string();
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    // A declared body far larger than memory, without a token and without sending it.
+    for len in ["1000000000000", "9223372036854775807", "18446744073709551615"] {
+        let answer = raw(
+            &addr,
+            format!("PUT /v1/torrents/{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{len}: {answer}");
+    }
+    // Bodies announced but never sent hold no worker: health still answers, promptly.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(format!("PUT /v1/torrents/{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n").as_bytes())
+            .unwrap();
+        idle.push(s);
+    }
+    let c = agent.client();
+    for _ in 0..5 {
+        assert_eq!(c.health().unwrap().status, "ok");
+    }
+    assert!(agent.proc().unwrap().exited().is_none(), "the agent is alive");
+    // And it still shuts down on SIGTERM with those connections open.
+    let status = agent.terminate(std::time::Duration::from_secs(30)).expect("exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    drop(idle);
 }
