@@ -25,8 +25,11 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A daemon that stayed up this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// How often a running daemon is checked for having died.
+/// How often a running daemon is checked for having died or hung.
 const TICK: Duration = Duration::from_secs(1);
+/// A daemon whose RPC fails this many checks in a row is hung: it is stopped and started again.
+const HUNG_AFTER_TICKS: u32 = 10;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the supervisor keeps things, and how it runs the daemon.
 #[derive(Debug, Clone)]
@@ -162,6 +165,7 @@ fn supervise(shared: &Shared) {
     let mut idle_since: Option<Instant> = None;
     let mut reconcile_pending = true;
     let mut verify_pending = false;
+    let mut silent_ticks = 0u32;
 
     loop {
         let dirty = {
@@ -234,11 +238,31 @@ fn supervise(shared: &Shared) {
         }
 
         let Some(r) = running.as_mut() else { continue };
-        if reconcile_pending {
+        let answered = if reconcile_pending {
             match reconcile(shared, &r.client, verify_pending) {
-                Ok(()) => (reconcile_pending, verify_pending) = (false, false),
-                Err(e) => log::warn!("daemon: cannot bring the daemon's torrents up to date: {e}"),
+                Ok(()) => {
+                    (reconcile_pending, verify_pending) = (false, false);
+                    true
+                }
+                Err(e) => {
+                    log::warn!("daemon: cannot bring the daemon's torrents up to date: {e}");
+                    false
+                }
             }
+        } else {
+            r.client.answers_within(PROBE_TIMEOUT)
+        };
+        silent_ticks = if answered { 0 } else { silent_ticks + 1 };
+        if silent_ticks >= HUNG_AFTER_TICKS {
+            log::warn!("daemon: transmission-daemon alive but its RPC silent for {silent_ticks} checks; restarting it");
+            stop(&mut r.child, grace, &shared.settings.pid_file());
+            running = None;
+            silent_ticks = 0;
+            shared.restarts.fetch_add(1, Ordering::Relaxed);
+            shared.set_state(DaemonState::Backoff, None);
+            retry_at = Some(now + backoff);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            continue;
         }
         if wanted {
             idle_since = None;

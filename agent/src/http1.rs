@@ -74,32 +74,19 @@ pub fn request(
     reader.get_mut().write_all(head.as_bytes())?;
     reader.get_mut().write_all(body)?;
 
-    let mut line = String::new();
-    read_line(&mut reader, &mut line)?;
-    let mut parts = line.splitn(3, ' ');
-    let status = match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code.parse::<u16>().map_err(|_| bad("bad status line"))?,
-        _ => return Err(bad("not an HTTP/1.x answer")),
+    // Interim 1xx answers (100 Continue) come before the real one.
+    let (status, headers) = loop {
+        let (status, headers) = read_head(&mut reader)?;
+        if !(100..200).contains(&status) {
+            break (status, headers);
+        }
     };
-    let mut headers = Vec::new();
-    let mut head_bytes = line.len();
-    loop {
-        line.clear();
-        read_line(&mut reader, &mut line)?;
-        head_bytes += line.len();
-        if head_bytes > MAX_HEAD_BYTES {
-            return Err(bad("answer headers too large"));
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').ok_or_else(|| bad("bad header line"))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
     let mut resp = Response { status, headers, body: Vec::new() };
     let too_large = || bad(format!("answer body over {max_body} bytes"));
-    if resp.header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+    let mut line = String::new();
+    if method == "HEAD" || status == 204 || status == 304 {
+        // No body, whatever the headers say.
+    } else if resp.header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
         loop {
             line.clear();
             read_line(&mut reader, &mut line)?;
@@ -108,12 +95,19 @@ pub fn request(
             if size == 0 {
                 break;
             }
-            if resp.body.len() as u64 + size > max_body {
+            if size > max_body - resp.body.len() as u64 {
                 return Err(too_large());
             }
+            let before = resp.body.len();
             (&mut reader).take(size).read_to_end(&mut resp.body)?;
+            if ((resp.body.len() - before) as u64) < size {
+                return Err(bad("chunk cut short"));
+            }
             line.clear();
             read_line(&mut reader, &mut line)?;
+            if line != "\r\n" {
+                return Err(bad("no line break after a chunk"));
+            }
         }
     } else if let Some(len) = resp.header("content-length") {
         let len: u64 = len.parse().map_err(|_| bad("bad Content-Length"))?;
@@ -124,13 +118,40 @@ pub fn request(
         if (resp.body.len() as u64) < len {
             return Err(bad("answer body cut short"));
         }
-    } else if !(method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status)) {
+    } else {
         (&mut reader).take(max_body + 1).read_to_end(&mut resp.body)?;
         if resp.body.len() as u64 > max_body {
             return Err(too_large());
         }
     }
     Ok(resp)
+}
+
+/// The status line and headers (names lowercased) of one answer.
+fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
+    let mut line = String::new();
+    read_line(reader, &mut line)?;
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let status = match (parts.next(), parts.next()) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code.parse::<u16>().map_err(|_| bad("bad status line"))?,
+        _ => return Err(bad("not an HTTP/1.x answer")),
+    };
+    let mut headers = Vec::new();
+    let mut head_bytes = line.len();
+    loop {
+        line.clear();
+        read_line(reader, &mut line)?;
+        head_bytes += line.len();
+        if head_bytes > MAX_HEAD_BYTES {
+            return Err(bad("answer headers too large"));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Ok((status, headers));
+        }
+        let (k, v) = l.split_once(':').ok_or_else(|| bad("bad header line"))?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
 }
 
 fn read_line(r: &mut impl BufRead, line: &mut String) -> io::Result<()> {
@@ -193,10 +214,27 @@ mod tests {
         let url = format!("http://{}/rpc", l.local_addr().unwrap());
         let t = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut got = vec![0u8; 4096];
-            let n = s.read(&mut got).unwrap();
+            // Read the whole request (head, then Content-Length bytes) before answering.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            let complete = |got: &[u8]| {
+                let text = String::from_utf8_lossy(got);
+                let Some(end) = text.find("\r\n\r\n") else { return false };
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                got.len() >= end + 4 + len
+            };
+            while !complete(&got) {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
             s.write_all(answer).unwrap();
-            got.truncate(n);
             got
         });
         (url, t)
@@ -226,6 +264,14 @@ mod tests {
 
         let (url, _t) = serve_once(b"HTTP/1.0 200 OK\r\n\r\nuntil close");
         assert_eq!(ask(&url).unwrap().body, b"until close");
+
+        let (url, _t) = serve_once(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200\r\nContent-Length: 1\r\n\r\nx");
+        let r = ask(&url).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"x"[..]), "1xx skipped, no reason phrase");
+
+        let (url, _t) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
+        let r = request("HEAD", &url, &[], b"", Duration::from_secs(5), 10).unwrap();
+        assert!(r.body.is_empty(), "HEAD has no body whatever Content-Length says");
     }
 
     #[test]
@@ -235,6 +281,9 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
             b"HTTP/1.1 200 OK\r\n",
         ] {
             let (url, _t) = serve_once(answer);

@@ -84,6 +84,15 @@ impl Client {
 
     /// Calls `method` with `arguments` and returns the answer's `arguments`.
     pub fn call(&self, method: &str, arguments: Value) -> Result<Value, Error> {
+        self.call_within(method, arguments, self.timeout)
+    }
+
+    /// True if the daemon answers `session-get` within `timeout` (a liveness probe).
+    pub fn answers_within(&self, timeout: Duration) -> bool {
+        self.call_within("session-get", json!({}), timeout).is_ok()
+    }
+
+    fn call_within(&self, method: &str, arguments: Value, timeout: Duration) -> Result<Value, Error> {
         let body = json!({ "method": method, "arguments": arguments }).to_string();
         // One retry: the first call of a session (or after a daemon restart) gets 409 and the id.
         for _ in 0..2 {
@@ -95,7 +104,7 @@ impl Client {
             if let Some(auth) = &self.authorization {
                 headers.push(("Authorization", auth));
             }
-            let resp = http1::request("POST", &self.url, &headers, body.as_bytes(), self.timeout, MAX_ANSWER_BYTES)
+            let resp = http1::request("POST", &self.url, &headers, body.as_bytes(), timeout, MAX_ANSWER_BYTES)
                 .map_err(|e| Error::Http { url: self.url.clone(), detail: e.to_string() })?;
             match resp.status {
                 409 => {

@@ -105,3 +105,55 @@ fn unsafe_kill(pid: u32, sig: i32) {
         libc::kill(pid as libc::pid_t, sig);
     }
 }
+
+#[test]
+fn a_hung_daemon_is_restarted() {
+    let w = world("hung");
+    let agent = w.agent("a", &AgentOptions { stop_grace_secs: 2, ..AgentOptions::default() });
+    let t = torrent_in(&agent.data_dir, "h.bin", 50_000);
+    let c = agent.client();
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    seeding(&c, &t.meta.info_hash);
+    let pid = agent.daemon_pid().expect("daemon pid");
+    unsafe_kill(pid, libc::SIGSTOP);
+    let new_pid = wait_until(Duration::from_secs(120), "a new daemon after the hang", || {
+        agent.daemon_pid().filter(|p| *p != pid)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", agent.log()));
+    assert_ne!(new_pid, pid);
+    assert!(!alive(pid), "the hung daemon was killed");
+    seeding(&c, &t.meta.info_hash);
+    assert!(agent.log().contains("RPC silent"), "{}", agent.log());
+}
+
+#[test]
+fn a_daemon_left_by_an_earlier_agent_is_stopped_first() {
+    let w = world("leftover");
+    let mut agent = w.agent("a", &AgentOptions::default());
+    agent.terminate(Duration::from_secs(30)).expect("first agent stops");
+    // A daemon on the agent's config dir and pid file that no agent owns (as if the parent-death
+    // signal had been lost), started by the test itself.
+    let d = odseed_agent::config::DaemonConfig::default();
+    let pid_file = agent.state_dir.join("daemon.pid");
+    let (mut orphan, _) = odseed_agent::launch::launch(
+        &d,
+        &agent.data_dir,
+        &agent.state_dir.join("transmission"),
+        &serde_json::json!({}),
+        Some(&pid_file),
+    )
+    .unwrap();
+    let orphan_pid = orphan.id();
+    agent.launch().unwrap();
+    assert!(
+        agent.log().contains(&format!("stopping transmission-daemon (pid {orphan_pid}) left over")),
+        "{}",
+        agent.log()
+    );
+    orphan.wait().unwrap(); // the agent's SIGTERM ended it; reap it
+                            // The agent then runs a daemon of its own.
+    let t = torrent_in(&agent.data_dir, "l.bin", 30_000);
+    agent.client().put(&t.meta.info_hash, &t.bytes).unwrap();
+    seeding(&agent.client(), &t.meta.info_hash);
+    assert_ne!(agent.daemon_pid(), Some(orphan_pid));
+}
