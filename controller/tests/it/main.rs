@@ -5,6 +5,7 @@ mod bad_input;
 mod boards;
 mod faults;
 mod publisher;
+mod tracker;
 
 use odseed_testbed::{Netns, Proc, TempDir};
 use serde_json::Value;

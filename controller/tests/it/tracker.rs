@@ -1,0 +1,38 @@
+//! The scrapers against a real opentracker: HTTP and UDP, several hashes per request.
+
+use crate::world;
+use odseed::tracker::{Scrape, Scraper, TrackerError};
+use odseed_agent::InfoHash;
+use odseed_testbed::Tracker;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+#[test]
+fn http_and_udp_scrapes_agree_with_the_tracker() {
+    let w = world("scrape");
+    let ip = Ipv4Addr::new(10, 77, 0, 1);
+    w.ns.add_host(ip).unwrap();
+    let busy = InfoHash::from_bytes([0xab; 20]);
+    let quiet = InfoHash::from_bytes([0xcd; 20]);
+    let tracker = Tracker::start(&w.dir.path().join("t"), ip, 6969, &[busy, quiet]).unwrap();
+    // Two leechers and a seeder announce on `busy`.
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    let hash: String = busy.as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
+    for (i, left) in [1000, 1000, 0].iter().enumerate() {
+        let url = format!("{}?info_hash={hash}&peer_id=-OD0001-{i:012}&port={}&uploaded=0&downloaded=0&left={left}&event=started&compact=1", tracker.announce_url(), 7000 + i);
+        agent.get(&url).call().unwrap();
+    }
+    let scraper = Scraper { timeout: Duration::from_secs(3), retries: 1 };
+    let want = Scrape { seeders: 1, leechers: 2, downloaded: 0 };
+    let http = scraper.scrape(&tracker.announce_url(), &[busy, quiet]).unwrap();
+    assert_eq!(http.get(&busy), Some(&want));
+    let udp = scraper.scrape(&tracker.udp_url(), &[busy, quiet]).unwrap();
+    assert_eq!(udp.get(&busy), Some(&want));
+    assert_eq!(udp.get(&quiet), Some(&Scrape::default()));
+
+    // Best over several trackers: one down, one answering.
+    let (best, errors) = scraper.best(&["udp://10.77.0.1:6970".into(), tracker.udp_url()], &[busy]);
+    assert_eq!(best.get(&busy), Some(&want));
+    assert!(matches!(errors.as_slice(), [TrackerError::Unreachable { .. }]), "{errors:?}");
+    assert!(matches!(scraper.scrape("wss://x/announce", &[busy]), Err(TrackerError::Unsupported { .. })));
+}
