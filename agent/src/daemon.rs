@@ -335,7 +335,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 
 /// Starts the agent's daemon and records its pid (for `stop_leftover`).
 fn spawn(s: &Settings) -> Result<Running, String> {
-    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()))?;
+    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()), None)?;
     Ok(Running { child, client, since: Instant::now() })
 }
 

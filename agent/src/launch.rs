@@ -61,7 +61,8 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
 
 /// Writes settings.json into `config_dir` (the daemon must be stopped: it rewrites the file on exit),
 /// spawns transmission-daemon in the foreground and waits until its RPC answers. The child gets
-/// SIGTERM if the thread that launched it dies; its pid goes to `pid_file` right after the spawn.
+/// SIGTERM if the thread that launched it dies; its pid goes to `pid_file` right after the spawn,
+/// its output to `log` if given.
 /// Used by the agent and by the testbed's peers.
 pub fn launch(
     d: &DaemonConfig,
@@ -69,6 +70,7 @@ pub fn launch(
     config_dir: &Path,
     extra: &Value,
     pid_file: Option<&Path>,
+    log: Option<&Path>,
 ) -> Result<(Child, Arc<Client>), String> {
     let rpc_port = match d.rpc_port {
         0 => free_port().map_err(|e| format!("cannot find a free port for the RPC: {e}"))?,
@@ -88,6 +90,12 @@ pub fn launch(
     let mut cmd = Command::new(&d.program);
     cmd.arg("--foreground").arg("--config-dir").arg(config_dir);
     cmd.stdin(Stdio::null()).process_group(0);
+    // Its output goes to `log` if given, else where ours goes (the agent's journal).
+    if let Some(log) = log {
+        let out = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        cmd.stdout(out).stderr(err);
+    }
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     #[allow(unsafe_code)]
     unsafe {

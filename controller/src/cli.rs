@@ -11,6 +11,7 @@ USAGE:
     odseed run <TORRENT> <RATIO> [SEEDERS LEECHERS] [OPTIONS]
     odseed status [--json] [--config PATH]     every helper: reachable?, state, what it seeds
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
+    odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
 
 RUN ARGUMENTS:
     TORRENT     a torrent's name in your Transmission, a .torrent file, or a 40-hex info hash
@@ -26,6 +27,14 @@ RUN OPTIONS:
     --once            one round (observe, decide, act), then release and exit
     --dry-run         observe and decide, print what would be done, engage nothing
     --json            one JSON object per line on stdout instead of human lines
+
+LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
+    --leechers N (4)  --helpers K (2)  --size BYTES (8388608)  --ratio R (1)
+    --origin-kbps U (200)  --helper-kbps U (200)  --leecher-kbps D (1000)  --leecher-up-kbps U (0)
+    --no-helpers      the same swarm without odseed (the baseline)
+    --keep            keep the lab's directory (logs, data) afterwards
+    --timeout SECS    give up after this long (900)
+    --json            one JSON object per line
 
 A run ends (exit 0, after releasing every helper) when: the publisher's client has no connected
 peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was met at the start
@@ -56,6 +65,7 @@ pub enum Command {
     Run(RunArgs),
     Status { config: Option<PathBuf>, json: bool },
     Release { config: Option<PathBuf>, json: bool },
+    Lab(crate::lab::LabArgs),
     Help,
     Version,
 }
@@ -63,6 +73,9 @@ pub enum Command {
 /// Parses `args` (without the program name). The error is one line for the user.
 pub fn parse(args: Vec<String>) -> Result<Command, String> {
     use lexopt::prelude::*;
+    if args.first().map(String::as_str) == Some("lab") {
+        return parse_lab(args[1..].to_vec());
+    }
     let mut p = lexopt::Parser::from_args(args);
     let mut sub: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
@@ -132,6 +145,44 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
     }
 }
 
+fn parse_lab(args: Vec<String>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut a = crate::lab::LabArgs::default();
+    let e = |err: lexopt::Error| err.to_string();
+    while let Some(arg) = p.next().map_err(e)? {
+        let flag = match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long(f) => f.to_string(),
+            _ => return Err(arg.unexpected().to_string()),
+        };
+        let mut value =
+            || -> Result<String, String> { p.value().map_err(e)?.string().map_err(|_| format!("--{flag}: not UTF-8")) };
+        match flag.as_str() {
+            "leechers" => a.leechers = count(&value()?, "--leechers")? as usize,
+            "helpers" => a.helpers = count(&value()?, "--helpers")? as usize,
+            "size" => a.size = number(&value()?, "--size")?,
+            "ratio" => a.ratio = ratio_arg(&value()?)?,
+            "origin-kbps" => a.origin_kbps = count(&value()?, "--origin-kbps")?,
+            "helper-kbps" => a.helper_kbps = count(&value()?, "--helper-kbps")?,
+            "leecher-kbps" => a.leecher_kbps = count(&value()?, "--leecher-kbps")?,
+            "leecher-up-kbps" => a.leecher_up_kbps = count(&value()?, "--leecher-up-kbps")?,
+            "timeout" => a.timeout = number(&value()?, "--timeout")?,
+            "no-helpers" => a.no_helpers = true,
+            "keep" => a.keep = true,
+            "json" => a.json = true,
+            other => return Err(format!("invalid option '--{other}' for `odseed lab` (try --help)")),
+        }
+    }
+    if !(1..=200).contains(&a.leechers) || a.helpers > 100 {
+        return Err("--leechers must be 1 to 200 and --helpers at most 100".into());
+    }
+    if a.size == 0 {
+        return Err("--size must be at least 1 byte".into());
+    }
+    Ok(Command::Lab(a))
+}
+
 fn ratio_arg(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && (0.0..=1.0).contains(&r) => Ok(r),
@@ -184,6 +235,20 @@ mod tests {
         assert!(parse(args("run f .5 --bogus")).is_err());
         assert!(parse(args("frobnicate")).unwrap_err().contains("unknown command"));
         assert!(parse(args("status --once")).is_err());
+    }
+
+    #[test]
+    fn lab_flags() {
+        let Command::Lab(a) =
+            parse(args("lab --leechers 3 --helpers 0 --size 1000 --no-helpers --json --keep")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.leechers, a.helpers, a.size, a.no_helpers, a.json, a.keep), (3, 0, 1000, true, true, true));
+        assert_eq!(parse(args("lab")).unwrap(), Command::Lab(crate::lab::LabArgs::default()));
+        assert!(parse(args("lab --leechers 0")).is_err());
+        assert!(parse(args("lab --ratio 2")).unwrap_err().contains("RATIO"));
+        assert!(parse(args("lab --size x")).is_err());
     }
 
     #[test]

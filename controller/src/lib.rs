@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod helpers;
+pub mod lab;
 pub mod ledger;
 pub mod observe;
 pub mod output;

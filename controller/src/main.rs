@@ -55,6 +55,23 @@ fn main() -> ExitCode {
             },
             Err(e) => usage(&e),
         },
+        Command::Lab(args) => {
+            if let Some(code) = unshared_if_needed() {
+                return code;
+            }
+            let stop = match signals() {
+                Ok(rx) => rx,
+                Err(e) => return failure(&e),
+            };
+            match odseed::lab::lab(&args, &stop) {
+                Ok(odseed::lab::Outcome::Done(report)) => {
+                    report.print(args.json);
+                    ExitCode::SUCCESS
+                }
+                Ok(odseed::lab::Outcome::Interrupted) => ExitCode::from(130),
+                Err(e) => failure(&e),
+            }
+        }
         Command::Release { config, json } => {
             // The panic button works without a config too: the ledger names each helper's agent.
             let cfg = config.as_ref().map(|p| config::load(p)).transpose();
@@ -79,6 +96,28 @@ fn usage(e: &str) -> ExitCode {
 fn failure(e: &str) -> ExitCode {
     log::error!("{e}");
     ExitCode::from(1)
+}
+
+/// The lab makes a network namespace, which needs root. Without it, runs itself again inside a user
+/// namespace where it is root (`unshare --user --map-root-user`); the exit code of that, if it did.
+fn unshared_if_needed() -> Option<ExitCode> {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root || std::env::var_os("ODSEED_LAB_UNSHARED").is_some() {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    log::info!("not root: running the lab inside a user namespace (unshare --user --map-root-user)");
+    let status = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env("ODSEED_LAB_UNSHARED", "1")
+        .status();
+    match status {
+        Ok(s) => Some(ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8)),
+        Err(e) => Some(failure(&format!("cannot run unshare: {e}; run the lab as root"))),
+    }
 }
 
 /// SIGINT and SIGTERM arrive as a message the run loop waits on between rounds.

@@ -29,8 +29,8 @@ impl Peer {
         let data_dir = root.join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("{name}: {e}"))?;
         let d = DaemonConfig { peer_port: 51413, bind_address: ip.into(), ..DaemonConfig::default() };
-        let (child, client) =
-            launch(&d, &data_dir, &root.join("config"), &extra, None).map_err(|e| format!("{name}: {e}"))?;
+        let (child, client) = launch(&d, &data_dir, &root.join("config"), &extra, None, Some(&root.join("daemon.log")))
+            .map_err(|e| format!("{name}: {e}"))?;
         let password = extra.get("rpc-password").and_then(Value::as_str).map(str::to_string);
         Ok(Peer { name: name.to_string(), ip, data_dir, client, child, password })
     }

@@ -14,10 +14,13 @@ pub struct Spec {
     pub size: u64,
     pub leechers: usize,
     pub boards: usize,
-    /// Upload caps (KiB/s; 0 = none) of the origin and of each board, download cap of each leecher.
+    /// Caps in Transmission's kB/s (1000 bytes/s; 0 = none): the origin's and each board's upload,
+    /// each leecher's download.
     pub origin_kbps: u32,
     pub helper_kbps: u32,
     pub leecher_kbps: u32,
+    /// Upload cap of each leecher (0 = none).
+    pub leecher_up_kbps: u32,
 }
 
 pub struct Swarm {
@@ -90,7 +93,11 @@ impl Swarm {
     /// Starts the leechers and gives them the torrent.
     pub fn start_leechers(&mut self, spec: &Spec) -> Result<(), String> {
         for i in 0..spec.leechers {
-            let p = Peer::start(&self.dir, &format!("leecher{i}"), leecher_ip(i), limit("down", spec.leecher_kbps))?;
+            let mut settings = limit("down", spec.leecher_kbps);
+            if let (Some(s), Some(up)) = (settings.as_object_mut(), limit("up", spec.leecher_up_kbps).as_object()) {
+                s.extend(up.clone());
+            }
+            let p = Peer::start(&self.dir, &format!("leecher{i}"), leecher_ip(i), settings)?;
             p.add(&self.torrent.bytes)?;
             self.leechers.push(p);
         }
@@ -117,6 +124,23 @@ impl Swarm {
                 )
             })
             .collect()
+    }
+
+    /// The leechers whose file differs from the origin's, byte for byte.
+    pub fn mismatched(&self) -> Result<Vec<String>, String> {
+        let want =
+            std::fs::read(self.origin.data_dir.join("payload.bin")).map_err(|e| format!("origin's file: {e}"))?;
+        Ok(self
+            .leechers
+            .iter()
+            .filter(|l| std::fs::read(l.data_dir.join("payload.bin")).map_or(true, |got| got != want))
+            .map(|l| l.name.clone())
+            .collect())
+    }
+
+    /// The directory it lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// True once every leecher has the whole file.

@@ -141,6 +141,7 @@ fn a_daemon_left_by_an_earlier_agent_is_stopped_first() {
         &agent.state_dir.join("transmission"),
         &serde_json::json!({}),
         Some(&pid_file),
+        None,
     )
     .unwrap();
     let orphan_pid = orphan.id();

@@ -8,7 +8,15 @@ use std::time::Duration;
 #[test]
 fn a_run_engages_boards_while_needed_and_releases_them_all() {
     let w = world("e2e");
-    let spec = Spec { size: 4 << 20, leechers: 3, boards: 2, origin_kbps: 100, helper_kbps: 0, leecher_kbps: 400 };
+    let spec = Spec {
+        size: 4 << 20,
+        leechers: 3,
+        boards: 2,
+        origin_kbps: 100,
+        helper_kbps: 0,
+        leecher_kbps: 400,
+        leecher_up_kbps: 0,
+    };
     let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.start_leechers(&spec).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
@@ -69,7 +77,15 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
 #[test]
 fn dry_run_engages_nothing_and_max_time_releases_everything() {
     let w = world("maxtime");
-    let spec = Spec { size: 2 << 20, leechers: 2, boards: 1, origin_kbps: 10, helper_kbps: 10, leecher_kbps: 10 };
+    let spec = Spec {
+        size: 2 << 20,
+        leechers: 2,
+        boards: 1,
+        origin_kbps: 10,
+        helper_kbps: 10,
+        leecher_kbps: 10,
+        leecher_up_kbps: 0,
+    };
     let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.start_leechers(&spec).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();

@@ -10,7 +10,15 @@ use std::time::Duration;
 #[test]
 fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected() {
     let w = world("publisher");
-    let spec = Spec { size: 1 << 20, leechers: 0, boards: 1, origin_kbps: 0, helper_kbps: 0, leecher_kbps: 0 };
+    let spec = Spec {
+        size: 1 << 20,
+        leechers: 0,
+        boards: 1,
+        origin_kbps: 0,
+        helper_kbps: 0,
+        leecher_kbps: 0,
+        leecher_up_kbps: 0,
+    };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
     let cfg = format!("{}{}", swarm.origin.as_publisher(w.dir.path()).unwrap(), swarm.controller_config());

@@ -1,0 +1,97 @@
+//! `odseed lab`, whole: every leecher gets the file, helpers come and go, nothing is left behind,
+//! also after a Ctrl-C in the middle.
+
+use crate::{events, named, world, World};
+use odseed_testbed::{agent_bin, wait_until};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SMALL: &[&str] = &[
+    "lab",
+    "--leechers",
+    "3",
+    "--helpers",
+    "2",
+    "--size",
+    "3000000",
+    "--origin-kbps",
+    "100",
+    "--helper-kbps",
+    "100",
+    "--json",
+];
+
+/// The lab finds odseed-agent on PATH (tests may not have it beside odseed).
+fn with_agent_on_path(w: &World, name: &str, args: &[&str]) -> odseed_testbed::Proc {
+    let bin_dir = agent_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = std::process::Command::new(crate::odseed_bin());
+    cmd.args(args).env("PATH", path).env("XDG_STATE_HOME", w.state_home());
+    odseed_testbed::Proc::spawn(name, cmd, &w.dir.path().join(format!("{name}.log"))).unwrap()
+}
+
+/// Processes whose command line or working directory is under `dir`.
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = entry.path();
+        let cmdline = std::fs::read(p.join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(p.join("cwd")).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        if cmdline.contains(&needle) || cwd.starts_with(&needle) {
+            found.push(format!("{}: {cmdline}", p.display()));
+        }
+    }
+    found
+}
+
+fn lab_dir(ev: &[Value]) -> PathBuf {
+    PathBuf::from(named(ev, "lab_start")[0]["dir"].as_str().unwrap())
+}
+
+#[test]
+fn a_small_lab_delivers_the_file_and_leaves_nothing_behind() {
+    let w = world("lab");
+    let mut lab = with_agent_on_path(&w, "lab", SMALL);
+    let status =
+        lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("the lab did not end\n{}", lab.log_tail(40)));
+    assert!(status.success(), "{status}\n{}", lab.log_tail(40));
+    let ev = events(&lab);
+    let report = named(&ev, "report");
+    assert_eq!(report.len(), 1, "{}", lab.log_tail(20));
+    let r = report[0];
+    assert_eq!(r["completion"].as_array().map(Vec::len), Some(3));
+    assert_eq!(r["helpers_engaged"].as_u64(), Some(2));
+    assert!(r["bound"].as_f64().is_some_and(|b| b > 0.0), "{r}");
+    // The lab checks the bytes itself and fails otherwise; the report says it did.
+    assert!(!lab.log_text().contains("differs from the origin"));
+    assert_eq!(named(&ev, "engage").len(), 2);
+    assert_eq!(named(&ev, "release").len(), 2);
+    let dir = lab_dir(&ev);
+    assert!(!dir.exists(), "the lab's directory is gone");
+    assert!(processes_under(&dir).is_empty(), "left running: {:?}", processes_under(&dir));
+}
+
+#[test]
+fn ctrl_c_in_the_middle_tears_everything_down() {
+    let w = world("labint");
+    let mut args = SMALL.to_vec();
+    args.extend(["--size", "20000000"]);
+    let mut lab = with_agent_on_path(&w, "lab", &args);
+    wait_until(Duration::from_secs(120), "the helpers to be engaged", || {
+        (named(&events(&lab), "engage").len() == 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.log_tail(30)));
+    let dir = lab_dir(&events(&lab));
+    assert!(!processes_under(&dir).is_empty(), "the swarm runs");
+    lab.signal(libc::SIGINT);
+    let status = lab.wait_exit(Duration::from_secs(60)).expect("the lab ends after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{}", lab.log_tail(20));
+    assert_eq!(named(&events(&lab), "release").len(), 2, "helpers released: {}", lab.log_tail(20));
+    assert!(!dir.exists(), "the lab's directory is gone");
+    wait_until(Duration::from_secs(10), "no process left", || processes_under(&dir).is_empty().then_some(()))
+        .unwrap_or_else(|e| panic!("{e}: {:?}", processes_under(&dir)));
+}
