@@ -96,16 +96,7 @@ pub fn launch(
         let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
         cmd.stdout(out).stderr(err);
     }
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", d.program.display()))?;
     // Recorded at once: an agent killed during the start must still find this daemon next time.
     if let Some(file) = pid_file {
@@ -149,6 +140,21 @@ pub fn stop_child(child: &mut Child, grace: Duration) {
     log::warn!("daemon: pid {} ignored SIGTERM for {}s; killing it", child.id(), grace.as_secs());
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Makes the process `cmd` starts get SIGTERM when the thread that started it dies (even if this
+/// process is killed with -9), so no child outlives its owner.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Sends `sig` to `pid` (a child of ours, or a leftover daemon checked via /proc).

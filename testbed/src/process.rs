@@ -17,18 +17,7 @@ impl Proc {
         let out = File::create(log).map_err(|e| format!("{name}: cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("{name}: {e}"))?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        // It dies with the thread that started it, even if this process is killed with -9.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        #[allow(unsafe_code)]
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        odseed_agent::launch::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("{name}: cannot start {:?}: {e}", cmd.get_program()))?;
         Ok(Proc { name: name.to_string(), child, log: log.to_path_buf() })
     }

@@ -1,6 +1,6 @@
 //! End to end on boards: a swarm that needs help gets it, and is released when it no longer does.
 
-use crate::{events, named, world};
+use crate::{events, named, wait_engaged, world};
 use odseed_testbed::swarm::{Spec, Swarm};
 use odseed_testbed::{agent_bin, wait_until};
 use std::time::Duration;
@@ -41,10 +41,7 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
     );
 
     // Ratio 1 with one seeder and three leechers: both boards are engaged at once.
-    wait_until(Duration::from_secs(60), "two engage events", || {
-        (named(&events(&run), "engage").len() >= 2).then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    wait_engaged(&run, 2);
     // The tracker counts them: more seeders than the origin alone.
     wait_until(Duration::from_secs(60), "the tracker to count the helpers", || {
         named(&events(&run), "poll")

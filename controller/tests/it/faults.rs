@@ -1,7 +1,7 @@
 //! Faults: a board down at start, a board killed mid-run, the tracker killed mid-run, and the
 //! controller killed with -9 then `odseed release`. Nothing stays engaged; each fault is one line.
 
-use crate::{events, named, world};
+use crate::{events, named, wait_engaged, world};
 use odseed_testbed::swarm::{Spec, Swarm};
 use odseed_testbed::{agent_bin, wait_until};
 use std::time::Duration;
@@ -30,10 +30,7 @@ fn dead_boards_are_skipped_and_replaced_and_the_tracker_going_down_is_survived()
         "run",
         &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
     );
-    wait_until(Duration::from_secs(60), "three boards engaged", || {
-        (named(&events(&run), "engage").len() >= 3).then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    wait_engaged(&run, 3);
     let log = run.log_text();
     assert!(log.lines().any(|l| l.contains("board down: cannot engage")), "{log}");
 
@@ -84,10 +81,7 @@ fn after_kill_9_odseed_release_releases_the_leftovers() {
         "run",
         &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
     );
-    wait_until(Duration::from_secs(60), "two boards engaged", || {
-        (named(&events(&run), "engage").len() >= 2).then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    wait_engaged(&run, 2);
     run.kill9();
     let hash = swarm.torrent.meta.info_hash;
     assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()), "kill -9 releases nothing");
@@ -118,10 +112,7 @@ fn after_kill_9_odseed_release_releases_the_leftovers() {
         "run2",
         &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
     );
-    wait_until(Duration::from_secs(60), "two boards engaged again", || {
-        (named(&events(&run), "engage").len() >= 2).then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    wait_engaged(&run, 2);
     run.kill9();
     assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()));
     let out = w.odseed(&["release", "--json", "--config", cfg.to_str().unwrap()]);

@@ -64,6 +64,14 @@ pub fn events(p: &Proc) -> Vec<Value> {
     p.log_text().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+/// Waits until a run has printed at least `n` engage events.
+pub fn wait_engaged(run: &Proc, n: usize) {
+    odseed_testbed::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
+        (named(&events(run), "engage").len() >= n).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+}
+
 pub fn named<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == event).collect()
 }
