@@ -1,8 +1,8 @@
 //! End to end on boards: a swarm that needs help gets it, and is released when it no longer does.
 
 use crate::{events, named, wait_engaged, world};
-use odseed_testbed::swarm::{Spec, Swarm};
-use odseed_testbed::{agent_bin, wait_until};
+use odseed_testbed::swarm::Spec;
+use odseed_testbed::wait_until;
 use std::time::Duration;
 
 #[test]
@@ -17,10 +17,7 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
         leecher_kbps: 400,
         leecher_up_kbps: 0,
     };
-    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
-    swarm.start_leechers(&spec).unwrap();
-    swarm.wait_announced(Duration::from_secs(60)).unwrap();
-    let cfg = w.write_config(&swarm.controller_config());
+    let (swarm, cfg) = w.swarm(&spec);
     let torrent = swarm.torrent_file.to_str().unwrap().to_string();
     let mut run = w.spawn(
         "run",
@@ -83,10 +80,7 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         leecher_kbps: 10,
         leecher_up_kbps: 0,
     };
-    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
-    swarm.start_leechers(&spec).unwrap();
-    swarm.wait_announced(Duration::from_secs(60)).unwrap();
-    let cfg = w.write_config(&swarm.controller_config());
+    let (swarm, cfg) = w.swarm(&spec);
     let (torrent, cfg) = (swarm.torrent_file.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
     let hash = swarm.torrent.meta.info_hash;
 

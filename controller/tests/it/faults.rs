@@ -72,10 +72,7 @@ fn dead_boards_are_skipped_and_replaced_and_the_tracker_going_down_is_survived()
 fn after_kill_9_odseed_release_releases_the_leftovers() {
     let w = world("kill9");
     let spec = spec(2);
-    let mut swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
-    swarm.start_leechers(&spec).unwrap();
-    swarm.wait_announced(Duration::from_secs(60)).unwrap();
-    let cfg = w.write_config(&swarm.controller_config());
+    let (swarm, cfg) = w.swarm(&spec);
     let torrent = swarm.torrent_file.to_str().unwrap().to_string();
     let mut run = w.spawn(
         "run",

@@ -64,6 +64,18 @@ pub fn events(p: &Proc) -> Vec<Value> {
     p.log_text().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+impl World {
+    /// A swarm with its leechers announced, and a controller config naming its boards.
+    pub fn swarm(&self, spec: &odseed_testbed::swarm::Spec) -> (odseed_testbed::swarm::Swarm, PathBuf) {
+        let mut swarm =
+            odseed_testbed::swarm::Swarm::start(&self.ns, self.dir.path(), spec, &odseed_testbed::agent_bin()).unwrap();
+        swarm.start_leechers(spec).unwrap();
+        swarm.wait_announced(std::time::Duration::from_secs(60)).unwrap();
+        let cfg = self.write_config(&swarm.controller_config());
+        (swarm, cfg)
+    }
+}
+
 /// Waits until a run has printed at least `n` engage events.
 pub fn wait_engaged(run: &Proc, n: usize) {
     odseed_testbed::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
