@@ -285,7 +285,8 @@ fn supervise(shared: &Shared) {
 /// Makes the daemon's torrents equal to the desired set: adds what is missing, removes (keeping the
 /// data) what is no longer wanted. After a start it also verifies every torrent the daemon holds as
 /// incomplete: after an unclean exit (a crash, kill -9) its resume files can say less than the data
-/// on disk holds, and it would download again what is there (a re-added torrent reuses them too).
+/// on disk holds, and it would download again what is there (a re-added torrent reuses them too),
+/// and starts them all.
 fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), crate::transmission::Error> {
     let have: BTreeSet<InfoHash> = client.torrent_get(None, &["hashString"])?.iter().filter_map(entry_hash).collect();
     let desired = shared.desired.snapshot();
@@ -328,6 +329,11 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
         if !stale.is_empty() {
             log::info!("daemon: verifying {} incomplete torrent(s) against the data on disk", stale.len());
             client.torrent_verify(&stale)?;
+        }
+        // A resume file written while a torrent was being verified says "paused": start every one
+        // (a no-op for running torrents; those being verified start when it is done).
+        if !wanted.is_empty() {
+            client.torrent_start(&wanted.iter().copied().collect::<Vec<_>>())?;
         }
     }
     Ok(())

@@ -154,14 +154,24 @@ impl Client {
 
     /// `torrent-verify`: re-check the data on disk against the piece hashes.
     pub fn torrent_verify(&self, ids: &[InfoHash]) -> Result<(), Error> {
-        let ids: Vec<String> = ids.iter().map(|h| h.to_string()).collect();
-        self.call("torrent-verify", json!({ "ids": ids })).map(drop)
+        self.call_on("torrent-verify", ids, json!({}))
+    }
+
+    /// `torrent-start`: a torrent being verified starts when the verification is done.
+    pub fn torrent_start(&self, ids: &[InfoHash]) -> Result<(), Error> {
+        self.call_on("torrent-start", ids, json!({}))
     }
 
     /// `torrent-remove` keeping the data on disk.
     pub fn torrent_remove(&self, ids: &[InfoHash]) -> Result<(), Error> {
+        self.call_on("torrent-remove", ids, json!({ "delete-local-data": false }))
+    }
+
+    /// A method whose arguments are `ids` (as hash strings) and `extra`, answered with no fields.
+    fn call_on(&self, method: &str, ids: &[InfoHash], mut extra: Value) -> Result<(), Error> {
         let ids: Vec<String> = ids.iter().map(|h| h.to_string()).collect();
-        self.call("torrent-remove", json!({ "ids": ids, "delete-local-data": false })).map(drop)
+        extra["ids"] = json!(ids);
+        self.call(method, extra).map(drop)
     }
 }
 
