@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ec2;
 pub mod helpers;
 pub mod lab;
 pub mod ledger;

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod content;
 pub mod dir;
+pub mod moto;
 pub mod netns;
 pub mod peer;
 pub mod process;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use agent::{Agent, AgentOptions};
 pub use dir::TempDir;
+pub use moto::Moto;
 pub use netns::Netns;
 pub use peer::Peer;
 pub use process::Proc;

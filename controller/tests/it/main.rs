@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod boards;
+mod ec2_api;
 mod faults;
 mod lab;
 mod publisher;

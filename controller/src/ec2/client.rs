@@ -1,0 +1,222 @@
+//! EC2's Query API (version 2016-11-15) over ureq: form-encoded POSTs signed with SigV4 by AWS's
+//! `aws-sigv4` crate. Throttling, 5xx answers and transport failures are retried with backoff; every
+//! other AWS error comes back typed, with AWS's code and message.
+
+use super::credentials::Credentials;
+use super::xml::{self, Instance};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+const VERSION: &str = "2016-11-15";
+const ATTEMPTS: u32 = 4;
+/// At most this much of an answer is read.
+const MAX_ANSWER: u64 = 16 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// AWS said no: its code and message.
+    Aws { status: u16, code: String, message: String },
+    /// No answer: connection refused, reset or timed out.
+    Transport(String),
+    /// An answer that is not what EC2 sends.
+    BadAnswer(String),
+    /// The request could not be made (signing failed).
+    Request(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Aws { code, message, .. } if message.is_empty() => write!(f, "{code}"),
+            Error::Aws { code, message, .. } => write!(f, "{code}: {message}"),
+            Error::Transport(m) => write!(f, "no answer ({m})"),
+            Error::BadAnswer(m) => write!(f, "bad answer: {m}"),
+            Error::Request(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl Error {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Worth sending again: throttling, AWS's own failures, no answer.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Aws { status, code, .. } => {
+                *status >= 500
+                    || matches!(
+                        code.as_str(),
+                        "Throttling"
+                            | "ThrottlingException"
+                            | "RequestLimitExceeded"
+                            | "RequestThrottled"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "Unavailable"
+                    )
+            }
+            Error::Transport(_) | Error::BadAnswer(_) => true,
+            Error::Request(_) => false,
+        }
+    }
+}
+
+/// One region's EC2 endpoint.
+pub struct Ec2 {
+    pub region: String,
+    pub endpoint: String,
+    credentials: Credentials,
+    agent: ureq::Agent,
+    /// DescribeInstances page size (5..=1000).
+    pub page_size: u32,
+    /// The first pause between attempts; it doubles.
+    pub backoff: Duration,
+}
+
+impl Ec2 {
+    pub fn new(region: &str, endpoint: &str, credentials: Credentials, timeout: Duration) -> Ec2 {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .max_redirects(0)
+            .build()
+            .into();
+        Ec2 {
+            region: region.into(),
+            endpoint: endpoint.into(),
+            credentials,
+            agent,
+            page_size: 100,
+            backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Every instance matching `filters` (name, values), across all pages.
+    pub fn describe(&self, filters: &[(&str, &[&str])]) -> Result<Vec<Instance>, Error> {
+        let mut params: Vec<(String, String)> = vec![("MaxResults".into(), self.page_size.to_string())];
+        for (i, (name, values)) in filters.iter().enumerate() {
+            params.push((format!("Filter.{}.Name", i + 1), name.to_string()));
+            for (j, v) in values.iter().enumerate() {
+                params.push((format!("Filter.{}.Value.{}", i + 1, j + 1), v.to_string()));
+            }
+        }
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut p = params.clone();
+            if let Some(t) = token.take() {
+                p.push(("NextToken".into(), t));
+            }
+            let page = xml::describe(&self.call("DescribeInstances", &p)?).map_err(Error::BadAnswer)?;
+            all.extend(page.instances);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// StartInstances: the instances' new states.
+    pub fn start(&self, ids: &[String]) -> Result<Vec<Instance>, Error> {
+        self.change("StartInstances", ids)
+    }
+
+    /// StopInstances (never terminate): the instances' new states.
+    pub fn stop(&self, ids: &[String]) -> Result<Vec<Instance>, Error> {
+        self.change("StopInstances", ids)
+    }
+
+    fn change(&self, action: &str, ids: &[String]) -> Result<Vec<Instance>, Error> {
+        let params: Vec<(String, String)> =
+            ids.iter().enumerate().map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone())).collect();
+        xml::changes(&self.call(action, &params)?).map_err(Error::BadAnswer)
+    }
+
+    /// One action, retried while it fails in a retryable way; the answer's XML.
+    pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, Error> {
+        let mut pause = self.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.call_once(action, params) {
+                Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                    log::warn!("EC2 {} {action}: {e}; trying again in {:.1}s", self.region, pause.as_secs_f32());
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn call_once(&self, action: &str, params: &[(String, String)]) -> Result<String, Error> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action).append_pair("Version", VERSION);
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = form.finish();
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let headers = self.sign(&body, content_type)?;
+        let mut req = self.agent.post(&self.endpoint).header("content-type", content_type);
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        let mut answer = req.send(body.as_bytes()).map_err(|e| Error::Transport(e.to_string()))?;
+        let status = answer.status().as_u16();
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .map_err(|e| Error::Transport(format!("reading the answer: {e}")))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        match xml::error(&text) {
+            Some((code, message)) => Err(Error::Aws { status, code, message }),
+            None if status >= 500 => Err(Error::Aws { status, code: format!("HTTP {status}"), message: String::new() }),
+            None => Err(Error::BadAnswer(format!("HTTP {status} without an EC2 error in it"))),
+        }
+    }
+
+    /// The SigV4 headers (authorization, x-amz-date, x-amz-security-token) for a POST of `body`.
+    fn sign(&self, body: &str, content_type: &str) -> Result<Vec<(String, String)>, Error> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        let c = &self.credentials;
+        let identity = aws_credential_types::Credentials::new(
+            &c.access_key_id,
+            &c.secret_access_key,
+            c.session_token.clone(),
+            None,
+            "odseed",
+        )
+        .into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("ec2")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Error::Request(format!("cannot sign: {e}")))?
+            .into();
+        let headers = [("content-type", content_type)];
+        let request = SignableRequest::new(
+            "POST",
+            self.endpoint.as_str(),
+            headers.into_iter(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .map_err(|e| Error::Request(format!("cannot sign a request to {}: {e}", self.endpoint)))?;
+        let (instructions, _) = sign(request, &params)
+            .map_err(|e| Error::Request(format!("cannot sign a request to {}: {e}", self.endpoint)))?
+            .into_parts();
+        Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}

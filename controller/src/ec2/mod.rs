@@ -1,0 +1,8 @@
+//! EC2, spoken to over its Query API: the client, its XML, and where credentials and endpoints come from.
+
+pub mod client;
+pub mod credentials;
+pub mod xml;
+
+pub use client::{Ec2, Error};
+pub use xml::Instance;
