@@ -23,6 +23,73 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default, rename = "board")]
     pub boards: Vec<BoardConfig>,
+    pub ec2: Option<Ec2Config>,
+}
+
+/// `[ec2]`: where instances come from. Credentials are not here: they come from the environment or
+/// `~/.aws/credentials` (ec2/credentials.rs).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Config {
+    /// The profile of the shared credentials file (else AWS_PROFILE, else "default").
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// A hard limit on instances running at once for a run.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// Seconds an instance has to be running with its agent healthy; else it is stopped and replaced.
+    #[serde(default = "default_boot_timeout")]
+    pub boot_timeout: u64,
+    /// Seconds one EC2 request may take.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: u64,
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<Ec2PoolConfig>,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2PoolConfig {
+    pub region: String,
+    /// `key=value`: only instances with this tag are ever started or stopped.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// The agent's port on an instance without an `odseed:agent-url` tag.
+    #[serde(default = "default_agent_port")]
+    pub agent_port: u16,
+    pub token_file: PathBuf,
+    /// Read from `token_file` at load; never printed.
+    #[serde(skip)]
+    pub token: String,
+}
+
+impl Ec2PoolConfig {
+    /// The tag filter as (key, value).
+    pub fn tag_pair(&self) -> (&str, &str) {
+        self.tag.split_once('=').unwrap_or((&self.tag, ""))
+    }
+}
+
+impl fmt::Debug for Ec2PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ec2PoolConfig").field("region", &self.region).field("tag", &self.tag).finish_non_exhaustive()
+    }
+}
+
+fn default_max_instances() -> u32 {
+    2
+}
+fn default_boot_timeout() -> u64 {
+    300
+}
+fn default_request_timeout() -> u64 {
+    20
+}
+fn default_tag() -> String {
+    "odseed:role=helper".into()
+}
+fn default_agent_port() -> u16 {
+    5050
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -137,12 +204,46 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
         b.token_file = resolve(base, &b.token_file);
         b.token = read_secret(&b.token_file).map_err(|e| format!("board {}: `token_file` {e}", b.name))?;
     }
+    if let Some(ec2) = cfg.ec2.as_mut() {
+        check_ec2(ec2, base)?;
+    }
     let mut names: Vec<&str> = cfg.boards.iter().map(|b| b.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(format!("two boards are named {:?}", w[0]));
     }
     Ok(cfg)
+}
+
+fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
+    if ec2.pools.is_empty() {
+        return Err("`[ec2]` has no `[[ec2.pool]]`: name at least one region".into());
+    }
+    if ec2.boot_timeout == 0 || ec2.request_timeout == 0 {
+        return Err("`ec2.boot_timeout` and `ec2.request_timeout` must be at least 1".into());
+    }
+    if let Some(url) = &ec2.endpoint_url {
+        crate::ec2::credentials::check_endpoint(url).map_err(|why| format!("`ec2.endpoint_url` {url:?}: {why}"))?;
+    }
+    for (i, p) in ec2.pools.iter_mut().enumerate() {
+        let at = format!("ec2 pool {}", i + 1);
+        crate::ec2::credentials::check_region(&p.region).map_err(|e| format!("{at}: `region` {e}"))?;
+        let (k, v) = p.tag_pair();
+        if k.is_empty() || v.is_empty() {
+            return Err(format!("{at}: `tag` must be key=value, got {:?}", p.tag));
+        }
+        if p.agent_port == 0 {
+            return Err(format!("{at}: `agent_port` must be from 1 to 65535"));
+        }
+        p.token_file = resolve(base, &p.token_file);
+        p.token = read_secret(&p.token_file).map_err(|e| format!("{at}: `token_file` {e}"))?;
+    }
+    let mut regions: Vec<&str> = ec2.pools.iter().map(|p| p.region.as_str()).collect();
+    regions.sort_unstable();
+    if let Some(w) = regions.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("two ec2 pools are in region {:?}", w[0]));
+    }
+    Ok(())
 }
 
 fn check_url(url: &str, key: &str) -> Result<(), String> {
@@ -206,6 +307,12 @@ mod tests {
             ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\n[[board]]\nname = \"a\"\nurl = \"http://y\"\ntoken_file = \"pi1.token\"\n", "two boards"),
             ("[transmission]\nurl = \"localhost\"\n", "transmission.url"),
             ("[transmission]\npassword_file = \"nope\"\n", "password_file"),
+            ("[ec2]\nmax_instances = 2\n", "no `[[ec2.pool]]`"),
+            ("[[ec2.pool]]\nregion = \"EU\"\ntoken_file = \"pi1.token\"\n", "ec2 pool 1: `region`"),
+            ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),
+            ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntag = \"x\"\ntoken_file = \"pi1.token\"\n", "`tag` must be key=value"),
+            ("[ec2]\nendpoint_url = \"localhost:5000\"\n[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pi1.token\"\n", "ec2.endpoint_url"),
+            ("[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n", "two ec2 pools"),
         ];
         for (text, needle) in cases {
             let e = parse(text, &d).unwrap_err();

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 /// One engaged helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// "board" (EC2 instances come later).
+    /// "board" or "ec2".
     pub kind: String,
+    /// A board's name or an instance's id.
     pub name: String,
     /// The agent's URL and the file holding its token (read again at release time).
     pub url: String,
@@ -24,6 +25,11 @@ pub struct Entry {
     pub owner: Owner,
     /// Seconds since the Unix epoch.
     pub engaged_at: u64,
+    /// An instance's region and the EC2 endpoint it was started through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// A process, told apart from a later one with the same pid by its start time.
@@ -167,6 +173,8 @@ mod tests {
             info_hash: InfoHash::from_bytes([3; 20]),
             owner,
             engaged_at: 1,
+            region: None,
+            endpoint: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! first), 2 a usage or config error, 130 interrupted (Ctrl-C / SIGTERM, helpers released first).
 
 use odseed::cli::{self, Command};
+use odseed::helpers::ec2::Fleet;
 use odseed::ledger::{self, Ledger};
 use odseed::output::Printer;
 use odseed::{config, release, run, status};
@@ -37,12 +38,16 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage(&e),
             };
+            let fleet = match Fleet::from_config(cfg.ec2.as_ref()) {
+                Ok(f) => f,
+                Err(e) => return usage(&e),
+            };
             let stop = match signals() {
                 Ok(rx) => rx,
                 Err(e) => return failure(&e),
             };
             release_on_panic(ledger.clone(), cfg.clone());
-            match run::run(&args, &cfg, &ledger, &stop) {
+            match run::run(&args, &cfg, fleet, &ledger, &stop) {
                 Ok(run::End::Normal(_)) => ExitCode::SUCCESS,
                 Ok(run::End::Interrupted) => ExitCode::from(130),
                 Err(e) => failure(&e),

@@ -66,6 +66,18 @@ impl Printer {
         }
     }
 
+    /// The instance time a run used, per region.
+    pub fn usage(&self, usage: &std::collections::BTreeMap<String, Duration>) {
+        for (region, time) in usage {
+            let secs = time.as_secs();
+            if self.json {
+                self.line(json!({"event": "ec2_usage", "region": region, "instance_seconds": secs}).to_string());
+            } else {
+                self.line(format!("           EC2 {region}: {secs} instance-seconds"));
+            }
+        }
+    }
+
     pub fn exit(&self, reason: &str) {
         if self.json {
             self.line(json!({"event": "exit", "reason": reason}).to_string());

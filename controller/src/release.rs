@@ -2,31 +2,88 @@
 //! first (the leftovers of runs that died without releasing).
 
 use crate::config::Config;
+use crate::ec2::credentials::{self, Env};
+use crate::ec2::Ec2;
+use crate::helpers::ec2::stop_and_wait;
 use crate::helpers::Event;
 use crate::ledger::{Entry, Ledger};
 use crate::output::Printer;
 use odseed_agent::client::AgentClient;
 use std::time::Duration;
 
-/// Releases one ledger entry: `DELETE` on its agent (404 counts: nothing to release), then forgets it.
+/// Releases one ledger entry: `DELETE` on its agent (404 counts: nothing to release), and for an
+/// instance StopInstances (which is what matters: the DELETE may fail, the stop may not); then
+/// forgets it.
 pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
-    // The token: from the config's board of that name if there is one, else the file the entry names.
-    let token = cfg
-        .and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url))
-        .map(|b| b.token.clone())
-        .or_else(|| std::fs::read_to_string(&e.token_file).ok().map(|t| t.trim().to_string()));
-    let Some(token) = token else {
-        return Event::Fault(format!("{} {}: cannot read its token file {}", e.kind, e.name, e.token_file.display()));
-    };
-    let client = AgentClient::new(&e.url, &token, Duration::from_secs(10));
-    match client.delete(&e.info_hash) {
-        Ok(_) => match ledger.remove(&e.name, &e.info_hash) {
-            Ok(()) => Event::Released(e.name.clone()),
-            Err(err) => Event::Fault(err),
-        },
-        Err(err) => {
-            Event::Fault(format!("{} {}: cannot release {} ({err}); still in the ledger", e.kind, e.name, e.info_hash))
+    let deleted = delete(cfg, e);
+    if e.kind == "ec2" {
+        if let Err(why) = deleted {
+            log::warn!("instance {}: cannot remove the torrent ({why}); stopping it anyway", e.name);
         }
+        return stop(ledger, cfg, e);
+    }
+    match deleted {
+        Ok(()) => forget(ledger, e),
+        Err(why) => {
+            Event::Fault(format!("{} {}: cannot release {} ({why}); still in the ledger", e.kind, e.name, e.info_hash))
+        }
+    }
+}
+
+fn forget(ledger: &Ledger, e: &Entry) -> Event {
+    match ledger.remove(&e.name, &e.info_hash) {
+        Ok(()) => Event::Released(e.name.clone()),
+        Err(err) => Event::Fault(err),
+    }
+}
+
+/// `DELETE` of the entry's torrent on its agent.
+fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), String> {
+    if e.url.is_empty() {
+        return Err("its agent was never reached".into());
+    }
+    // The token: from the config's board or pool if there is one, else the file the entry names.
+    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url)).map(|b| &b.token);
+    let pool = cfg
+        .and_then(|c| c.ec2.as_ref())
+        .and_then(|x| x.pools.iter().find(|p| Some(&p.region) == e.region.as_ref() && p.token_file == e.token_file))
+        .map(|p| &p.token);
+    let token = board
+        .or(pool)
+        .cloned()
+        .or_else(|| std::fs::read_to_string(&e.token_file).ok().map(|t| t.trim().to_string()))
+        .ok_or_else(|| format!("cannot read its token file {}", e.token_file.display()))?;
+    let client = AgentClient::new(&e.url, &token, Duration::from_secs(10));
+    client.delete(&e.info_hash).map(drop).map_err(|err| err.to_string())
+}
+
+/// StopInstances for an entry's instance, with the credentials found now and the endpoint it was
+/// started through.
+fn stop(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
+    let fault = |why: String| Event::Fault(format!("instance {}: cannot stop it ({why}); still in the ledger", e.name));
+    let Some(region) = &e.region else { return fault("the ledger does not say its region".into()) };
+    let ec2 = cfg.and_then(|c| c.ec2.as_ref());
+    let env = Env::process();
+    let creds = match credentials::load(&env, ec2.and_then(|x| x.profile.as_deref())) {
+        Ok(c) => c,
+        Err(why) => return fault(why),
+    };
+    let endpoint = match &e.endpoint {
+        Some(url) => url.clone(),
+        None => match credentials::endpoint(&env, ec2.and_then(|x| x.endpoint_url.as_deref()), region) {
+            Ok(url) => url,
+            Err(why) => return fault(why),
+        },
+    };
+    let timeout = Duration::from_secs(ec2.map_or(20, |x| x.request_timeout));
+    let client = Ec2::new(region, &endpoint, creds, timeout);
+    match stop_and_wait(&client, std::slice::from_ref(&e.name)) {
+        Ok(()) => forget(ledger, e),
+        Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
+            log::warn!("instance {} ({region}) no longer exists; forgetting it", e.name);
+            forget(ledger, e)
+        }
+        Err(err) => fault(format!("EC2 {region}: {err}")),
     }
 }
 

@@ -4,14 +4,15 @@
 
 use crate::cli::RunArgs;
 use crate::config::Config;
-use crate::helpers::board::Board;
-use crate::helpers::Pool;
+use crate::helpers::ec2::Fleet;
+use crate::helpers::{board, Pool};
 use crate::ledger::Ledger;
 use crate::observe::Observer;
 use crate::output::Printer;
 use crate::policy::{self, Action, Clock, ExitReason, Params};
 use crate::tracker::Scraper;
 use odseed_agent::transmission::Client;
+use std::cell::Cell;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +23,23 @@ pub enum End {
     Interrupted,
 }
 
-pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<()>) -> Result<End, String> {
+/// `fleet` is `[ec2]` with its credentials (main.rs builds it: a problem there is a config error).
+pub fn run(
+    args: &RunArgs,
+    cfg: &Config,
+    fleet: Fleet,
+    ledger: &Ledger,
+    stop: &mpsc::Receiver<()>,
+) -> Result<End, String> {
     let printer = Printer { json: args.json };
+    // A signal seen while instances boot is remembered for the loop.
+    let signalled = Cell::new(false);
+    let interrupted = || {
+        if !signalled.get() && stop.try_recv().is_ok() {
+            signalled.set(true);
+        }
+        signalled.get()
+    };
     crate::release::leftovers(ledger, cfg, &printer);
 
     let local = cfg.transmission.as_ref().map(|t| {
@@ -64,8 +80,9 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
         local,
         override_counts: args.counts,
     };
-    let boards = cfg.boards.iter().map(Board::new).collect();
-    let mut pool = Guard(Pool::new(boards, target, ledger.clone()), &printer);
+    let boards = cfg.boards.iter().map(board::helper).collect();
+    let ec2_configured = !fleet.pools.is_empty();
+    let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer);
 
     let start = Instant::now();
     let mut last_change = start;
@@ -77,7 +94,13 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
         }
         let elapsed = start.elapsed();
         match observer.observe() {
-            Err(why) => printer.blind(elapsed, &why),
+            Err(why) => {
+                printer.blind(elapsed, &why);
+                // `max_time` is a hard limit, seeing the swarm or not.
+                if elapsed >= params.max_time {
+                    break End::Normal(ExitReason::MaxTime);
+                }
+            }
             Ok(counts) => {
                 let view = pool.0.view();
                 let clock = Clock { first_round, elapsed, since_change: last_change.elapsed() };
@@ -87,16 +110,20 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
                 match d.action {
                     Action::Exit(reason) => break End::Normal(reason),
                     Action::Engage(n) if !args.dry_run => {
-                        let (boards, ec2) = policy::place(placement, n, d.needed, pool.0.free_boards(), 0);
+                        let (free_boards, free_ec2) = (pool.0.free_boards(), pool.0.free_instances());
+                        let (boards, ec2) = policy::place(placement, n, d.needed, free_boards, free_ec2);
                         if boards + ec2 < n && !warned_short {
+                            let why = if ec2_configured { "" } else { "; no EC2 pool configured" };
                             log::warn!(
-                                "{n} more helper(s) wanted, {} can be placed (placement {:?}; no EC2 pool configured)",
+                                "{n} more helper(s) wanted, {} can be placed (placement {placement:?}, {free_boards} free board(s), {free_ec2} startable instance(s){why})",
                                 boards + ec2,
-                                placement
                             );
                             warned_short = true;
                         }
                         for e in pool.0.engage_boards(boards) {
+                            printer.event(&e);
+                        }
+                        for e in pool.0.engage_instances(ec2, &interrupted) {
                             printer.event(&e);
                         }
                         last_change = Instant::now();
@@ -114,7 +141,7 @@ pub fn run(args: &RunArgs, cfg: &Config, ledger: &Ledger, stop: &mpsc::Receiver<
         if args.once {
             break End::Normal(ExitReason::Once);
         }
-        if stop.recv_timeout(interval).is_ok() {
+        if interrupted() || stop.recv_timeout(interval).is_ok() {
             break End::Interrupted;
         }
     };
@@ -134,5 +161,6 @@ impl Drop for Guard<'_> {
         for e in self.0.release_all() {
             self.1.event(&e);
         }
+        self.1.usage(self.0.usage());
     }
 }

@@ -1,6 +1,8 @@
-//! `odseed status`: every configured helper (reachable?, daemon, what it seeds) and the ledger.
+//! `odseed status`: every configured board (reachable?, daemon, what it seeds), each EC2 pool's
+//! tagged instances and their states, and the ledger.
 
 use crate::config::Config;
+use crate::helpers::ec2::{Fleet, URL_TAG};
 use crate::ledger::Ledger;
 use odseed_agent::client::AgentClient;
 use serde_json::json;
@@ -21,13 +23,28 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), String
             "torrents": torrents.and_then(Result::ok).unwrap_or_default(),
         }));
     }
+    let pools: Vec<serde_json::Value> = match Fleet::from_config(cfg.ec2.as_ref()) {
+        Err(e) => vec![json!({"region": null, "error": e, "instances": []})],
+        Ok(fleet) => fleet
+            .pools
+            .iter()
+            .map(|p| match p.describe() {
+                Ok(list) => json!({
+                    "region": p.region(),
+                    "error": null,
+                    "instances": list.iter().map(|i| json!({"id": i.id, "state": i.state, "public_ip": i.public_ip, "agent_url": i.tag(URL_TAG)})).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({"region": p.region(), "error": e.to_string(), "instances": []}),
+            })
+            .collect(),
+    };
     let entries = ledger.entries()?;
     let engaged: Vec<_> = entries
         .iter()
         .map(|e| json!({"kind": e.kind, "name": e.name, "info_hash": e.info_hash, "owner_pid": e.owner.pid, "owner_alive": e.owner.alive()}))
         .collect();
     if as_json {
-        println!("{}", json!({"boards": boards, "ledger": engaged}));
+        println!("{}", json!({"boards": boards, "ec2": pools, "ledger": engaged}));
         return Ok(());
     }
     println!("{:<16} {:<28} {:<10} {:<9} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON");
@@ -63,6 +80,23 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), String
             reach,
             daemon
         );
+    }
+    if !pools.is_empty() {
+        println!("\n{:<16} {:<22} {:<14} AGENT", "REGION", "INSTANCE", "STATE");
+    }
+    for p in &pools {
+        let region = p["region"].as_str().unwrap_or("-");
+        if let Some(err) = p["error"].as_str() {
+            println!("{region:<16} {err}");
+        }
+        for i in p["instances"].as_array().into_iter().flatten() {
+            let agent = i["agent_url"].as_str().or(i["public_ip"].as_str()).unwrap_or("-");
+            println!(
+                "{region:<16} {:<22} {:<14} {agent}",
+                i["id"].as_str().unwrap_or(""),
+                i["state"].as_str().unwrap_or("")
+            );
+        }
     }
     if entries.is_empty() {
         println!("\nledger {}: nothing engaged", ledger.path().display());

@@ -136,4 +136,11 @@ impl Agent {
         p.signal(libc::SIGTERM);
         p.wait_exit(timeout)
     }
+
+    /// Gives the agent `token` (as instances of one EC2 pool share one): restarts it with that token.
+    pub fn set_token(&mut self, token: &str) -> Result<(), String> {
+        self.terminate(Duration::from_secs(30)).ok_or("the agent did not stop")?;
+        std::fs::write(self.root.join("token"), format!("{token}\n")).map_err(|e| format!("agent token: {e}"))?;
+        self.launch()
+    }
 }

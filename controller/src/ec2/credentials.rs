@@ -116,7 +116,7 @@ pub fn endpoint(env: &Env, configured: Option<&str>, region: &str) -> Result<Str
 }
 
 /// `http(s)://host[:port][/path]`, nothing else.
-fn check_endpoint(url: &str) -> Result<(), &'static str> {
+pub fn check_endpoint(url: &str) -> Result<(), &'static str> {
     let rest =
         url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or("it needs http:// or https://")?;
     let authority = rest.split('/').next().unwrap_or("");

@@ -1,15 +1,19 @@
-//! Helpers: agent endpoints odseed engages for a torrent and releases. Boards are always on (EC2
-//! instances come later). The pool keeps, for each helper, whether it is engaged, what its agent last
-//! said about the torrent, and whether it is healthy; one failing helper never stops a run: it is
-//! marked unhealthy for a while and another one is used.
+//! Helpers: agent endpoints odseed engages for a torrent and releases. Boards are always on; EC2
+//! instances (ec2.rs) are started to be engaged and stopped when released. The pool keeps, for each
+//! helper, whether it is engaged, what its agent last said about the torrent, and whether it is
+//! healthy; one failing helper never stops a run: it is set aside for a while and another one is used.
 
 pub mod board;
+pub mod ec2;
 
 use crate::ledger::{now_secs, Entry, Ledger, Owner};
 use crate::policy;
 use crate::target::Target;
-use board::Board;
-use odseed_agent::wire::TorrentState;
+use ec2::Fleet;
+use odseed_agent::client::{AgentClient, ClientError};
+use odseed_agent::wire::{Torrent, TorrentState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A failed helper is not tried again for this long.
@@ -24,65 +28,179 @@ pub enum Event {
     Fault(String),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Board,
+    /// An instance of `fleet.pools[pool]`, running since `started`.
+    Instance {
+        pool: usize,
+        region: String,
+        started: Instant,
+    },
+}
+
+pub struct Helper {
+    /// A board's name or an instance's id.
+    pub name: String,
+    pub kind: Kind,
+    pub token_file: PathBuf,
+    pub client: AgentClient,
+    pub engaged: bool,
+    pub engaged_at: Option<Instant>,
+    /// Engaged, but its agent stopped answering: not counted until it answers again.
+    pub lost: bool,
+    pub session: Option<Torrent>,
+    pub unhealthy_until: Option<Instant>,
+}
+
+impl Helper {
+    pub fn new(name: &str, kind: Kind, client: AgentClient, token_file: PathBuf) -> Helper {
+        Helper {
+            name: name.into(),
+            kind,
+            token_file,
+            client,
+            engaged: false,
+            engaged_at: None,
+            lost: false,
+            session: None,
+            unhealthy_until: None,
+        }
+    }
+
+    /// "board pi1", "instance i-0abc (eu-west-3)".
+    pub fn label(&self) -> String {
+        match &self.kind {
+            Kind::Board => format!("board {}", self.name),
+            Kind::Instance { region, .. } => format!("instance {} ({region})", self.name),
+        }
+    }
+
+    pub fn healthy(&self, now: Instant) -> bool {
+        self.unhealthy_until.is_none_or(|t| now >= t)
+    }
+
+    /// Health check, then `PUT` of the torrent.
+    pub fn engage(&mut self, target: &Target) -> Result<(), ClientError> {
+        self.client.health()?;
+        let (session, _) = self.client.put(&target.meta.info_hash, &target.bytes)?;
+        self.session = Some(session);
+        self.engaged = true;
+        self.lost = false;
+        self.engaged_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Marks an engaged helper unreachable; the one line that says so.
+    fn mark_lost(&mut self, why: &str) -> Event {
+        self.lost = true;
+        self.session = None;
+        self.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
+        Event::Fault(format!("{}: lost ({why}); another helper will be used", self.label()))
+    }
+}
+
 pub struct Pool {
-    pub boards: Vec<Board>,
+    pub helpers: Vec<Helper>,
+    pub fleet: Fleet,
     target: Target,
     ledger: Ledger,
     owner: Owner,
 }
 
 impl Pool {
-    pub fn new(boards: Vec<Board>, target: Target, ledger: Ledger) -> Pool {
-        Pool { boards, target, ledger, owner: Owner::me() }
+    pub fn new(boards: Vec<Helper>, fleet: Fleet, target: Target, ledger: Ledger) -> Pool {
+        Pool { helpers: boards, fleet, target, ledger, owner: Owner::me() }
+    }
+
+    fn entry(&self, h: &Helper) -> Entry {
+        let (region, endpoint) = match &h.kind {
+            Kind::Board => (None, None),
+            Kind::Instance { pool, region, .. } => {
+                (Some(region.clone()), Some(self.fleet.pools[*pool].client.endpoint.clone()))
+            }
+        };
+        Entry {
+            kind: match h.kind {
+                Kind::Board => "board",
+                Kind::Instance { .. } => "ec2",
+            }
+            .into(),
+            name: h.name.clone(),
+            url: h.client.base().to_string(),
+            token_file: h.token_file.clone(),
+            info_hash: self.target.meta.info_hash,
+            owner: self.owner,
+            engaged_at: now_secs(),
+            region,
+            endpoint,
+        }
     }
 
     /// What the policy needs: how many of ours seed or download, are engaged, could be.
     pub fn view(&self) -> policy::Helpers {
-        let now = Instant::now();
-        let active: Vec<&Board> = self.boards.iter().filter(|b| b.engaged && !b.lost).collect();
-        let state = |b: &&&Board| b.session.as_ref().map(|t| t.state);
-        let seeding = active.iter().filter(|b| state(b) == Some(TorrentState::Seeding)).count();
+        let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.engaged && !h.lost).collect();
+        let state = |h: &&&Helper| h.session.as_ref().map(|t| t.state);
+        let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32;
         // Only a helper that downloads has announced itself as a leecher (a queued one has not yet).
-        let downloading = active.iter().filter(|b| state(b) == Some(TorrentState::Downloading)).count();
-        let free = self.boards.iter().filter(|b| !b.engaged && b.healthy(now)).count();
+        let downloading = active.iter().filter(|h| state(h) == Some(TorrentState::Downloading)).count() as u32;
         policy::Helpers {
-            seeding: seeding as u32,
-            downloading: downloading as u32,
+            seeding,
+            downloading,
             engaged: active.len() as u32,
-            capacity: (active.len() + free) as u32,
+            capacity: active.len() as u32 + self.free_boards() + self.free_instances(),
         }
     }
 
     /// Healthy boards not engaged.
     pub fn free_boards(&self) -> u32 {
         let now = Instant::now();
-        self.boards.iter().filter(|b| !b.engaged && b.healthy(now)).count() as u32
+        self.helpers.iter().filter(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now)).count() as u32
     }
 
-    /// Asks every engaged helper how its session is going.
+    /// Instances that could be started now, within `max_instances`.
+    pub fn free_instances(&self) -> u32 {
+        let running = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count() as u32;
+        let startable = self.fleet.startable(&self.taken()).len() as u32;
+        startable.min(self.fleet.max_instances.saturating_sub(running))
+    }
+
+    /// Instances this run holds, and those the ledger says another run holds.
+    fn taken(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.helpers.iter().map(|h| h.name.clone()).collect();
+        ids.extend(self.ledger.entries().unwrap_or_default().into_iter().filter(|e| e.kind == "ec2").map(|e| e.name));
+        ids
+    }
+
+    /// Asks every engaged helper how its session is going, and EC2 which instances are there. An
+    /// instance whose agent is lost is stopped at once: it costs money and helps no one.
     pub fn refresh(&mut self) -> Vec<Event> {
         let hash = self.target.meta.info_hash;
-        let mut events = Vec::new();
-        for b in self.boards.iter_mut().filter(|b| b.engaged) {
-            match b.client.get(&hash) {
+        let mut events = self.fleet.refresh();
+        for h in self.helpers.iter_mut().filter(|h| h.engaged) {
+            match h.client.get(&hash) {
                 Ok(Some(t)) => {
-                    if b.lost {
-                        log::info!("board {}: reachable again", b.name);
+                    if h.lost {
+                        log::info!("{}: reachable again", h.label());
                     }
-                    b.lost = false;
-                    b.session = Some(t);
+                    h.lost = false;
+                    h.session = Some(t);
                 }
                 Ok(None) => {
                     // The agent lost its state (reinstalled?): give it the torrent again.
-                    match b.client.put(&hash, &self.target.bytes) {
-                        Ok((t, _)) => b.session = Some(t),
-                        Err(e) => events.push(b.mark_lost(&e.to_string())),
+                    match h.client.put(&hash, &self.target.bytes) {
+                        Ok((t, _)) => h.session = Some(t),
+                        Err(e) => events.push(h.mark_lost(&e.to_string())),
                     }
                 }
-                Err(e) if !b.lost => events.push(b.mark_lost(&e.to_string())),
+                Err(e) if !h.lost => events.push(h.mark_lost(&e.to_string())),
                 Err(_) => {}
             }
         }
+        let lost: Vec<usize> = (0..self.helpers.len())
+            .filter(|&i| self.helpers[i].lost && matches!(self.helpers[i].kind, Kind::Instance { .. }))
+            .collect();
+        events.extend(lost.into_iter().rev().map(|i| self.release_one(i)));
         events
     }
 
@@ -92,21 +210,16 @@ impl Pool {
         let mut done = 0;
         while done < n {
             let now = Instant::now();
-            let Some(b) = self.boards.iter_mut().find(|b| !b.engaged && b.healthy(now)) else { break };
-            let entry = Entry {
-                kind: "board".into(),
-                name: b.name.clone(),
-                url: b.client.base().to_string(),
-                token_file: b.token_file.clone(),
-                info_hash: self.target.meta.info_hash,
-                owner: self.owner,
-                engaged_at: now_secs(),
+            let Some(i) = self.helpers.iter().position(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now))
+            else {
+                break;
             };
-            if let Err(e) = self.ledger.record(entry) {
+            if let Err(e) = self.ledger.record(self.entry(&self.helpers[i])) {
                 // Without a record no helper may be engaged: it could outlive a crash unnoticed.
                 events.push(Event::Fault(e));
                 break;
             }
+            let b = &mut self.helpers[i];
             match b.engage(&self.target) {
                 Ok(()) => {
                     done += 1;
@@ -115,29 +228,53 @@ impl Pool {
                 Err(e) => {
                     b.unhealthy_until = Some(now + UNHEALTHY_FOR);
                     let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash);
-                    events.push(Event::Fault(format!("board {}: cannot engage: {e}; trying another", b.name)));
+                    events.push(Event::Fault(format!("{}: cannot engage: {e}; trying another", b.label())));
                 }
             }
         }
         events
     }
 
-    /// Releases `n` engaged helpers (lost ones first, then the most recently engaged).
+    /// Starts and engages up to `n` instances, spread over the usable regions (ec2.rs).
+    /// `interrupted` is asked while instances boot; if it says yes, those are stopped again.
+    pub fn engage_instances(&mut self, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
+        let n = n.min(self.free_instances());
+        if n == 0 {
+            return Vec::new();
+        }
+        ec2::engage(self, n, interrupted)
+    }
+
+    /// Releases `n` engaged helpers (lost ones first, instances before boards, then the most
+    /// recently engaged).
     pub fn release(&mut self, n: usize) -> Vec<Event> {
-        let mut order: Vec<usize> = (0..self.boards.len()).filter(|&i| self.boards[i].engaged).collect();
-        order.sort_by_key(|&i| (!self.boards[i].lost, std::cmp::Reverse(self.boards[i].engaged_at)));
+        let mut order: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].engaged).collect();
+        order.sort_by_key(|&i| {
+            let h = &self.helpers[i];
+            (!h.lost, h.kind == Kind::Board, std::cmp::Reverse(h.engaged_at))
+        });
         order.truncate(n);
+        // Highest index first: releasing an instance removes it from the list.
+        order.sort_unstable_by(|a, b| b.cmp(a));
         order.into_iter().map(|i| self.release_one(i)).collect()
     }
 
     /// Releases every engaged helper.
     pub fn release_all(&mut self) -> Vec<Event> {
-        self.release(self.boards.len())
+        self.release(self.helpers.len())
+    }
+
+    /// What EC2 time this run used, per region.
+    pub fn usage(&self) -> &BTreeMap<String, Duration> {
+        &self.fleet.usage
     }
 
     fn release_one(&mut self, i: usize) -> Event {
+        if matches!(self.helpers[i].kind, Kind::Instance { .. }) {
+            return ec2::release(self, i);
+        }
         let hash = self.target.meta.info_hash;
-        let b = &mut self.boards[i];
+        let b = &mut self.helpers[i];
         match b.client.delete(&hash) {
             Ok(_) => {
                 b.engaged = false;
@@ -150,7 +287,7 @@ impl Pool {
             Err(e) => {
                 // The ledger keeps it: `odseed release` or the next run will try again.
                 b.engaged = false;
-                Event::Fault(format!("board {}: cannot release ({e}); kept in the ledger for `odseed release`", b.name))
+                Event::Fault(format!("{}: cannot release ({e}); kept in the ledger for `odseed release`", b.label()))
             }
         }
     }

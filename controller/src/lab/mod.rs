@@ -117,7 +117,9 @@ pub fn lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
             ..RunArgs::default()
         };
         let ledger = Ledger::at(&dir.path().join("ledger.json"));
-        Some(std::thread::spawn(move || run::run(&args, &cfg, &ledger, &ctl_stop_rx)))
+        Some(std::thread::spawn(move || {
+            run::run(&args, &cfg, crate::helpers::ec2::Fleet::none(), &ledger, &ctl_stop_rx)
+        }))
     };
 
     let hash = swarm.torrent.meta.info_hash;
@@ -208,7 +210,7 @@ fn lab_config(swarm: &Swarm) -> Result<Config, String> {
         .collect();
     let policy =
         PolicyConfig { interval: 1, max_time: 3600, min_size: 0, cooldown: 10, placement: PlacementName::Fill };
-    Ok(Config { transmission: None, policy, boards })
+    Ok(Config { transmission: None, policy, boards, ec2: None })
 }
 
 /// One line a second: each leecher's progress, helpers engaged, upload rates.

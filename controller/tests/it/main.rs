@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod boards;
+mod ec2;
 mod ec2_api;
 mod faults;
 mod lab;
@@ -43,9 +44,27 @@ impl World {
         p
     }
 
+    /// Runs in the world's XDG dirs, with made-up AWS credentials in a file of its own (moto takes
+    /// any) and none from the environment.
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(odseed_bin());
+        let creds = self.dir.path().join("aws-credentials");
+        if !creds.exists() {
+            std::fs::write(&creds, "[default]\naws_access_key_id = AKIDODSEEDTEST\naws_secret_access_key = made-up\n")
+                .unwrap();
+        }
         c.args(args).env("XDG_STATE_HOME", self.state_home()).env("XDG_CONFIG_HOME", self.dir.path().join("config"));
+        c.env("AWS_SHARED_CREDENTIALS_FILE", creds);
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_EC2",
+        ] {
+            c.env_remove(var);
+        }
         c
     }
 

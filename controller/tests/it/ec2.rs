@@ -1,0 +1,191 @@
+//! EC2 helpers end to end: moto as EC2, real agents as the instances' agents (found through the
+//! `odseed:agent-url` tag). Whatever ends a run, every instance it started is stopped, as moto says.
+
+use crate::ec2_api::{client, make_instances, states};
+use crate::{events, named, wait_engaged, world, World};
+use odseed::ec2::Ec2;
+use odseed_testbed::swarm::Spec;
+use odseed_testbed::{content, Agent, AgentOptions, Moto};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const TOKEN: &str = "pool-token-0123456789abcdef";
+
+/// moto, and the token file the pools' agents share.
+pub struct Cloud {
+    pub moto: Moto,
+    pub token_file: PathBuf,
+}
+
+impl Cloud {
+    pub fn start(w: &World) -> Cloud {
+        let moto = Moto::start(&w.dir.path().join("moto")).unwrap();
+        let token_file = w.dir.path().join("pool.token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        Cloud { moto, token_file }
+    }
+
+    pub fn ec2(&self, region: &str) -> Ec2 {
+        client(&self.moto, region)
+    }
+
+    /// One tagged, stopped instance per agent in `region`, its agent-url the agent's (whose token
+    /// becomes the pool's).
+    pub fn instances_for(&self, region: &str, agents: &mut [Agent]) -> Vec<String> {
+        let ec2 = self.ec2(region);
+        agents
+            .iter_mut()
+            .flat_map(|a| {
+                a.set_token(TOKEN).unwrap();
+                make_instances(&ec2, 1, &[("odseed:role", "helper"), ("odseed:agent-url", &a.url)])
+            })
+            .collect()
+    }
+
+    /// `[ec2]` with one pool per region, through `endpoint` (moto, or a proxy in front of it).
+    pub fn config(&self, endpoint: &str, regions: &[&str], max_instances: u32, boot_timeout: u64) -> String {
+        let mut c = format!(
+            "[ec2]\nendpoint_url = \"{endpoint}\"\nmax_instances = {max_instances}\nboot_timeout = {boot_timeout}\nrequest_timeout = 3\n"
+        );
+        for r in regions {
+            c += &format!("[[ec2.pool]]\nregion = \"{r}\"\ntoken_file = \"{}\"\n", self.token_file.display());
+        }
+        c
+    }
+}
+
+/// Agents on 127.0.0.1 (no swarm) and a torrent whose tracker does not answer: the first round's
+/// counts (`1 4` leechers) make the run engage, the rounds after are blind and hold.
+pub fn idle_agents(w: &World, n: usize) -> (Vec<Agent>, PathBuf) {
+    let agents: Vec<Agent> = (0..n)
+        .map(|i| {
+            Agent::start(
+                &odseed_testbed::agent_bin(),
+                &w.dir.path().join(format!("agent{i}")),
+                &AgentOptions::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let made =
+        content::make(&agents[0].data_dir, "t.bin", 300_000, 7, &["http://127.0.0.1:9/announce".into()]).unwrap();
+    for a in &agents[1..] {
+        std::fs::copy(agents[0].data_dir.join("t.bin"), a.data_dir.join("t.bin")).unwrap();
+    }
+    let torrent = w.dir.path().join("t.torrent");
+    std::fs::write(&torrent, &made.bytes).unwrap();
+    (agents, torrent)
+}
+
+pub fn run_args<'a>(torrent: &'a str, cfg: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["run", torrent, "1", "1", "4", "--interval", "1", "--min-size", "0", "--json", "--config", cfg];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn all_stopped(ec2: &Ec2, ids: &[String]) -> bool {
+    states(ec2, ids).iter().all(|s| s == "stopped" || s == "stopping")
+}
+
+#[test]
+fn a_run_starts_tagged_instances_in_two_regions_and_stops_every_one() {
+    let w = world("ec2e2e");
+    let spec = Spec {
+        size: 4 << 20,
+        leechers: 3,
+        boards: 2,
+        origin_kbps: 100,
+        helper_kbps: 0,
+        leecher_kbps: 400,
+        leecher_up_kbps: 0,
+    };
+    let (mut swarm, _) = w.swarm(&spec);
+    let cloud = Cloud::start(&w);
+    let paris = cloud.instances_for("eu-west-3", &mut swarm.boards[0..1]);
+    let virginia = cloud.instances_for("us-east-1", &mut swarm.boards[1..2]);
+    let (eu, us) = (cloud.ec2("eu-west-3"), cloud.ec2("us-east-1"));
+    let untagged = make_instances(&eu, 1, &[]);
+    let builder = make_instances(&eu, 1, &[("odseed:role", "builder"), ("odseed:agent-url", &swarm.boards[0].url)]);
+    let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3", "us-east-1"], 2, 60));
+    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    let mut run = w.spawn(
+        "run",
+        &[
+            "run",
+            &torrent,
+            "1",
+            "--interval",
+            "1",
+            "--min-size",
+            "0",
+            "--max-time",
+            "400",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+
+    // Three leechers, one seeder, at most two instances: one in each region.
+    wait_engaged(&run, 2);
+    assert_eq!(states(&eu, &paris), ["running"]);
+    assert_eq!(states(&us, &virginia), ["running"]);
+    assert_eq!(states(&eu, &untagged), ["stopped"], "an untagged instance is never touched");
+    assert_eq!(states(&eu, &builder), ["stopped"], "an instance with another tag is never touched");
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert!(ledger.contains(&paris[0]) && ledger.contains("\"region\": \"us-east-1\""), "{ledger}");
+
+    let status =
+        run.wait_exit(Duration::from_secs(400)).unwrap_or_else(|| panic!("the run did not end\n{}", run.log_text()));
+    assert!(status.success(), "{status}\n{}", run.log_text());
+    let ev = events(&run);
+    assert_eq!(named(&ev, "exit")[0]["reason"], "ratio_met", "{}", run.log_text());
+    let mut engaged: Vec<&str> = named(&ev, "engage").iter().filter_map(|e| e["helper"].as_str()).collect();
+    engaged.sort();
+    let mut want = vec![paris[0].as_str(), virginia[0].as_str()];
+    want.sort();
+    assert_eq!(engaged, want);
+    assert!(all_stopped(&eu, &paris) && all_stopped(&us, &virginia), "every instance stopped");
+    assert!(swarm.boards.iter().all(|b| b.client().list().unwrap().is_empty()), "the torrent removed from the agents");
+    assert!(std::fs::read_to_string(w.ledger()).unwrap().contains("\"helpers\": []"));
+    let usage: Vec<&str> = named(&ev, "ec2_usage").iter().filter_map(|e| e["region"].as_str()).collect();
+    assert_eq!(usage, ["eu-west-3", "us-east-1"], "instance-seconds per region");
+}
+
+#[test]
+fn every_way_a_run_ends_leaves_its_instances_stopped() {
+    let w = world("ec2exits");
+    let (mut agents, torrent) = idle_agents(&w, 2);
+    let cloud = Cloud::start(&w);
+    let a = cloud.instances_for("eu-west-3", &mut agents[0..1]);
+    let b = cloud.instances_for("ap-south-1", &mut agents[1..2]);
+    let (eu, ap) = (cloud.ec2("eu-west-3"), cloud.ec2("ap-south-1"));
+    let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3", "ap-south-1"], 2, 30));
+    let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
+    let running = || states(&eu, &a) == ["running"] && states(&ap, &b) == ["running"];
+    let stopped = || all_stopped(&eu, &a) && all_stopped(&ap, &b);
+
+    for (how, signal, code) in [("max_time", 0, 0), ("SIGINT", libc::SIGINT, 130), ("SIGTERM", libc::SIGTERM, 130)] {
+        let extra: &[&str] = if signal == 0 { &["--max-time", "4"] } else { &[] };
+        let mut run = w.spawn(how, &run_args(torrent, cfg, extra));
+        wait_engaged(&run, 2);
+        assert!(running(), "{how}: both started\n{}", run.log_text());
+        if signal != 0 {
+            run.signal(signal);
+        }
+        let status = run.wait_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("{how}: no exit"));
+        assert_eq!(status.code(), Some(code), "{how}\n{}", run.log_text());
+        assert!(stopped(), "{how}: every instance stopped\n{}", run.log_text());
+        assert!(agents.iter().all(|a| a.client().list().unwrap().is_empty()), "{how}: torrent removed");
+    }
+
+    // kill -9: nothing is released until `odseed release`, which stops both.
+    let mut run = w.spawn("kill9", &run_args(torrent, cfg, &[]));
+    wait_engaged(&run, 2);
+    run.kill9();
+    assert!(running(), "kill -9 stops nothing");
+    let out = w.odseed(&["release", "--json", "--config", cfg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stopped(), "odseed release stops what a killed run started");
+    assert!(std::fs::read_to_string(w.ledger()).unwrap().contains("\"helpers\": []"));
+}
