@@ -9,6 +9,18 @@ use std::time::{Duration, SystemTime};
 
 const VERSION: &str = "2016-11-15";
 const ATTEMPTS: u32 = 4;
+/// Answers that no retry changes (some come with a 5xx status).
+const REFUSALS: &[&str] = &[
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "InstanceLimitExceeded",
+    "VcpuLimitExceeded",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "Blocked",
+    "OptInRequired",
+    "PendingVerification",
+];
 /// At most this much of an answer is read.
 const MAX_ANSWER: u64 = 16 << 20;
 
@@ -44,9 +56,11 @@ impl Error {
         }
     }
 
-    /// Worth sending again: throttling, AWS's own failures, no answer.
+    /// Worth sending again: throttling, AWS's own failures, no answer. Not a lack of capacity or
+    /// rights: the same request would meet the same answer; another region may not.
     pub fn retryable(&self) -> bool {
         match self {
+            Error::Aws { code, .. } if REFUSALS.contains(&code.as_str()) => false,
             Error::Aws { status, code, .. } => {
                 *status >= 500
                     || matches!(
@@ -112,7 +126,7 @@ impl Ec2 {
             if let Some(t) = token.take() {
                 p.push(("NextToken".into(), t));
             }
-            let page = xml::describe(&self.call("DescribeInstances", &p)?).map_err(Error::BadAnswer)?;
+            let page = self.request("DescribeInstances", &p, xml::describe)?;
             all.extend(page.instances);
             match page.next_token {
                 Some(t) => token = Some(t),
@@ -134,15 +148,25 @@ impl Ec2 {
     fn change(&self, action: &str, ids: &[String]) -> Result<Vec<Instance>, Error> {
         let params: Vec<(String, String)> =
             ids.iter().enumerate().map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone())).collect();
-        xml::changes(&self.call(action, &params)?).map_err(Error::BadAnswer)
+        self.request(action, &params, xml::changes)
     }
 
     /// One action, retried while it fails in a retryable way; the answer's XML.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, Error> {
+        self.request(action, params, |xml| Ok(xml.to_string()))
+    }
+
+    /// One action whose answer is read by `read`; an answer it cannot read is retried too.
+    fn request<T>(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Error> {
         let mut pause = self.backoff;
         let mut attempt = 1;
         loop {
-            match self.call_once(action, params) {
+            match self.call_once(action, params).and_then(|xml| read(&xml).map_err(Error::BadAnswer)) {
                 Err(e) if e.retryable() && attempt < ATTEMPTS => {
                     log::warn!("EC2 {} {action}: {e}; trying again in {:.1}s", self.region, pause.as_secs_f32());
                     std::thread::sleep(pause);

@@ -5,6 +5,7 @@ mod bad_input;
 mod boards;
 mod ec2;
 mod ec2_api;
+mod ec2_faults;
 mod faults;
 mod lab;
 mod publisher;
