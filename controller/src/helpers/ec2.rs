@@ -187,17 +187,29 @@ struct Booting {
     started: Instant,
 }
 
-/// Starts up to `n` instances, region after region, then waits for them to run and their agents
-/// to answer, and gives each the torrent.
+/// Starts up to `n` instances, region after region, waits for them to run and their agents to
+/// answer, and gives each the torrent. An instance that does not make it is stopped and another
+/// one started in its place, while there are any.
 pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
     let mut events = Vec::new();
+    let mut engaged = 0;
+    // Each pass leaves fewer startable instances (failed ones are not tried again): it ends.
+    while engaged < n as usize && !interrupted() {
+        let booting = start_some(pool, n as usize - engaged, &mut events);
+        if booting.is_empty() {
+            break;
+        }
+        engaged += wait_healthy(pool, booting, interrupted, &mut events);
+    }
+    events
+}
+
+/// Starts up to `wanted` instances; a region that refuses is set aside and the next one is asked.
+fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Booting> {
     let mut booting: Vec<Booting> = Vec::new();
-    // Each round starts what it can; a region that refuses is set aside and the next round uses
-    // the others.
     for _ in 0..=pool.fleet.pools.len() {
-        let wanted = n as usize - booting.len();
         let mut picks = pool.fleet.startable(&pool.taken());
-        picks.truncate(wanted);
+        picks.truncate(wanted - booting.len());
         if picks.is_empty() {
             break;
         }
@@ -211,15 +223,11 @@ pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) ->
                 Err(e) => events.push(e),
             }
         }
-        if booting.len() >= n as usize {
+        if booting.len() >= wanted {
             break;
         }
     }
-    if booting.is_empty() {
-        return events;
-    }
-    wait_healthy(pool, booting, interrupted, &mut events);
-    events
+    booting
 }
 
 /// Records `ids` in the ledger, then StartInstances. On an error the instances are taken out of
@@ -265,8 +273,14 @@ fn start(pool: &mut Pool, p: usize, ids: &[String]) -> Result<Instant, Event> {
 }
 
 /// Waits (up to `boot_timeout`) until each instance runs and its agent answers, then engages it;
-/// the ones that do not make it are stopped and not tried again by this run.
-fn wait_healthy(pool: &mut Pool, mut booting: Vec<Booting>, interrupted: &dyn Fn() -> bool, events: &mut Vec<Event>) {
+/// the ones that do not make it are stopped and not tried again by this run. How many engaged.
+fn wait_healthy(
+    pool: &mut Pool,
+    mut booting: Vec<Booting>,
+    interrupted: &dyn Fn() -> bool,
+    events: &mut Vec<Event>,
+) -> usize {
+    let mut engaged = 0;
     let deadline = Instant::now() + pool.fleet.boot_timeout;
     let mut failed: Vec<(Booting, String)> = Vec::new();
     while !booting.is_empty() {
@@ -285,6 +299,7 @@ fn wait_healthy(pool: &mut Pool, mut booting: Vec<Booting>, interrupted: &dyn Fn
                 Ok(Some(h)) => {
                     events.push(Event::Engaged(h.name.clone()));
                     pool.helpers.push(h);
+                    engaged += 1;
                 }
                 Ok(None) => still.push(b),
                 Err(why) => failed.push((b, why)),
@@ -309,6 +324,7 @@ fn wait_healthy(pool: &mut Pool, mut booting: Vec<Booting>, interrupted: &dyn Fn
             Err(e) => format!("instance {} ({region}): {why}; cannot stop it ({e}): run `odseed release`", b.id),
         }));
     }
+    engaged
 }
 
 /// One look at a booting instance: `Some` once engaged, `None` while it boots, an error when it

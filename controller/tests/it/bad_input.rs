@@ -95,3 +95,48 @@ fn garbage_truncated_and_failing_trackers_are_observations_not_crashes() {
         drop(server);
     }
 }
+
+#[test]
+fn bad_ec2_setups_are_refused_in_one_line_without_a_secret() {
+    let w = world("ec2input");
+    std::fs::write(w.dir.path().join("pool.token"), "tok").unwrap();
+    let pool = "[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pool.token\"\n";
+    let cases: [(&str, &str, &str); 5] = [
+        ("[[ec2.pool]]\ntoken_file = \"pool.token\"\n", "", "missing field `region`"),
+        ("[ec2]\nprofile = \"nope\"\n", "", "no profile \"nope\" (it has: default)"),
+        ("[ec2]\nendpoint_url = \"localhost:5000\"\n", "", "`ec2.endpoint_url` \"localhost:5000\": it needs http://"),
+        (
+            "",
+            "[default]\naws_access_key_id = AKID\nthis line holds sEcReT\n",
+            "line 3: expected `[profile]` or `key = value`",
+        ),
+        ("", "[default]\naws_access_key_id = AKID\n", "profile \"default\" has no aws_secret_access_key"),
+    ];
+    for (ec2, credentials, want) in cases {
+        let cfg = w.write_config(&if ec2.contains("[[ec2.pool]]") { ec2.to_string() } else { format!("{ec2}{pool}") });
+        let creds = w.dir.path().join("aws-credentials");
+        let _ = std::fs::remove_file(&creds);
+        if !credentials.is_empty() {
+            std::fs::write(&creds, credentials).unwrap();
+        }
+        let o = w.odseed(&["run", "x", "0.5", "--config", cfg.to_str().unwrap()]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{want}: {e}");
+        assert!(e.contains(want) && e.trim().lines().count() == 1, "{want}: {e}");
+        assert!(!e.contains("sEcReT"), "{e}");
+    }
+    // An endpoint from the environment is checked too.
+    std::fs::remove_file(w.dir.path().join("aws-credentials")).unwrap();
+    let cfg = w.write_config(pool);
+    let o = w
+        .command(&["run", "x", "0.5", "--config", cfg.to_str().unwrap()])
+        .env("AWS_ENDPOINT_URL_EC2", "http://")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("AWS_ENDPOINT_URL_EC2 \"http://\" is not an endpoint URL: it has no host"),
+        "{}",
+        stderr(&o)
+    );
+}

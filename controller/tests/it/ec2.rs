@@ -189,3 +189,30 @@ fn every_way_a_run_ends_leaves_its_instances_stopped() {
     assert!(stopped(), "odseed release stops what a killed run started");
     assert!(std::fs::read_to_string(w.ledger()).unwrap().contains("\"helpers\": []"));
 }
+
+#[test]
+fn an_instance_whose_agent_never_answers_is_stopped_and_replaced() {
+    let w = world("ec2boot");
+    let (mut agents, torrent) = idle_agents(&w, 1);
+    let cloud = Cloud::start(&w);
+    let eu = cloud.ec2("eu-west-3");
+    // Made first, so listed (and tried) first: its agent URL answers nothing.
+    let dead = make_instances(&eu, 1, &[("odseed:role", "helper"), ("odseed:agent-url", "http://127.0.0.1:9")]);
+    let good = cloud.instances_for("eu-west-3", &mut agents[0..1]);
+    let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 3));
+    let mut run = w.spawn("boot", &run_args(torrent.to_str().unwrap(), cfg.to_str().unwrap(), &[]));
+    wait_engaged(&run, 1);
+    let ev = events(&run);
+    assert_eq!(named(&ev, "engage")[0]["helper"], good[0].as_str());
+    let faults: Vec<&str> = named(&ev, "fault").iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(
+        faults.iter().any(|f| f.contains(&dead[0]) && f.contains("healthy agent within 3s; stopped")),
+        "{faults:?}\n{}",
+        run.log_text()
+    );
+    assert_eq!(states(&eu, &dead), ["stopped"]);
+    assert_eq!(states(&eu, &good), ["running"]);
+    run.signal(libc::SIGINT);
+    assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(130));
+    assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
+}
