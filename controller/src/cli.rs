@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 pub const HELP: &str = "\
 odseed: on-demand BitTorrent seeding. Watches a torrent's swarm and, while seeders per leecher are
-below RATIO, engages helper seeders (boards running odseed-agent; EC2 instances later), then releases
-them when the swarm no longer needs them.
+below RATIO, engages helper seeders (boards running odseed-agent, and EC2 instances it starts), then
+releases them (instances are stopped, never terminated) when the swarm no longer needs them.
 
 USAGE:
     odseed run <TORRENT> <RATIO> [SEEDERS LEECHERS] [OPTIONS]
-    odseed status [--json] [--config PATH]     every helper: reachable?, state, what it seeds
+    odseed status [--json] [--config PATH]     every board (reachable?, what it seeds), each EC2
+                                               region's tagged instances, the ledger
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
+                                               (stops the instances a killed run left running)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
 
 RUN ARGUMENTS:
@@ -41,6 +43,11 @@ peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was
 (already_sufficient); the torrent is smaller than --min-size (too_small); --max-time passed
 (max_time); --once (once). Exit 1: a runtime failure (helpers released first). Exit 2: usage or
 config error. Ctrl-C or SIGTERM: helpers released, exit 130.
+
+EC2 credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else a profile of
+~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE; [ec2] profile, else AWS_PROFILE, else default).
+Endpoint: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, [ec2] endpoint_url, else AWS's. A run prints the
+instance-seconds it used per region.
 
 Logs go to stderr (RUST_LOG sets the level; default info).";
 

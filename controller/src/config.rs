@@ -13,7 +13,13 @@ url = "http://127.0.0.1:9091/transmission/rpc"
 [[board]]                         # one per helper running odseed-agent
 name = "pi1"
 url = "http://192.168.1.20:5050"
-token_file = "pi1.token"          # the agent's token, copied from the board"#;
+token_file = "pi1.token"          # the agent's token, copied from the board
+
+# [ec2]                           # EC2 instances tagged odseed:role=helper, started when needed
+# max_instances = 2
+# [[ec2.pool]]
+# region = "eu-west-3"
+# token_file = "ec2.token"        # the token of the instances' agents"#;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

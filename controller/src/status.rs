@@ -41,7 +41,7 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), String
     let entries = ledger.entries()?;
     let engaged: Vec<_> = entries
         .iter()
-        .map(|e| json!({"kind": e.kind, "name": e.name, "info_hash": e.info_hash, "owner_pid": e.owner.pid, "owner_alive": e.owner.alive()}))
+        .map(|e| json!({"kind": e.kind, "name": e.name, "region": e.region, "info_hash": e.info_hash, "owner_pid": e.owner.pid, "owner_alive": e.owner.alive()}))
         .collect();
     if as_json {
         println!("{}", json!({"boards": boards, "ec2": pools, "ledger": engaged}));
@@ -108,7 +108,8 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), String
             } else {
                 format!("dead run pid {} (run `odseed release`)", e.owner.pid)
             };
-            println!("  {} {} seeds {} for {owner}", e.kind, e.name, e.info_hash);
+            let region = e.region.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+            println!("  {} {}{region} seeds {} for {owner}", e.kind, e.name, e.info_hash);
         }
     }
     Ok(())

@@ -173,11 +173,12 @@ impl Pool {
     }
 
     /// Asks every engaged helper how its session is going, and EC2 which instances are there. An
-    /// instance whose agent is lost is stopped at once: it costs money and helps no one.
+    /// instance whose agent is still lost a round later is stopped: it costs money and helps no one.
     pub fn refresh(&mut self) -> Vec<Event> {
         let hash = self.target.meta.info_hash;
         let mut events = self.fleet.refresh();
-        for h in self.helpers.iter_mut().filter(|h| h.engaged) {
+        let mut gone = Vec::new();
+        for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged) {
             match h.client.get(&hash) {
                 Ok(Some(t)) => {
                     if h.lost {
@@ -194,13 +195,11 @@ impl Pool {
                     }
                 }
                 Err(e) if !h.lost => events.push(h.mark_lost(&e.to_string())),
+                Err(_) if matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
                 Err(_) => {}
             }
         }
-        let lost: Vec<usize> = (0..self.helpers.len())
-            .filter(|&i| self.helpers[i].lost && matches!(self.helpers[i].kind, Kind::Instance { .. }))
-            .collect();
-        events.extend(lost.into_iter().rev().map(|i| self.release_one(i)));
+        events.extend(gone.into_iter().rev().map(|i| self.release_one(i)));
         events
     }
 

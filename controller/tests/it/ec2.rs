@@ -184,6 +184,17 @@ fn every_way_a_run_ends_leaves_its_instances_stopped() {
     wait_engaged(&run, 2);
     run.kill9();
     assert!(running(), "kill -9 stops nothing");
+    // `odseed status` shows each region's instances, their states, and the ledger's dead run.
+    let out = w.odseed(&["status", "--json", "--config", cfg]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (pool, id) in status["ec2"].as_array().unwrap().iter().zip([&a[0], &b[0]]) {
+        assert_eq!(pool["instances"][0]["id"], id.as_str(), "{status}");
+        assert_eq!(pool["instances"][0]["state"], "running", "{status}");
+    }
+    assert_eq!(status["ledger"].as_array().unwrap().len(), 2, "{status}");
+    assert!(status["ledger"].as_array().unwrap().iter().all(|e| e["owner_alive"] == false), "{status}");
+    let human = String::from_utf8_lossy(&w.odseed(&["status", "--config", cfg]).stdout).into_owned();
+    assert!(human.contains(&format!("eu-west-3        {:<22} running", a[0])), "{human}");
     let out = w.odseed(&["release", "--json", "--config", cfg]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stopped(), "odseed release stops what a killed run started");
@@ -191,7 +202,7 @@ fn every_way_a_run_ends_leaves_its_instances_stopped() {
 }
 
 #[test]
-fn an_instance_whose_agent_never_answers_is_stopped_and_replaced() {
+fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stopped() {
     let w = world("ec2boot");
     let (mut agents, torrent) = idle_agents(&w, 1);
     let cloud = Cloud::start(&w);
@@ -212,6 +223,15 @@ fn an_instance_whose_agent_never_answers_is_stopped_and_replaced() {
     );
     assert_eq!(states(&eu, &dead), ["stopped"]);
     assert_eq!(states(&eu, &good), ["running"]);
+
+    // Its agent goes silent: a round later the instance is stopped and leaves the ledger.
+    agents[0].kill9();
+    odseed_testbed::wait_until(Duration::from_secs(30), "the silent instance to be stopped", || {
+        all_stopped(&eu, &good).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert!(!ledger.contains(&good[0]), "{ledger}");
     run.signal(libc::SIGINT);
     assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(130));
     assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
