@@ -18,24 +18,7 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
         leecher_up_kbps: 0,
     };
     let (swarm, cfg) = w.swarm(&spec);
-    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
-    let mut run = w.spawn(
-        "run",
-        &[
-            "run",
-            &torrent,
-            "1",
-            "--interval",
-            "1",
-            "--min-size",
-            "0",
-            "--max-time",
-            "400",
-            "--json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let mut run = w.spawn_run("run", &swarm.torrent_file, &cfg);
 
     // Ratio 1 with one seeder and three leechers: both boards are engaged at once.
     wait_engaged(&run, 2);

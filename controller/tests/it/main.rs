@@ -97,6 +97,16 @@ impl World {
     }
 }
 
+impl World {
+    /// `odseed run TORRENT 1` every second, for at most 400 s, in JSON, with config `cfg`.
+    pub fn spawn_run(&self, name: &str, torrent: &Path, cfg: &Path) -> Proc {
+        let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
+        let args =
+            ["run", torrent, "1", "--interval", "1", "--min-size", "0", "--max-time", "400", "--json", "--config", cfg];
+        self.spawn(name, &args)
+    }
+}
+
 /// Waits until a run has printed at least `n` engage events.
 pub fn wait_engaged(run: &Proc, n: usize) {
     odseed_testbed::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
