@@ -92,6 +92,11 @@ pub fn run(
         for e in pool.0.refresh() {
             printer.event(&e);
         }
+        // Without its ledger a run could leave a helper engaged after a crash, unrecorded: it stops
+        // (the guard releases everything on the way out).
+        if let Err(e) = ledger.entries() {
+            return Err(format!("{e}. Every helper of this run is released and the run stops"));
+        }
         let elapsed = start.elapsed();
         match observer.observe() {
             Err(why) => {

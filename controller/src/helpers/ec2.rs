@@ -208,7 +208,8 @@ pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) ->
 fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Booting> {
     let mut booting: Vec<Booting> = Vec::new();
     for _ in 0..=pool.fleet.pools.len() {
-        let mut picks = pool.fleet.startable(&pool.taken());
+        let Ok(taken) = pool.taken() else { break };
+        let mut picks = pool.fleet.startable(&taken);
         picks.truncate(wanted - booting.len());
         if picks.is_empty() {
             break;

@@ -158,18 +158,18 @@ impl Pool {
         self.helpers.iter().filter(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now)).count() as u32
     }
 
-    /// Instances that could be started now, within `max_instances`.
+    /// Instances that could be started now, within `max_instances` (none without a readable ledger).
     pub fn free_instances(&self) -> u32 {
         let running = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count() as u32;
-        let startable = self.fleet.startable(&self.taken()).len() as u32;
+        let startable = self.taken().map_or(0, |taken| self.fleet.startable(&taken).len() as u32);
         startable.min(self.fleet.max_instances.saturating_sub(running))
     }
 
     /// Instances this run holds, and those the ledger says another run holds.
-    fn taken(&self) -> Vec<String> {
+    fn taken(&self) -> Result<Vec<String>, String> {
         let mut ids: Vec<String> = self.helpers.iter().map(|h| h.name.clone()).collect();
-        ids.extend(self.ledger.entries().unwrap_or_default().into_iter().filter(|e| e.kind == "ec2").map(|e| e.name));
-        ids
+        ids.extend(self.ledger.entries()?.into_iter().filter(|e| e.kind == "ec2").map(|e| e.name));
+        Ok(ids)
     }
 
     /// Asks every engaged helper how its session is going, and EC2 which instances are there. An

@@ -162,6 +162,17 @@ fn every_way_a_run_ends_leaves_its_instances_stopped() {
         assert!(agents.iter().all(|a| a.client().list().unwrap().is_empty()), "{how}: torrent removed");
     }
 
+    // An error: the ledger is damaged under the run. It releases everything and exits 1.
+    let mut run = w.spawn("error", &run_args(torrent, cfg, &[]));
+    wait_engaged(&run, 2);
+    std::fs::write(w.ledger(), b"{damaged").unwrap();
+    let status = run.wait_exit(Duration::from_secs(60)).expect("the run stops on the damaged ledger");
+    assert_eq!(status.code(), Some(1), "{}", run.log_text());
+    assert!(run.log_text().contains("is damaged"), "{}", run.log_text());
+    assert!(stopped(), "the error stopped every instance\n{}", run.log_text());
+    assert!(std::fs::read(w.ledger()).unwrap() == b"{damaged", "a damaged ledger is never overwritten");
+    std::fs::remove_file(w.ledger()).unwrap();
+
     // kill -9: nothing is released until `odseed release`, which stops both.
     let mut run = w.spawn("kill9", &run_args(torrent, cfg, &[]));
     wait_engaged(&run, 2);
