@@ -82,9 +82,11 @@ pub fn run(
     };
     let boards = cfg.boards.iter().map(board::helper).collect();
     let ec2_configured = !fleet.pools.is_empty();
+    let start = Instant::now();
+    let mut fleet = fleet;
+    fleet.deadline = Some(start + params.max_time);
     let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer);
 
-    let start = Instant::now();
     let mut last_change = start;
     let mut first_round = true;
     let mut warned_short = false;

@@ -73,12 +73,20 @@ pub struct Fleet {
     pub boot_timeout: Duration,
     /// Instance time per region, counted from StartInstances to StopInstances.
     pub usage: BTreeMap<String, Duration>,
+    /// The run's `max_time`: no instance is waited for past it.
+    pub deadline: Option<Instant>,
 }
 
 impl Fleet {
     /// No EC2.
     pub fn none() -> Fleet {
-        Fleet { pools: Vec::new(), max_instances: 0, boot_timeout: Duration::ZERO, usage: BTreeMap::new() }
+        Fleet {
+            pools: Vec::new(),
+            max_instances: 0,
+            boot_timeout: Duration::ZERO,
+            usage: BTreeMap::new(),
+            deadline: None,
+        }
     }
 
     /// The pools of `[ec2]`, with credentials and endpoints found the AWS way.
@@ -106,6 +114,7 @@ impl Fleet {
             max_instances: cfg.max_instances,
             boot_timeout: Duration::from_secs(cfg.boot_timeout),
             usage: BTreeMap::new(),
+            deadline: None,
         })
     }
 
@@ -194,7 +203,8 @@ pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) ->
     let mut events = Vec::new();
     let mut engaged = 0;
     // Each pass leaves fewer startable instances (failed ones are not tried again): it ends.
-    while engaged < n as usize && !interrupted() {
+    let in_time = |f: &Fleet| f.deadline.is_none_or(|d| Instant::now() < d);
+    while engaged < n as usize && !interrupted() && in_time(&pool.fleet) {
         let booting = start_some(pool, n as usize - engaged, &mut events);
         if booting.is_empty() {
             break;
@@ -282,7 +292,8 @@ fn wait_healthy(
     events: &mut Vec<Event>,
 ) -> usize {
     let mut engaged = 0;
-    let deadline = Instant::now() + pool.fleet.boot_timeout;
+    let boot_deadline = Instant::now() + pool.fleet.boot_timeout;
+    let deadline = pool.fleet.deadline.map_or(boot_deadline, |d| d.min(boot_deadline));
     let mut failed: Vec<(Booting, String)> = Vec::new();
     while !booting.is_empty() {
         if interrupted() {
@@ -290,7 +301,11 @@ fn wait_healthy(
             break;
         }
         if Instant::now() >= deadline {
-            let why = format!("not running with a healthy agent within {}s", pool.fleet.boot_timeout.as_secs());
+            let why = if deadline < boot_deadline {
+                "still booting at max_time".to_string()
+            } else {
+                format!("not running with a healthy agent within {}s", pool.fleet.boot_timeout.as_secs())
+            };
             failed.extend(booting.drain(..).map(|b| (b, why.clone())));
             break;
         }

@@ -229,4 +229,13 @@ fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stop
     run.signal(libc::SIGINT);
     assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(130));
     assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
+
+    // max_time is a hard limit: a boot is not waited for past it.
+    let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 120));
+    let mut run = w.spawn("late", &run_args(torrent.to_str().unwrap(), cfg.to_str().unwrap(), &["--max-time", "3"]));
+    let status =
+        run.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("no exit at max_time\n{}", run.log_text()));
+    assert!(status.success(), "{}", run.log_text());
+    assert!(run.log_text().contains("still booting at max_time; stopped"), "{}", run.log_text());
+    assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
 }
