@@ -225,8 +225,8 @@ fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
     if ec2.pools.is_empty() {
         return Err("`[ec2]` has no `[[ec2.pool]]`: name at least one region".into());
     }
-    if ec2.boot_timeout == 0 || ec2.request_timeout == 0 {
-        return Err("`ec2.boot_timeout` and `ec2.request_timeout` must be at least 1".into());
+    if !(1..=86_400).contains(&ec2.boot_timeout) || !(1..=3_600).contains(&ec2.request_timeout) {
+        return Err("`ec2.boot_timeout` must be from 1 to 86400 s and `ec2.request_timeout` from 1 to 3600 s".into());
     }
     if let Some(url) = &ec2.endpoint_url {
         crate::ec2::credentials::check_endpoint(url).map_err(|why| format!("`ec2.endpoint_url` {url:?}: {why}"))?;

@@ -125,18 +125,34 @@ impl Ledger {
         Ok(self.read()?.helpers)
     }
 
-    /// Records a helper about to be engaged.
+    /// Records a helper about to be engaged (or updates its record). An instance is one run's at a
+    /// time: it is refused while another live run holds it, whatever that run seeds.
     pub fn record(&self, entry: Entry) -> Result<(), String> {
         self.update(|h| {
-            h.retain(|e| !(e.name == entry.name && e.info_hash == entry.info_hash));
+            let held = h.iter().find(|e| {
+                entry.kind == "ec2"
+                    && e.kind == "ec2"
+                    && e.name == entry.name
+                    && e.owner != entry.owner
+                    && e.owner.alive()
+            });
+            if let Some(other) = held {
+                return Err(format!("instance {} is held by the run with pid {}", entry.name, other.owner.pid));
+            }
+            h.retain(|e| !same(e, &entry.name, &entry.info_hash, &entry.owner));
             h.push(entry);
-        })
+            Ok(())
+        })?
     }
 
-    /// Forgets a released helper.
-    pub fn remove(&self, name: &str, hash: &InfoHash) -> Result<(), String> {
-        self.update(|h| h.retain(|e| !(e.name == name && e.info_hash == *hash)))
+    /// Forgets a released helper: the entry `owner` made for it.
+    pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), String> {
+        self.update(|h| h.retain(|e| !same(e, name, hash, owner)))
     }
+}
+
+fn same(e: &Entry, name: &str, hash: &InfoHash, owner: &Owner) -> bool {
+    e.name == name && e.info_hash == *hash && e.owner == *owner
 }
 
 /// An exclusive flock(2) on `path`, held until dropped.
@@ -187,12 +203,37 @@ mod tests {
         l.record(entry("b", Owner::me())).unwrap();
         l.record(entry("a", Owner::me())).unwrap();
         assert_eq!(l.entries().unwrap().len(), 2);
-        l.remove("a", &InfoHash::from_bytes([3; 20])).unwrap();
+        l.remove("a", &InfoHash::from_bytes([3; 20]), &Owner::me()).unwrap();
         assert_eq!(l.entries().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
 
         std::fs::write(l.path(), b"{not json").unwrap();
         assert!(l.record(entry("c", Owner::me())).unwrap_err().contains("damaged"));
         assert_eq!(std::fs::read(l.path()).unwrap(), b"{not json", "a damaged ledger is never overwritten");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_instance_is_held_by_one_live_run_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let l = Ledger::at(&dir.join("ledger.json"));
+        let init = Owner { pid: 1, start: start_time(1).unwrap() };
+        let dead = Owner { pid: u32::MAX - 1, start: 0 };
+        let ec2 = |owner, hash: u8| Entry {
+            kind: "ec2".into(),
+            info_hash: InfoHash::from_bytes([hash; 20]),
+            ..entry("i-1", owner)
+        };
+        l.record(ec2(init, 1)).unwrap();
+        let e = l.record(ec2(Owner::me(), 2)).unwrap_err();
+        assert!(e.contains("i-1 is held by the run with pid 1"), "{e}");
+        l.remove("i-1", &InfoHash::from_bytes([1; 20]), &Owner::me()).unwrap();
+        assert_eq!(l.entries().unwrap().len(), 1, "only the owner's entry is removed by it");
+        l.remove("i-1", &InfoHash::from_bytes([1; 20]), &init).unwrap();
+        l.record(ec2(dead, 1)).unwrap();
+        l.record(ec2(Owner::me(), 1)).unwrap();
+        assert_eq!(l.entries().unwrap().len(), 2, "a dead run's leftover does not hold it; both are kept");
+        l.record(entry("i-1", init)).unwrap();
+        assert_eq!(l.entries().unwrap().len(), 3, "boards are shared");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

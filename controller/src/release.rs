@@ -31,7 +31,7 @@ pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event 
 }
 
 fn forget(ledger: &Ledger, e: &Entry) -> Event {
-    match ledger.remove(&e.name, &e.info_hash) {
+    match ledger.remove(&e.name, &e.info_hash, &e.owner) {
         Ok(()) => Event::Released(e.name.clone()),
         Err(err) => Event::Fault(err),
     }
@@ -69,6 +69,9 @@ fn stop(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
         Err(why) => return fault(why),
     };
     let endpoint = match &e.endpoint {
+        Some(url) if credentials::check_endpoint(url).is_err() => {
+            return fault(format!("the ledger's endpoint {url:?} is not a URL"))
+        }
         Some(url) => url.clone(),
         None => match credentials::endpoint(&env, ec2.and_then(|x| x.endpoint_url.as_deref()), region) {
             Ok(url) => url,

@@ -84,7 +84,7 @@ pub fn run(
     let ec2_configured = !fleet.pools.is_empty();
     let start = Instant::now();
     let mut fleet = fleet;
-    fleet.deadline = Some(start + params.max_time);
+    fleet.deadline = start.checked_add(params.max_time);
     let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer);
 
     let mut last_change = start;
@@ -152,7 +152,17 @@ pub fn run(
             break End::Interrupted;
         }
     };
+    for e in pool.0.release_all() {
+        printer.event(&e);
+    }
+    let stranded = pool.0.stranded();
     drop(pool);
+    if !stranded.is_empty() {
+        return Err(format!(
+            "instance(s) {} could not be stopped; they stay in the ledger: run `odseed release`",
+            stranded.join(", ")
+        ));
+    }
     printer.exit(match &end {
         End::Normal(r) => r.as_str(),
         End::Interrupted => "interrupted",

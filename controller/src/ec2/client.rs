@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 const VERSION: &str = "2016-11-15";
 const ATTEMPTS: u32 = 4;
-/// Answers that no retry changes (some come with a 5xx status).
-const REFUSALS: &[&str] = &[
+/// Answers that no retry changes (some come with a 5xx status), and that hold for a whole region.
+pub const REFUSALS: &[&str] = &[
     "InsufficientInstanceCapacity",
     "InsufficientCapacity",
     "InstanceLimitExceeded",
@@ -21,6 +21,8 @@ const REFUSALS: &[&str] = &[
     "OptInRequired",
     "PendingVerification",
 ];
+/// DescribeInstances pages followed at most.
+const MAX_PAGES: usize = 1000;
 /// At most this much of an answer is read.
 const MAX_ANSWER: u64 = 16 << 20;
 
@@ -120,60 +122,82 @@ impl Ec2 {
             }
         }
         let mut all = Vec::new();
-        let mut token: Option<String> = None;
+        let mut tokens: Vec<String> = Vec::new();
         loop {
             let mut p = params.clone();
-            if let Some(t) = token.take() {
-                p.push(("NextToken".into(), t));
+            if let Some(t) = tokens.last() {
+                p.push(("NextToken".into(), t.clone()));
             }
-            let page = self.request("DescribeInstances", &p, xml::describe)?;
+            let (page, _) = self.request("DescribeInstances", &p, xml::describe).map_err(|(e, _)| e)?;
             all.extend(page.instances);
             match page.next_token {
-                Some(t) => token = Some(t),
                 None => return Ok(all),
+                Some(t) if tokens.contains(&t) || tokens.len() >= MAX_PAGES => {
+                    return Err(Error::BadAnswer(format!(
+                        "DescribeInstances pages do not end ({} so far)",
+                        tokens.len() + 1
+                    )))
+                }
+                Some(t) => tokens.push(t),
             }
         }
     }
 
     /// StartInstances: the instances' new states.
     pub fn start(&self, ids: &[String]) -> Result<Vec<Instance>, Error> {
-        self.change("StartInstances", ids)
+        self.change("StartInstances", ids).map_err(|(e, _)| e)
+    }
+
+    /// StartInstances, and on an error whether the instances may have started all the same: an
+    /// attempt got no answer, a 5xx or an unreadable one, or the last error is not a plain refusal.
+    pub fn start_checked(&self, ids: &[String]) -> Result<Vec<Instance>, (Error, bool)> {
+        self.change("StartInstances", ids).map_err(|(e, unsure)| {
+            let refused =
+                matches!(&e, Error::Aws { status, .. } if *status < 500) || REFUSALS.contains(&e.code().unwrap_or(""));
+            let unsure = unsure || !refused;
+            (e, unsure)
+        })
     }
 
     /// StopInstances (never terminate): the instances' new states.
     pub fn stop(&self, ids: &[String]) -> Result<Vec<Instance>, Error> {
-        self.change("StopInstances", ids)
+        self.change("StopInstances", ids).map_err(|(e, _)| e)
     }
 
-    fn change(&self, action: &str, ids: &[String]) -> Result<Vec<Instance>, Error> {
+    fn change(&self, action: &str, ids: &[String]) -> Result<Vec<Instance>, (Error, bool)> {
         let params: Vec<(String, String)> =
             ids.iter().enumerate().map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone())).collect();
-        self.request(action, &params, xml::changes)
+        self.request(action, &params, xml::changes).map(|(list, _)| list)
     }
 
     /// One action, retried while it fails in a retryable way; the answer's XML.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, Error> {
-        self.request(action, params, |xml| Ok(xml.to_string()))
+        self.request(action, params, |xml| Ok(xml.to_string())).map(|(xml, _)| xml).map_err(|(e, _)| e)
     }
 
-    /// One action whose answer is read by `read`; an answer it cannot read is retried too.
+    /// One action whose answer is read by `read`; an answer it cannot read is retried too. With
+    /// the result, whether an attempt ended without a clear answer (none, a 5xx, unreadable): AWS
+    /// may have done it.
     fn request<T>(
         &self,
         action: &str,
         params: &[(String, String)],
         read: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, Error> {
+    ) -> Result<(T, bool), (Error, bool)> {
         let mut pause = self.backoff;
         let mut attempt = 1;
+        let mut unsure = false;
         loop {
             match self.call_once(action, params).and_then(|xml| read(&xml).map_err(Error::BadAnswer)) {
                 Err(e) if e.retryable() && attempt < ATTEMPTS => {
                     log::warn!("EC2 {} {action}: {e}; trying again in {:.1}s", self.region, pause.as_secs_f32());
+                    unsure |= !matches!(&e, Error::Aws { status, .. } if *status < 500);
                     std::thread::sleep(pause);
                     pause *= 2;
                     attempt += 1;
                 }
-                other => return other,
+                Ok(v) => return Ok((v, unsure)),
+                Err(e) => return Err((e, unsure)),
             }
         }
     }

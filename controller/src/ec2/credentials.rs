@@ -4,7 +4,7 @@
 //! else AWS_PROFILE, else "default". No secret is ever put in a message or a log line.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -35,17 +35,19 @@ impl Env<'_> {
 pub fn load(env: &Env, profile: Option<&str>) -> Result<Credentials, String> {
     let var = env.var;
     if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        if profile.is_none() {
-            return Ok(Credentials {
-                access_key_id: id,
-                secret_access_key: secret,
-                session_token: var("AWS_SESSION_TOKEN"),
-            });
-        }
+        return Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: var("AWS_SESSION_TOKEN"),
+        });
     }
     let name = profile.map(str::to_string).or_else(|| var("AWS_PROFILE")).unwrap_or_else(|| "default".into());
+    // A relative path is relative to the working directory, as for AWS's tools; `~/` is home.
     let file = var("AWS_SHARED_CREDENTIALS_FILE")
-        .map(|p| crate::config::resolve(&env.home, Path::new(&p)))
+        .map(|p| match p.strip_prefix("~/") {
+            Some(rest) => env.home.join(rest),
+            None => PathBuf::from(p),
+        })
         .unwrap_or_else(|| env.home.join(".aws/credentials"));
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
@@ -152,6 +154,7 @@ pub fn check_region(region: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::Path;
 
     fn env<'a>(vars: &'a HashMap<&str, String>, home: &Path) -> Env<'a> {
         Env { var: Box::leak(Box::new(move |k: &str| vars.get(k).cloned())), home: home.to_path_buf() }
@@ -174,10 +177,11 @@ mod tests {
         vars.insert("AWS_PROFILE", "work".to_string());
         let work = load(&env(&vars, &home), None).unwrap();
         assert_eq!((work.access_key_id.as_str(), work.session_token.as_deref()), ("AKWORK", Some("tok")));
-        assert_eq!(load(&env(&vars, &home), Some("default")).unwrap().access_key_id, "AKDEFAULT", "config wins");
+        assert_eq!(load(&env(&vars, &home), Some("default")).unwrap().access_key_id, "AKDEFAULT", "config's profile");
         vars.insert("AWS_ACCESS_KEY_ID", "AKENV".to_string());
         vars.insert("AWS_SECRET_ACCESS_KEY", "sEcReT3".to_string());
         assert_eq!(load(&env(&vars, &home), None).unwrap().access_key_id, "AKENV");
+        assert_eq!(load(&env(&vars, &home), Some("work")).unwrap().access_key_id, "AKENV", "the environment first");
         assert!(!format!("{work:?}").contains("sEcReT"), "Debug shows no secret");
         std::fs::remove_dir_all(home).unwrap();
     }

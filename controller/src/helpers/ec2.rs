@@ -5,6 +5,7 @@
 
 use super::{Event, Helper, Kind, Pool};
 use crate::config::Ec2Config;
+use crate::ec2::client::REFUSALS;
 use crate::ec2::credentials::{self, Env};
 use crate::ec2::{Ec2, Error, Instance};
 use odseed_agent::client::AgentClient;
@@ -73,6 +74,8 @@ pub struct Fleet {
     pub boot_timeout: Duration,
     /// Instance time per region, counted from StartInstances to StopInstances.
     pub usage: BTreeMap<String, Duration>,
+    /// Instances this run started and could not stop (yet).
+    pub stranded: Vec<Started>,
     /// The run's `max_time`: no instance is waited for past it.
     pub deadline: Option<Instant>,
 }
@@ -85,6 +88,7 @@ impl Fleet {
             max_instances: 0,
             boot_timeout: Duration::ZERO,
             usage: BTreeMap::new(),
+            stranded: Vec::new(),
             deadline: None,
         }
     }
@@ -114,6 +118,7 @@ impl Fleet {
             max_instances: cfg.max_instances,
             boot_timeout: Duration::from_secs(cfg.boot_timeout),
             usage: BTreeMap::new(),
+            stranded: Vec::new(),
             deadline: None,
         })
     }
@@ -163,23 +168,28 @@ impl Fleet {
     }
 }
 
-/// Stops `ids` and waits until EC2 says each is stopping or stopped.
+/// Stops `ids` and waits until EC2 says none of them runs (stopping, stopped, or gone).
 pub fn stop_and_wait(client: &Ec2, ids: &[String]) -> Result<(), Error> {
     let deadline = Instant::now() + STOP_DEADLINE;
+    let down = |state: &str| matches!(state, "stopping" | "stopped" | "shutting-down" | "terminated");
     loop {
         let last = match client.stop(ids) {
             Ok(list) => {
-                let stopping = |id: &String| {
-                    list.iter().any(|i| &i.id == id && matches!(i.state.as_str(), "stopping" | "stopped"))
-                };
-                if ids.iter().all(stopping) {
+                if ids.iter().all(|id| list.iter().any(|i| &i.id == id && down(&i.state))) {
                     return Ok(());
                 }
                 let states: Vec<String> = list.iter().map(|i| format!("{} is {}", i.id, i.state)).collect();
                 Error::BadAnswer(format!("not stopping: {}", states.join(", ")))
             }
-            // A pending instance cannot be stopped yet.
-            Err(e) if e.code() == Some("IncorrectInstanceState") => e,
+            Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidInstanceID.NotFound")) => return Ok(()),
+            // Pending (not stoppable yet), or already on its way down: ask which.
+            Err(e) if e.code() == Some("IncorrectInstanceState") => {
+                let filter = [("instance-id", &ids.iter().map(String::as_str).collect::<Vec<_>>()[..])];
+                if client.describe(&filter).is_ok_and(|list| list.iter().all(|i| down(&i.state))) {
+                    return Ok(());
+                }
+                e
+            }
             Err(e) => return Err(e),
         };
         if Instant::now() >= deadline {
@@ -189,10 +199,10 @@ pub fn stop_and_wait(client: &Ec2, ids: &[String]) -> Result<(), Error> {
     }
 }
 
-/// An instance started and not engaged yet.
-struct Booting {
+/// An instance started and not engaged yet, or one that could not be stopped.
+pub struct Started {
     pool: usize,
-    id: String,
+    pub id: String,
     started: Instant,
 }
 
@@ -202,8 +212,8 @@ struct Booting {
 pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
     let mut events = Vec::new();
     let mut engaged = 0;
-    // Each pass leaves fewer startable instances (failed ones are not tried again): it ends.
     let in_time = |f: &Fleet| f.deadline.is_none_or(|d| Instant::now() < d);
+    // Each pass leaves fewer startable instances (failed ones are not tried again): it ends.
     while engaged < n as usize && !interrupted() && in_time(&pool.fleet) {
         let booting = start_some(pool, n as usize - engaged, &mut events);
         if booting.is_empty() {
@@ -215,8 +225,8 @@ pub(super) fn engage(pool: &mut Pool, n: u32, interrupted: &dyn Fn() -> bool) ->
 }
 
 /// Starts up to `wanted` instances; a region that refuses is set aside and the next one is asked.
-fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Booting> {
-    let mut booting: Vec<Booting> = Vec::new();
+fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Started> {
+    let mut booting: Vec<Started> = Vec::new();
     for _ in 0..=pool.fleet.pools.len() {
         let Ok(taken) = pool.taken() else { break };
         let mut picks = pool.fleet.startable(&taken);
@@ -229,10 +239,7 @@ fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Bo
             by_pool.entry(p).or_default().push(id);
         }
         for (p, ids) in by_pool {
-            match start(pool, p, &ids) {
-                Ok(started) => booting.extend(ids.into_iter().map(|id| Booting { pool: p, id, started })),
-                Err(e) => events.push(e),
-            }
+            booting.extend(start(pool, p, ids, events));
         }
         if booting.len() >= wanted {
             break;
@@ -241,66 +248,83 @@ fn start_some(pool: &mut Pool, wanted: usize, events: &mut Vec<Event>) -> Vec<Bo
     booting
 }
 
-/// Records `ids` in the ledger, then StartInstances. On an error the instances are taken out of
-/// the ledger again once they are known not to run.
-fn start(pool: &mut Pool, p: usize, ids: &[String]) -> Result<Instant, Event> {
-    let ep = &pool.fleet.pools[p];
-    let region = ep.region().to_string();
+/// Claims `ids` in the ledger, then StartInstances for those it got. After an error the instances
+/// are stopped unless EC2 plainly refused, and leave the ledger once known not to run.
+fn start(pool: &mut Pool, p: usize, ids: Vec<String>, events: &mut Vec<Event>) -> Vec<Started> {
+    let region = pool.fleet.pools[p].region().to_string();
+    let mut claimed = Vec::new();
     for id in ids {
         let h = Helper::new(
-            id,
+            &id,
             Kind::Instance { pool: p, region: region.clone(), started: Instant::now() },
             AgentClient::new("http://0.0.0.0:0", "", AGENT_TIMEOUT),
-            ep.token_file.clone(),
+            pool.fleet.pools[p].token_file.clone(),
         );
         let mut entry = pool.entry(&h);
         entry.url = String::new();
-        pool.ledger.record(entry).map_err(Event::Fault)?;
-    }
-    log::info!("EC2 {region}: starting {}", ids.join(", "));
-    let started = Instant::now();
-    match pool.fleet.pools[p].client.start(ids) {
-        Ok(_) => Ok(started),
-        Err(e) => {
-            let ep = &mut pool.fleet.pools[p];
-            let event = if e.code() == Some("IncorrectInstanceState") {
-                // Someone else is starting or stopping them: leave those alone.
-                ep.failed.extend(ids.iter().cloned());
-                Event::Fault(format!("EC2 {region}: cannot start {} ({e}); others will be used", ids.join(", ")))
-            } else {
-                ep.set_aside(&e)
-            };
-            // No answer may mean they started: stop them to be sure, and keep them in the ledger
-            // if even that fails.
-            let known_not_started = matches!(e, Error::Aws { .. });
-            if known_not_started || stop_and_wait(&ep.client, ids).is_ok() {
-                for id in ids {
-                    let _ = pool.ledger.remove(id, &pool.target.meta.info_hash);
-                }
+        match pool.ledger.record(entry) {
+            Ok(()) => claimed.push(id),
+            Err(e) => {
+                // Held by another run, or no ledger: never started without a record.
+                pool.fleet.pools[p].failed.push(id);
+                events.push(Event::Fault(e));
             }
-            Err(event)
         }
     }
+    if claimed.is_empty() {
+        return Vec::new();
+    }
+    log::info!("EC2 {region}: starting {}", claimed.join(", "));
+    let started = Instant::now();
+    let (e, unsure) = match pool.fleet.pools[p].client.start_checked(&claimed) {
+        Ok(_) => return claimed.into_iter().map(|id| Started { pool: p, id, started }).collect(),
+        Err(failure) => failure,
+    };
+    let ep = &mut pool.fleet.pools[p];
+    if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) {
+        events.push(ep.set_aside(&e));
+    } else {
+        // About these instances (gone since the last look, being stopped...): others will do.
+        ep.failed.extend(claimed.iter().cloned());
+        events.push(Event::Fault(format!(
+            "EC2 {region}: cannot start {} ({e}); others will be used",
+            claimed.join(", ")
+        )));
+    }
+    let stopped = !unsure || stop_and_wait(&ep.client, &claimed).is_ok();
+    let hash = pool.target.meta.info_hash;
+    for id in claimed {
+        if stopped {
+            let _ = pool.ledger.remove(&id, &hash, &pool.owner);
+        } else {
+            events.push(Event::Fault(format!("instance {id} ({region}): may have started and cannot be stopped yet")));
+            pool.fleet.stranded.push(Started { pool: p, id, started });
+        }
+    }
+    Vec::new()
 }
 
 /// Waits (up to `boot_timeout`) until each instance runs and its agent answers, then engages it;
 /// the ones that do not make it are stopped and not tried again by this run. How many engaged.
 fn wait_healthy(
     pool: &mut Pool,
-    mut booting: Vec<Booting>,
+    mut booting: Vec<Started>,
     interrupted: &dyn Fn() -> bool,
     events: &mut Vec<Event>,
 ) -> usize {
     let mut engaged = 0;
-    let boot_deadline = Instant::now() + pool.fleet.boot_timeout;
-    let deadline = pool.fleet.deadline.map_or(boot_deadline, |d| d.min(boot_deadline));
-    let mut failed: Vec<(Booting, String)> = Vec::new();
+    let boot_deadline = Instant::now().checked_add(pool.fleet.boot_timeout);
+    let deadline = match (pool.fleet.deadline, boot_deadline) {
+        (Some(d), Some(b)) => Some(d.min(b)),
+        (d, b) => d.or(b),
+    };
+    let mut failed: Vec<(Started, String)> = Vec::new();
     while !booting.is_empty() {
         if interrupted() {
             failed.extend(booting.drain(..).map(|b| (b, "interrupted while it booted".to_string())));
             break;
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             let why = if deadline < boot_deadline {
                 "still booting at max_time".to_string()
             } else {
@@ -327,30 +351,25 @@ fn wait_healthy(
         }
     }
     for (b, why) in failed {
-        let ep = &mut pool.fleet.pools[b.pool];
-        ep.failed.push(b.id.clone());
-        let region = ep.region().to_string();
-        let stopped = stop_and_wait(&ep.client, std::slice::from_ref(&b.id));
-        pool.fleet.add_usage(&region, b.started);
-        events.push(Event::Fault(match stopped {
-            Ok(()) => {
-                let _ = pool.ledger.remove(&b.id, &pool.target.meta.info_hash);
-                format!("instance {} ({region}): {why}; stopped, another will be used", b.id)
-            }
-            Err(e) => format!("instance {} ({region}): {why}; cannot stop it ({e}): run `odseed release`", b.id),
-        }));
+        pool.fleet.pools[b.pool].failed.push(b.id.clone());
+        let region = pool.fleet.pools[b.pool].region().to_string();
+        events.push(match stop_started(pool, b) {
+            Ok(id) => Event::Fault(format!("instance {id} ({region}): {why}; stopped, another will be used")),
+            Err(e) => Event::Fault(format!("instance ({region}): {why}; {e}")),
+        });
     }
     engaged
 }
 
-/// One look at a booting instance: `Some` once engaged, `None` while it boots, an error when it
-/// will not make it.
-fn try_engage(pool: &mut Pool, b: &Booting) -> Result<Option<Helper>, String> {
+/// One look at a booting instance: `Some` once engaged, `None` while it boots (or EC2 does not
+/// say yet: its answers lag), an error when it will not make it.
+fn try_engage(pool: &mut Pool, b: &Started) -> Result<Option<Helper>, String> {
     let ep = &pool.fleet.pools[b.pool];
-    let found = ep.client.describe(&[("instance-id", &[b.id.as_str()])]).map_err(|e| format!("EC2 says: {e}"))?;
-    let Some(i) = found.into_iter().next() else { return Err("EC2 does not know it".into()) };
+    let Ok(found) = ep.client.describe(&[("instance-id", &[b.id.as_str()])]) else { return Ok(None) };
+    let Some(i) = found.into_iter().next() else { return Ok(None) };
     match i.state.as_str() {
-        "pending" => return Ok(None),
+        // Right after StartInstances, DescribeInstances may still say "stopped".
+        "pending" | "stopped" => return Ok(None),
         "running" => {}
         other => return Err(format!("it is {other}")),
     }
@@ -361,31 +380,97 @@ fn try_engage(pool: &mut Pool, b: &Booting) -> Result<Option<Helper>, String> {
         AgentClient::new(&url, &ep.token, AGENT_TIMEOUT),
         ep.token_file.clone(),
     );
-    if h.client.health().is_err() {
-        return Ok(None);
+    let Ok(list) = h.client.list() else { return Ok(None) };
+    // The instance is this run's alone (the ledger says so): what an earlier run left on it goes.
+    let hash = pool.target.meta.info_hash;
+    for t in list.iter().filter(|t| t.info_hash != hash) {
+        log::info!("{}: removing {} left by an earlier run", h.label(), t.info_hash);
+        let _ = h.client.delete(&t.info_hash);
     }
     // The ledger learns the agent's URL, for `odseed release` after a crash.
-    pool.ledger.record(pool.entry(&h)).map_err(|e| e.to_string())?;
+    pool.ledger.record(pool.entry(&h))?;
     h.engage(&pool.target).map_err(|e| format!("its agent refused the torrent: {e}"))?;
     Ok(Some(h))
 }
 
-/// Releases engaged instance `pool.helpers[i]`: `DELETE` where its agent answers, then
-/// StopInstances; it leaves the ledger once EC2 says it is stopping.
-pub(super) fn release(pool: &mut Pool, i: usize) -> Event {
+/// Stops a started instance and forgets it; if it cannot be stopped it is kept as stranded (it
+/// counts against `max_instances`, and the run tries again at its end). The id, or why not.
+fn stop_started(pool: &mut Pool, b: Started) -> Result<String, String> {
+    let ep = &pool.fleet.pools[b.pool];
+    let region = ep.region().to_string();
+    match stop_and_wait(&ep.client, std::slice::from_ref(&b.id)) {
+        Ok(()) => {
+            pool.fleet.add_usage(&region, b.started);
+            pool.ledger.remove(&b.id, &pool.target.meta.info_hash, &pool.owner)?;
+            Ok(b.id)
+        }
+        Err(e) => {
+            let why = format!("cannot stop {} ({e}); it stays in the ledger for `odseed release`", b.id);
+            pool.fleet.stranded.push(b);
+            Err(why)
+        }
+    }
+}
+
+/// Releases engaged instances `idx` (indices into `pool.helpers`, any order): `DELETE` where
+/// their agents answer, then one StopInstances per region. Each leaves the ledger once EC2 says it
+/// is stopping; one that cannot be stopped is kept as stranded.
+pub(super) fn release(pool: &mut Pool, mut idx: Vec<usize>) -> Vec<Event> {
     let hash = pool.target.meta.info_hash;
-    let h = pool.helpers.remove(i);
-    let Kind::Instance { pool: p, region, started } = &h.kind else { unreachable!("boards are released in mod.rs") };
-    if let Err(e) = h.client.delete(&hash) {
-        log::warn!("{}: cannot remove the torrent ({e}); stopping it anyway", h.label());
+    idx.sort_unstable_by(|a, b| b.cmp(a));
+    let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
+    for i in idx {
+        let h = pool.helpers.remove(i);
+        let Kind::Instance { pool: p, started, .. } = h.kind else { unreachable!("boards are released in mod.rs") };
+        if let Err(e) = h.client.delete(&hash) {
+            log::warn!("{}: cannot remove the torrent ({e}); stopping it anyway", h.label());
+        }
+        by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started });
     }
-    let stopped = stop_and_wait(&pool.fleet.pools[*p].client, std::slice::from_ref(&h.name));
-    pool.fleet.add_usage(region, *started);
-    match stopped {
-        Ok(()) => match pool.ledger.remove(&h.name, &hash) {
-            Ok(()) => Event::Released(h.name.clone()),
-            Err(e) => Event::Fault(e),
-        },
-        Err(e) => Event::Fault(format!("{}: cannot stop it ({e}); kept in the ledger for `odseed release`", h.label())),
+    let mut events = Vec::new();
+    for (p, list) in by_pool {
+        events.extend(stop_many(pool, p, list));
     }
+    events
+}
+
+/// Stops instances of pool `p` in one call; Released for each stopped, a fault for the others.
+fn stop_many(pool: &mut Pool, p: usize, list: Vec<Started>) -> Vec<Event> {
+    let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
+    let region = pool.fleet.pools[p].region().to_string();
+    let stopped = stop_and_wait(&pool.fleet.pools[p].client, &ids);
+    let mut events = Vec::new();
+    for s in list {
+        events.push(match &stopped {
+            Ok(()) => {
+                pool.fleet.add_usage(&region, s.started);
+                match pool.ledger.remove(&s.id, &pool.target.meta.info_hash, &pool.owner) {
+                    Ok(()) => Event::Released(s.id),
+                    Err(e) => Event::Fault(e),
+                }
+            }
+            Err(e) => {
+                let why = format!(
+                    "instance {} ({region}): cannot stop it ({e}); kept in the ledger for `odseed release`",
+                    s.id
+                );
+                pool.fleet.stranded.push(s);
+                Event::Fault(why)
+            }
+        });
+    }
+    events
+}
+
+/// Tries again to stop what could not be stopped before.
+pub(super) fn stop_stranded(pool: &mut Pool) -> Vec<Event> {
+    let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
+    for s in std::mem::take(&mut pool.fleet.stranded) {
+        by_pool.entry(s.pool).or_default().push(s);
+    }
+    let mut events = Vec::new();
+    for (p, list) in by_pool {
+        events.extend(stop_many(pool, p, list));
+    }
+    events
 }

@@ -160,7 +160,8 @@ impl Pool {
 
     /// Instances that could be started now, within `max_instances` (none without a readable ledger).
     pub fn free_instances(&self) -> u32 {
-        let running = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count() as u32;
+        let engaged = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count();
+        let running = (engaged + self.fleet.stranded.len()) as u32;
         let startable = self.taken().map_or(0, |taken| self.fleet.startable(&taken).len() as u32);
         startable.min(self.fleet.max_instances.saturating_sub(running))
     }
@@ -168,6 +169,7 @@ impl Pool {
     /// Instances this run holds, and those the ledger says another run holds.
     fn taken(&self) -> Result<Vec<String>, String> {
         let mut ids: Vec<String> = self.helpers.iter().map(|h| h.name.clone()).collect();
+        ids.extend(self.fleet.stranded.iter().map(|s| s.id.clone()));
         ids.extend(self.ledger.entries()?.into_iter().filter(|e| e.kind == "ec2").map(|e| e.name));
         Ok(ids)
     }
@@ -191,6 +193,7 @@ impl Pool {
                     // The agent lost its state (reinstalled?): give it the torrent again.
                     match h.client.put(&hash, &self.target.bytes) {
                         Ok((t, _)) => h.session = Some(t),
+                        Err(_) if h.lost && matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
                         Err(e) => events.push(h.mark_lost(&e.to_string())),
                     }
                 }
@@ -199,7 +202,9 @@ impl Pool {
                 Err(_) => {}
             }
         }
-        events.extend(gone.into_iter().rev().map(|i| self.release_one(i)));
+        if !gone.is_empty() {
+            events.extend(ec2::release(self, gone));
+        }
         events
     }
 
@@ -226,7 +231,7 @@ impl Pool {
                 }
                 Err(e) => {
                     b.unhealthy_until = Some(now + UNHEALTHY_FOR);
-                    let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash);
+                    let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
                     events.push(Event::Fault(format!("{}: cannot engage: {e}; trying another", b.label())));
                 }
             }
@@ -253,14 +258,25 @@ impl Pool {
             (!h.lost, h.kind == Kind::Board, std::cmp::Reverse(h.engaged_at))
         });
         order.truncate(n);
-        // Highest index first: releasing an instance removes it from the list.
-        order.sort_unstable_by(|a, b| b.cmp(a));
-        order.into_iter().map(|i| self.release_one(i)).collect()
+        let (instances, boards): (Vec<usize>, Vec<usize>) =
+            order.into_iter().partition(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. }));
+        let mut events: Vec<Event> = boards.into_iter().map(|i| self.release_board(i)).collect();
+        if !instances.is_empty() {
+            events.extend(ec2::release(self, instances));
+        }
+        events
     }
 
-    /// Releases every engaged helper.
+    /// Releases every engaged helper, and stops again what could not be stopped before.
     pub fn release_all(&mut self) -> Vec<Event> {
-        self.release(self.helpers.len())
+        let mut events = self.release(self.helpers.len());
+        events.extend(ec2::stop_stranded(self));
+        events
+    }
+
+    /// Instances this run started and could not stop.
+    pub fn stranded(&self) -> Vec<String> {
+        self.fleet.stranded.iter().map(|s| s.id.clone()).collect()
     }
 
     /// What EC2 time this run used, per region.
@@ -268,17 +284,14 @@ impl Pool {
         &self.fleet.usage
     }
 
-    fn release_one(&mut self, i: usize) -> Event {
-        if matches!(self.helpers[i].kind, Kind::Instance { .. }) {
-            return ec2::release(self, i);
-        }
+    fn release_board(&mut self, i: usize) -> Event {
         let hash = self.target.meta.info_hash;
         let b = &mut self.helpers[i];
         match b.client.delete(&hash) {
             Ok(_) => {
                 b.engaged = false;
                 b.session = None;
-                if let Err(e) = self.ledger.remove(&b.name, &hash) {
+                if let Err(e) = self.ledger.remove(&b.name, &hash, &self.owner) {
                     return Event::Fault(e);
                 }
                 Event::Released(b.name.clone())

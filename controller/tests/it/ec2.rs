@@ -138,15 +138,18 @@ fn a_run_starts_tagged_instances_in_two_regions_and_stops_every_one() {
 #[test]
 fn every_way_a_run_ends_leaves_its_instances_stopped() {
     let w = world("ec2exits");
-    let (mut agents, torrent) = idle_agents(&w, 2);
+    let (mut agents, torrent) = idle_agents(&w, 3);
     let cloud = Cloud::start(&w);
     let a = cloud.instances_for("eu-west-3", &mut agents[0..1]);
     let b = cloud.instances_for("ap-south-1", &mut agents[1..2]);
+    // A second one in Paris: max_instances 2 and the spread over regions leave it stopped.
+    let spare = cloud.instances_for("eu-west-3", &mut agents[2..3]);
     let (eu, ap) = (cloud.ec2("eu-west-3"), cloud.ec2("ap-south-1"));
     let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3", "ap-south-1"], 2, 30));
     let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
-    let running = || states(&eu, &a) == ["running"] && states(&ap, &b) == ["running"];
-    let stopped = || all_stopped(&eu, &a) && all_stopped(&ap, &b);
+    let running =
+        || states(&eu, &a) == ["running"] && states(&ap, &b) == ["running"] && states(&eu, &spare) == ["stopped"];
+    let stopped = || all_stopped(&eu, &a) && all_stopped(&ap, &b) && all_stopped(&eu, &spare);
 
     for (how, signal, code) in [("max_time", 0, 0), ("SIGINT", libc::SIGINT, 130), ("SIGTERM", libc::SIGTERM, 130)] {
         let extra: &[&str] = if signal == 0 { &["--max-time", "4"] } else { &[] };
@@ -182,8 +185,8 @@ fn every_way_a_run_ends_leaves_its_instances_stopped() {
     let out = w.odseed(&["status", "--json", "--config", cfg]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (pool, id) in status["ec2"].as_array().unwrap().iter().zip([&a[0], &b[0]]) {
-        assert_eq!(pool["instances"][0]["id"], id.as_str(), "{status}");
-        assert_eq!(pool["instances"][0]["state"], "running", "{status}");
+        let found = pool["instances"].as_array().unwrap().iter().find(|i| i["id"] == id.as_str()).cloned();
+        assert_eq!(found.map(|i| i["state"].clone()), Some("running".into()), "{status}");
     }
     assert_eq!(status["ledger"].as_array().unwrap().len(), 2, "{status}");
     assert!(status["ledger"].as_array().unwrap().iter().all(|e| e["owner_alive"] == false), "{status}");
@@ -230,8 +233,20 @@ fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stop
     assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(130));
     assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
 
-    // max_time is a hard limit: a boot is not waited for past it.
+    // A signal while an instance boots: it is stopped and the run ends at once.
     let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 120));
+    let mut run = w.spawn("booting", &run_args(torrent.to_str().unwrap(), cfg.to_str().unwrap(), &[]));
+    odseed_testbed::wait_until(Duration::from_secs(30), "an instance to boot", || {
+        (states(&eu, &dead) == ["running"]).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("no exit\n{}", run.log_text()));
+    assert_eq!(status.code(), Some(130), "{}", run.log_text());
+    assert!(run.log_text().contains("interrupted while it booted; stopped"), "{}", run.log_text());
+    assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
+
+    // max_time is a hard limit: a boot is not waited for past it.
     let mut run = w.spawn("late", &run_args(torrent.to_str().unwrap(), cfg.to_str().unwrap(), &["--max-time", "3"]));
     let status =
         run.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("no exit at max_time\n{}", run.log_text()));

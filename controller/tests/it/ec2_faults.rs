@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reply {
     Forward,
+    /// Forwards (EC2 does it), then answers a bare 500 as if it had failed.
+    ForwardThen500,
     /// An EC2 error response: status and code.
     Error(u16, &'static str),
     /// A 500 with no EC2 error in it.
@@ -107,6 +109,10 @@ fn serve(
     seen.lock().unwrap().push((region, action, reply));
     let (status, text) = match reply {
         Reply::Forward => forward(upstream, &headers, &body),
+        Reply::ForwardThen500 => {
+            forward(upstream, &headers, &body);
+            (500, "<html>Internal Server Error</html>".into())
+        }
         Reply::Error(status, code) => (
             status,
             format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>made by the test's proxy</Message></Error></Errors><RequestID>ab-12</RequestID></Response>"),
@@ -155,8 +161,11 @@ fn ec2_faults_are_retried_or_fall_over_to_another_region_and_everything_is_still
     let cfg = w.write_config(&cloud.config(&proxy.url, &["eu-west-3", "us-east-1"], 1, 30));
     let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
 
-    // Paris has no capacity; Virginia throttles, breaks, hangs, then answers; its first stop is a bare 500.
+    // Paris starts the instance but answers 500, then says it has no capacity (the instance must
+    // be stopped all the same); Virginia throttles, breaks, hangs, then answers; its first stop is
+    // a bare 500.
     proxy.set(|region, action, n| match (region, action, n) {
+        ("eu-west-3", "StartInstances", 0) => Reply::ForwardThen500,
         ("eu-west-3", "StartInstances", _) => Reply::Error(500, "InsufficientInstanceCapacity"),
         ("us-east-1", "DescribeInstances", 0) => Reply::Error(503, "RequestLimitExceeded"),
         ("us-east-1", "DescribeInstances", 1) => Reply::Broken,
@@ -168,9 +177,11 @@ fn ec2_faults_are_retried_or_fall_over_to_another_region_and_everything_is_still
     wait_engaged(&run, 1);
     let ev = events(&run);
     assert_eq!(named(&ev, "engage")[0]["helper"], virginia[0].as_str(), "{}", run.log_text());
+    assert_eq!(named(&ev, "engage").len(), 1, "max_instances 1\n{}", run.log_text());
     let faults: Vec<&str> = named(&ev, "fault").iter().filter_map(|e| e["message"].as_str()).collect();
     assert!(faults.iter().any(|f| f.contains("eu-west-3") && f.contains("InsufficientInstanceCapacity")), "{faults:?}");
-    assert_eq!(states(&eu, &paris), ["stopped"]);
+    assert_eq!(proxy.served("StartInstances", Reply::ForwardThen500), 1);
+    assert_eq!(states(&eu, &paris), ["stopped"], "started by an answer that said 500, and stopped");
     assert_eq!(states(&us, &virginia), ["running"]);
     for (action, reply) in [
         ("DescribeInstances", Reply::Error(503, "RequestLimitExceeded")),
