@@ -11,10 +11,13 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .format_target(false)
-        .init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    logger.format_timestamp(None).format_target(false);
+    // ureq's trace level is its wire, unredacted: agents' tokens, AWS session tokens. Never that.
+    if std::env::var("RUST_LOG").is_ok_and(|v| v.to_ascii_lowercase().contains("trace")) {
+        logger.filter_module("ureq", log::LevelFilter::Debug).filter_module("ureq_proto", log::LevelFilter::Debug);
+    }
+    logger.init();
     let command = match cli::parse(std::env::args().skip(1).collect()) {
         Ok(c) => c,
         Err(e) => {

@@ -207,7 +207,10 @@ fn ec2_faults_are_retried_or_fall_over_to_another_region_and_everything_is_still
         "eu-west-3" => Reply::Error(401, "AuthFailure"),
         _ => Reply::Error(403, "UnauthorizedOperation"),
     });
-    let mut run = w.spawn("norights", &run_args(torrent, cfg, &["--max-time", "3"]));
+    // At the most verbose log level, to see that no secret is in it.
+    let mut cmd = w.command(&run_args(torrent, cfg, &["--max-time", "3"]));
+    cmd.env("RUST_LOG", "trace");
+    let mut run = odseed_testbed::Proc::spawn("norights", cmd, &w.dir.path().join("norights.log")).unwrap();
     let status = run.wait_exit(Duration::from_secs(60)).expect("an exit at max_time");
     assert!(status.success(), "{}", run.log_text());
     let ev = events(&run);
@@ -217,7 +220,8 @@ fn ec2_faults_are_retried_or_fall_over_to_another_region_and_everything_is_still
         faults.iter().any(|f| f.contains("AuthFailure")) && faults.iter().any(|f| f.contains("UnauthorizedOperation")),
         "{faults:?}"
     );
-    assert!(!run.log_text().contains("made-up"), "no secret in the output");
+    assert!(run.log_text().contains("[DEBUG]"), "a verbose log");
+    assert!(!run.log_text().contains("made-up"), "no secret (key or session token) in the output");
     assert_eq!(states(&eu, &paris), ["stopped"]);
     assert_eq!(states(&us, &virginia), ["stopped"]);
 }

@@ -51,7 +51,7 @@ impl World {
         let mut c = Command::new(odseed_bin());
         let creds = self.dir.path().join("aws-credentials");
         if !creds.exists() {
-            std::fs::write(&creds, "[default]\naws_access_key_id = AKIDODSEEDTEST\naws_secret_access_key = made-up\n")
+            std::fs::write(&creds, "[default]\naws_access_key_id = AKIDODSEEDTEST\naws_secret_access_key = made-up\naws_session_token = made-up-too\n")
                 .unwrap();
         }
         c.args(args).env("XDG_STATE_HOME", self.state_home()).env("XDG_CONFIG_HOME", self.dir.path().join("config"));
