@@ -8,15 +8,7 @@ use std::time::Duration;
 #[test]
 fn a_run_engages_boards_while_needed_and_releases_them_all() {
     let w = world("e2e");
-    let spec = Spec {
-        size: 4 << 20,
-        leechers: 3,
-        boards: 2,
-        origin_kbps: 100,
-        helper_kbps: 0,
-        leecher_kbps: 400,
-        leecher_up_kbps: 0,
-    };
+    let spec = crate::end_to_end_spec();
     let (swarm, cfg) = w.swarm(&spec);
     let mut run = w.spawn_run("run", &swarm.torrent_file, &cfg);
 

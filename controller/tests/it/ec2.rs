@@ -4,7 +4,6 @@
 use crate::ec2_api::{client, make_instances, states};
 use crate::{events, named, wait_engaged, world, World};
 use odseed::ec2::Ec2;
-use odseed_testbed::swarm::Spec;
 use odseed_testbed::{content, Agent, AgentOptions, Moto};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,15 +89,7 @@ fn all_stopped(ec2: &Ec2, ids: &[String]) -> bool {
 #[test]
 fn a_run_starts_tagged_instances_in_two_regions_and_stops_every_one() {
     let w = world("ec2e2e");
-    let spec = Spec {
-        size: 4 << 20,
-        leechers: 3,
-        boards: 2,
-        origin_kbps: 100,
-        helper_kbps: 0,
-        leecher_kbps: 400,
-        leecher_up_kbps: 0,
-    };
+    let spec = crate::end_to_end_spec();
     let (mut swarm, _) = w.swarm(&spec);
     let cloud = Cloud::start(&w);
     let paris = cloud.instances_for("eu-west-3", &mut swarm.boards[0..1]);

@@ -107,6 +107,19 @@ impl World {
     }
 }
 
+/// The end-to-end swarm: 4 MiB, a slow origin, three leechers, two helpers (boards or instances).
+pub fn end_to_end_spec() -> odseed_testbed::swarm::Spec {
+    odseed_testbed::swarm::Spec {
+        size: 4 << 20,
+        leechers: 3,
+        boards: 2,
+        origin_kbps: 100,
+        helper_kbps: 0,
+        leecher_kbps: 400,
+        leecher_up_kbps: 0,
+    }
+}
+
 /// Waits until a run has printed at least `n` engage events.
 pub fn wait_engaged(run: &Proc, n: usize) {
     odseed_testbed::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
