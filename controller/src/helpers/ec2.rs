@@ -427,37 +427,46 @@ pub(super) fn release(pool: &mut Pool, mut idx: Vec<usize>) -> Vec<Event> {
         }
         by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started });
     }
-    let mut events = Vec::new();
-    for (p, list) in by_pool {
-        events.extend(stop_many(pool, p, list));
-    }
-    events
+    stop_groups(pool, by_pool)
 }
 
-/// Stops instances of pool `p` in one call; Released for each stopped, a fault for the others.
-fn stop_many(pool: &mut Pool, p: usize, list: Vec<Started>) -> Vec<Event> {
-    let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
-    let region = pool.fleet.pools[p].region().to_string();
-    let stopped = stop_and_wait(&pool.fleet.pools[p].client, &ids);
+/// Stops each region's instances in one call, the regions at once (a slow region does not hold
+/// up the others); Released for each stopped, a fault (and stranded) for the others.
+fn stop_groups(pool: &mut Pool, by_pool: BTreeMap<usize, Vec<Started>>) -> Vec<Event> {
+    let fleet = &pool.fleet;
+    let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = by_pool
+            .iter()
+            .map(|(p, list)| {
+                let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
+                let client = &fleet.pools[*p].client;
+                scope.spawn(move || stop_and_wait(client, &ids))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Request("stop panicked".into())))).collect()
+    });
     let mut events = Vec::new();
-    for s in list {
-        events.push(match &stopped {
-            Ok(()) => {
-                pool.fleet.add_usage(&region, s.started);
-                match pool.ledger.remove(&s.id, &pool.target.meta.info_hash, &pool.owner) {
-                    Ok(()) => Event::Released(s.id),
-                    Err(e) => Event::Fault(e),
+    for ((p, list), stopped) in by_pool.into_iter().zip(results) {
+        let region = pool.fleet.pools[p].region().to_string();
+        for s in list {
+            events.push(match &stopped {
+                Ok(()) => {
+                    pool.fleet.add_usage(&region, s.started);
+                    match pool.ledger.remove(&s.id, &pool.target.meta.info_hash, &pool.owner) {
+                        Ok(()) => Event::Released(s.id),
+                        Err(e) => Event::Fault(e),
+                    }
                 }
-            }
-            Err(e) => {
-                let why = format!(
-                    "instance {} ({region}): cannot stop it ({e}); kept in the ledger for `odseed release`",
-                    s.id
-                );
-                pool.fleet.stranded.push(s);
-                Event::Fault(why)
-            }
-        });
+                Err(e) => {
+                    let why = format!(
+                        "instance {} ({region}): cannot stop it ({e}); kept in the ledger for `odseed release`",
+                        s.id
+                    );
+                    pool.fleet.stranded.push(s);
+                    Event::Fault(why)
+                }
+            });
+        }
     }
     events
 }
@@ -468,9 +477,5 @@ pub(super) fn stop_stranded(pool: &mut Pool) -> Vec<Event> {
     for s in std::mem::take(&mut pool.fleet.stranded) {
         by_pool.entry(s.pool).or_default().push(s);
     }
-    let mut events = Vec::new();
-    for (p, list) in by_pool {
-        events.extend(stop_many(pool, p, list));
-    }
-    events
+    stop_groups(pool, by_pool)
 }
