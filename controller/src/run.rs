@@ -85,7 +85,7 @@ pub fn run(
     let start = Instant::now();
     let mut fleet = fleet;
     fleet.deadline = start.checked_add(params.max_time);
-    let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer);
+    let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer, false);
 
     let mut last_change = start;
     let mut first_round = true;
@@ -152,11 +152,7 @@ pub fn run(
             break End::Interrupted;
         }
     };
-    for e in pool.0.release_all() {
-        printer.event(&e);
-    }
-    let stranded = pool.0.stranded();
-    drop(pool);
+    let stranded = pool.finish();
     if !stranded.is_empty() {
         return Err(format!(
             "instance(s) {} could not be stopped; they stay in the ledger: run `odseed release`",
@@ -171,13 +167,29 @@ pub fn run(
 }
 
 /// Releases every helper when the run ends, however it ends (return, error or unwinding).
-struct Guard<'a>(Pool, &'a Printer);
+struct Guard<'a>(Pool, &'a Printer, bool);
 
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
+impl Guard<'_> {
+    /// Releases everything now, once (the drop that follows does nothing); the instances that
+    /// could not be stopped.
+    fn finish(mut self) -> Vec<String> {
+        self.release();
+        self.0.stranded()
+    }
+
+    fn release(&mut self) {
+        if std::mem::replace(&mut self.2, true) {
+            return;
+        }
         for e in self.0.release_all() {
             self.1.event(&e);
         }
         self.1.usage(self.0.usage());
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -254,14 +254,8 @@ fn start(pool: &mut Pool, p: usize, ids: Vec<String>, events: &mut Vec<Event>) -
     let region = pool.fleet.pools[p].region().to_string();
     let mut claimed = Vec::new();
     for id in ids {
-        let h = Helper::new(
-            &id,
-            Kind::Instance { pool: p, region: region.clone(), started: Instant::now() },
-            AgentClient::new("http://0.0.0.0:0", "", AGENT_TIMEOUT),
-            pool.fleet.pools[p].token_file.clone(),
-        );
-        let mut entry = pool.entry(&h);
-        entry.url = String::new();
+        let kind = Kind::Instance { pool: p, region: region.clone(), started: Instant::now() };
+        let entry = pool.entry_for(&id, &kind, "", &pool.fleet.pools[p].token_file);
         match pool.ledger.record(entry) {
             Ok(()) => claimed.push(id),
             Err(e) => {

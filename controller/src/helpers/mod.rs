@@ -114,21 +114,22 @@ impl Pool {
     }
 
     fn entry(&self, h: &Helper) -> Entry {
-        let (region, endpoint) = match &h.kind {
-            Kind::Board => (None, None),
+        self.entry_for(&h.name, &h.kind, h.client.base(), &h.token_file)
+    }
+
+    /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (empty: not known yet).
+    fn entry_for(&self, name: &str, kind: &Kind, url: &str, token_file: &std::path::Path) -> Entry {
+        let (kind, region, endpoint) = match kind {
+            Kind::Board => ("board", None, None),
             Kind::Instance { pool, region, .. } => {
-                (Some(region.clone()), Some(self.fleet.pools[*pool].client.endpoint.clone()))
+                ("ec2", Some(region.clone()), Some(self.fleet.pools[*pool].client.endpoint.clone()))
             }
         };
         Entry {
-            kind: match h.kind {
-                Kind::Board => "board",
-                Kind::Instance { .. } => "ec2",
-            }
-            .into(),
-            name: h.name.clone(),
-            url: h.client.base().to_string(),
-            token_file: h.token_file.clone(),
+            kind: kind.into(),
+            name: name.into(),
+            url: url.into(),
+            token_file: token_file.to_path_buf(),
             info_hash: self.target.meta.info_hash,
             owner: self.owner,
             engaged_at: now_secs(),
