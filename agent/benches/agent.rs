@@ -6,8 +6,8 @@
 //! Run: `cargo bench -p odseed-agent` (root, or under `unshare --user --map-root-user --net`).
 //! BENCH_LOAD_SECS and BENCH_RATE change the load phase (defaults 30 s, 200 requests/s).
 
-use odseed_agent::wire::TorrentState;
-use odseed_testbed::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
+use odseed_lab::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
+use odseed_proto::wire::TorrentState;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

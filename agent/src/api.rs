@@ -2,14 +2,13 @@
 //! become statuses. Every route but `/v1/health` needs `Authorization: Bearer <token>`.
 
 use crate::daemon::Supervisor;
-use crate::fsutil::constant_time_eq;
-use crate::infohash::InfoHash;
-use crate::metainfo::{self, MetainfoError};
 use crate::metrics::{Metrics, Snapshot};
 use crate::state::Desired;
-use crate::transmission::entry_hash;
-use crate::wire::{ErrorBody, Health, Torrent, TorrentState};
-use serde_json::Value;
+use odseed_proto::fsutil::constant_time_eq;
+use odseed_proto::infohash::InfoHash;
+use odseed_proto::metainfo::{self, MetainfoError};
+use odseed_proto::transmission::torrent::{Status, TorrentInfo, LOCAL_ERROR};
+use odseed_proto::wire::{ErrorBody, ErrorCode, Health, Torrent, TorrentState};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -40,21 +39,20 @@ struct Reply {
     allow: Option<&'static str>,
 }
 
-/// A refusal: HTTP status, machine code, and a message for a person.
+/// A refusal: machine code (which gives the HTTP status) and a message for a person.
 #[derive(Debug)]
 struct ApiError {
-    status: u16,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     allow: Option<&'static str>,
 }
 
-fn err(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError { status, code, message: message.into(), allow: None }
+fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError { code, message: message.into(), allow: None }
 }
 
 fn method_not_allowed(allow: &'static str) -> ApiError {
-    ApiError { allow: Some(allow), ..err(405, "method_not_allowed", format!("this route allows {allow}")) }
+    ApiError { allow: Some(allow), ..err(ErrorCode::MethodNotAllowed, format!("this route allows {allow}")) }
 }
 
 fn json(status: u16, v: &impl serde::Serialize) -> Reply {
@@ -80,18 +78,32 @@ impl Api {
         let (reply, failure) = match self.route(&mut req) {
             Ok(r) => (r, None),
             Err(e) => {
-                let body = ErrorBody { error: e.code.into(), message: e.message.clone() };
-                (Reply { allow: e.allow, ..json(e.status, &body) }, Some(e))
+                let body = ErrorBody { error: e.code, message: e.message.clone() };
+                (Reply { allow: e.allow, ..json(e.code.status(), &body) }, Some(e))
             }
         };
         self.metrics.count(reply.status);
         let who = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         match failure {
-            Some(e) if e.status >= 500 => {
-                log::error!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message)
+            Some(e) if e.code.status() >= 500 => {
+                log::error!(
+                    "api: {} {} from {who}: {} {}: {}",
+                    req.method(),
+                    req.url(),
+                    e.code.status(),
+                    e.code,
+                    e.message
+                )
             }
             Some(e) => {
-                log::warn!("api: {} {} from {who}: {} {}: {}", req.method(), req.url(), e.status, e.code, e.message)
+                log::warn!(
+                    "api: {} {} from {who}: {} {}: {}",
+                    req.method(),
+                    req.url(),
+                    e.code.status(),
+                    e.code,
+                    e.message
+                )
             }
             None => log::debug!("api: {} {} from {who}: {}", req.method(), req.url(), reply.status),
         }
@@ -113,7 +125,7 @@ impl Api {
     }
 
     fn refuse_oversized(&self, req: Request) {
-        let e = err(413, "too_large", format!("a .torrent may be at most {} bytes", self.max_torrent_bytes));
+        let e = err(ErrorCode::TooLarge, format!("a .torrent may be at most {} bytes", self.max_torrent_bytes));
         log::warn!(
             "api: {} {} from {}: 413 too_large: declared {} bytes; connection abandoned",
             req.method(),
@@ -122,7 +134,7 @@ impl Api {
             req.body_length().unwrap_or(0)
         );
         self.metrics.count(413);
-        let body = serde_json::to_vec(&ErrorBody { error: e.code.into(), message: e.message }).unwrap_or_default();
+        let body = serde_json::to_vec(&ErrorBody { error: e.code, message: e.message }).unwrap_or_default();
         let resp =
             Response::from_data(body).with_status_code(413).with_header(header("Content-Type", "application/json"));
         let stream = req.upgrade("close", resp);
@@ -159,14 +171,14 @@ impl Api {
                 if !matches!(m, Method::Get | Method::Put | Method::Delete) {
                     return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
                 }
-                let hash = InfoHash::from_hex(hash).map_err(|e| err(400, "bad_info_hash", e.to_string()))?;
+                let hash = InfoHash::from_hex(hash).map_err(|e| err(ErrorCode::BadInfoHash, e.to_string()))?;
                 match m {
                     Method::Put => self.put(req, hash),
                     Method::Delete => self.delete(hash),
                     _ => self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash)),
                 }
             }
-            _ => Err(err(404, "not_found", format!("no route {path:?}"))),
+            _ => Err(err(ErrorCode::NotFound, format!("no route {path:?}"))),
         }
     }
 
@@ -176,9 +188,9 @@ impl Api {
         if constant_time_eq(token.trim().as_bytes(), self.token.as_bytes()) {
             Ok(())
         } else if given.is_none() {
-            Err(err(401, "unauthorized", "missing `Authorization: Bearer <token>`"))
+            Err(err(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`"))
         } else {
-            Err(err(401, "unauthorized", "wrong token"))
+            Err(err(ErrorCode::Unauthorized, "wrong token"))
         }
     }
 
@@ -193,30 +205,29 @@ impl Api {
 
     fn put(&self, req: &mut Request, hash: InfoHash) -> Result<Reply> {
         let max = self.max_torrent_bytes;
-        let too_large = || err(413, "too_large", format!("a .torrent may be at most {max} bytes"));
+        let too_large = || err(ErrorCode::TooLarge, format!("a .torrent may be at most {max} bytes"));
         let mut body = Vec::new();
         req.as_reader()
             .take(max + 1)
             .read_to_end(&mut body)
-            .map_err(|e| err(400, "bad_body", format!("cannot read the body: {e}")))?;
+            .map_err(|e| err(ErrorCode::BadBody, format!("cannot read the body: {e}")))?;
         if body.len() as u64 > max {
             return Err(too_large());
         }
         let meta = metainfo::parse(&body).map_err(|e| match e {
-            MetainfoError::UnsafePath(_) => err(400, "unsafe_path", e.to_string()),
-            _ => err(400, "bad_torrent", e.to_string()),
+            MetainfoError::UnsafePath(_) => err(ErrorCode::UnsafePath, e.to_string()),
+            _ => err(ErrorCode::BadTorrent, e.to_string()),
         })?;
         if meta.info_hash != hash {
             return Err(err(
-                400,
-                "hash_mismatch",
+                ErrorCode::HashMismatch,
                 format!("the body's info hash is {}, the path's {hash}", meta.info_hash),
             ));
         }
         let new = self
             .desired
             .insert(&meta, &body)
-            .map_err(|e| err(500, "state_write", format!("cannot record {hash}: {e}")))?;
+            .map_err(|e| err(ErrorCode::StateWrite, format!("cannot record {hash}: {e}")))?;
         if new {
             log::info!("api: asked to seed {hash} ({:?})", meta.name);
             self.supervisor.notify();
@@ -233,7 +244,7 @@ impl Api {
                 Ok(Reply { status: 204, content_type: "", body: Vec::new(), allow: None })
             }
             Ok(false) => Err(not_seeded(&hash)),
-            Err(e) => Err(err(500, "state_write", format!("cannot forget {hash}: {e}"))),
+            Err(e) => Err(err(ErrorCode::StateWrite, format!("cannot forget {hash}: {e}"))),
         }
     }
 
@@ -247,9 +258,9 @@ impl Api {
             return Vec::new();
         }
         let hashes: Vec<InfoHash> = entries.iter().map(|(h, _)| *h).collect();
-        let live: HashMap<InfoHash, Value> =
+        let live: HashMap<InfoHash, TorrentInfo> =
             match self.supervisor.client().map(|c| c.torrent_get(Some(&hashes), FIELDS)) {
-                Some(Ok(list)) => list.into_iter().filter_map(|t| entry_hash(&t).map(|h| (h, t))).collect(),
+                Some(Ok(list)) => list.into_iter().filter_map(|t| t.hash().map(|h| (h, t))).collect(),
                 Some(Err(e)) => {
                     log::warn!("api: cannot read the daemon's torrents: {e}");
                     HashMap::new()
@@ -275,7 +286,7 @@ impl Api {
 }
 
 fn not_seeded(hash: &InfoHash) -> ApiError {
-    err(404, "not_found", format!("{hash} is not seeded here"))
+    err(ErrorCode::NotFound, format!("{hash} is not seeded here"))
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -284,43 +295,42 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// One session from the daemon's `torrent-get` entry (`None`: not in the daemon yet).
-fn to_torrent(info_hash: InfoHash, name: String, live: Option<&Value>, refused: Option<String>) -> Torrent {
-    let num = |k: &str| live.and_then(|t| t.get(k)).and_then(Value::as_f64).unwrap_or(0.0);
+fn to_torrent(info_hash: InfoHash, name: String, live: Option<&TorrentInfo>, refused: Option<String>) -> Torrent {
     let state = match (refused.is_some(), live) {
         (true, _) => TorrentState::Error,
         (false, None) => TorrentState::Queued,
-        // Transmission's error 3 is a local error (disk, data); 1 and 2 are the tracker's, not ours.
-        (false, Some(_)) if num("error") == 3.0 => TorrentState::Error,
-        (false, Some(_)) => match num("status") as i64 {
-            0 => TorrentState::Stopped,
-            2 => TorrentState::Verifying,
-            4 => TorrentState::Downloading,
-            6 => TorrentState::Seeding,
+        (false, Some(t)) if t.error == Some(LOCAL_ERROR) => TorrentState::Error,
+        (false, Some(t)) => match t.status() {
+            Some(Status::Stopped) => TorrentState::Stopped,
+            Some(Status::Verifying) => TorrentState::Verifying,
+            Some(Status::Downloading) => TorrentState::Downloading,
+            Some(Status::Seeding) => TorrentState::Seeding,
             _ => TorrentState::Queued,
         },
     };
-    let daemon_error = live.and_then(|t| t.get("errorString")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let live = live.cloned().unwrap_or_default();
+    let daemon_error = live.error_string.filter(|s| !s.is_empty());
     Torrent {
         info_hash,
         name,
         state,
-        percent_done: num("percentDone").clamp(0.0, 1.0),
-        peers: num("peersConnected") as u32,
-        upload_bps: num("rateUpload") as u64,
-        uploaded_bytes: num("uploadedEver") as u64,
-        error: refused.or(daemon_error.map(str::to_string)),
+        percent_done: live.percent_done.unwrap_or(0.0).clamp(0.0, 1.0),
+        peers: live.peers_connected.unwrap_or(0).min(u64::from(u32::MAX)) as u32,
+        upload_bps: live.rate_upload.unwrap_or(0),
+        uploaded_bytes: live.uploaded_ever.unwrap_or(0),
+        error: refused.or(daemon_error),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn maps_daemon_states() {
         let h = InfoHash::from_bytes([0; 20]);
-        let t = |v: Value| to_torrent(h, "n".into(), Some(&v), None).state;
+        let t = |v: Value| to_torrent(h, "n".into(), Some(&serde_json::from_value(v).unwrap()), None).state;
         assert_eq!(t(json!({"status": 6, "error": 0})), TorrentState::Seeding);
         assert_eq!(t(json!({"status": 2})), TorrentState::Verifying);
         assert_eq!(t(json!({"status": 4})), TorrentState::Downloading);

@@ -2,9 +2,11 @@
 //! with defaults, unknown keys refused, validated once at start. Errors are one line naming the file,
 //! the line and the key.
 
+use odseed_proto::toml_error::toml_error;
+use odseed_proto::transmission::DaemonConfig;
 use serde::Deserialize;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/odseed/agent.toml";
@@ -27,32 +29,6 @@ pub struct Config {
     pub daemon: DaemonConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DaemonConfig {
-    /// The transmission-daemon executable (a name on PATH or a path).
-    pub program: PathBuf,
-    /// BitTorrent listening port.
-    pub peer_port: u16,
-    /// Local address for peer connections and tracker announces ("0.0.0.0" = any).
-    pub bind_address: IpAddr,
-    /// Port of the daemon's RPC on 127.0.0.1; 0 picks a free one at each start.
-    pub rpc_port: u16,
-    /// Transmission's disk cache, MiB (small on 512 MiB boards).
-    pub cache_mb: u32,
-    /// Peer connections, per torrent and overall.
-    pub peer_limit: u32,
-    /// Upload cap in KiB/s; 0 = no cap.
-    pub upload_kbps: u32,
-    /// Stop the daemon after this many seconds with nothing to seed (gives the RAM back).
-    pub idle_stop_secs: u64,
-    /// After SIGTERM, how long the daemon may take to exit before SIGKILL.
-    pub stop_grace_secs: u64,
-    /// Distributed hash table and local peer discovery (off: helpers serve a known swarm).
-    pub dht: bool,
-    pub lpd: bool,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -63,24 +39,6 @@ impl Default for Config {
             max_torrent_bytes: 10 << 20,
             workers: 2,
             daemon: DaemonConfig::default(),
-        }
-    }
-}
-
-impl Default for DaemonConfig {
-    fn default() -> Self {
-        DaemonConfig {
-            program: PathBuf::from("transmission-daemon"),
-            peer_port: 51413,
-            bind_address: IpAddr::from([0, 0, 0, 0]),
-            rpc_port: 0,
-            cache_mb: 4,
-            peer_limit: 50,
-            upload_kbps: 0,
-            idle_stop_secs: 300,
-            stop_grace_secs: 10,
-            dht: false,
-            lpd: false,
         }
     }
 }
@@ -143,23 +101,6 @@ impl Config {
             return Err("`daemon.bind_address` must be an IPv4 address".into());
         }
         Ok(())
-    }
-}
-
-/// One line from a TOML error: `line N: message`.
-pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let msg = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let start = span.start.min(text.len());
-            let line = text[..start].matches('\n').count() + 1;
-            let line_text = text.lines().nth(line - 1).unwrap_or_default();
-            match line_text.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty()) {
-                Some(key) if !msg.contains(key) => format!("line {line}, key `{key}`: {msg}"),
-                _ => format!("line {line}: {msg}"),
-            }
-        }
-        None => msg,
     }
 }
 

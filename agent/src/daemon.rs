@@ -1,17 +1,18 @@
-//! The supervisor of the agent's one transmission-daemon child (started by [`crate::launch`] with
-//! fresh settings and a random RPC password each time): keeps its torrents equal to the desired
-//! state, restarts it with
-//! exponential backoff when it dies, stops it when there has been nothing to seed for
-//! `idle_stop_secs`, and stops it gracefully (SIGTERM, then SIGKILL after a grace period) on shutdown.
+//! The supervisor of the agent's one transmission-daemon child (started by
+//! `odseed_proto::transmission::launch` with fresh settings and a random RPC password each time):
+//! keeps its torrents equal to the desired state, restarts it with [`Backoff`] when it dies or
+//! hangs, stops it when there has been nothing to seed for `idle_stop_secs`, and stops it
+//! gracefully (SIGTERM, then SIGKILL after a grace period) on shutdown.
 //!
 //! One thread owns the child; API handlers only read (`client()`, `state()`) and `notify()`.
 
-use crate::config::DaemonConfig;
-use crate::infohash::InfoHash;
-use crate::launch::{launch, signal, stop_child};
 use crate::state::Desired;
-use crate::transmission::{entry_hash, Client};
-use crate::wire::DaemonState;
+use odseed_proto::infohash::InfoHash;
+use odseed_proto::procfs;
+use odseed_proto::transmission::launch::{launch, signal, stop_child};
+use odseed_proto::transmission::DaemonConfig;
+use odseed_proto::transmission::{Client, Status as TorrentStatus, TorrentInfo};
+use odseed_proto::wire::DaemonState;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -156,92 +157,160 @@ impl Shared {
     }
 }
 
+/// Doubling waits between attempts to (re)start the daemon, from [`BACKOFF_FIRST`] up to
+/// [`BACKOFF_MAX`]; back to the first once a daemon has stayed up for [`STABLE_AFTER`].
+struct Backoff {
+    next: Duration,
+    retry_at: Option<Instant>,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { next: BACKOFF_FIRST, retry_at: None }
+    }
+
+    /// The next attempt waits from `now`; how long.
+    fn schedule(&mut self, now: Instant) -> Duration {
+        let wait = self.next;
+        self.retry_at = Some(now + wait);
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        wait
+    }
+
+    fn waiting(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|t| now < t)
+    }
+
+    /// How long the supervisor may sleep: until the next attempt, if one is due.
+    fn sleep(&self) -> Option<Duration> {
+        self.retry_at.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// The supervisor thread's state from one wake-up to the next.
+struct Supervision<'a> {
+    shared: &'a Shared,
+    grace: Duration,
+    idle_stop: Duration,
+    running: Option<Running>,
+    backoff: Backoff,
+    idle_since: Option<Instant>,
+    reconcile_pending: bool,
+    verify_pending: bool,
+    silent_ticks: u32,
+}
+
+/// Keeps a daemon running while there is something to seed, its torrents the desired ones: wakes
+/// on a change or every [`TICK`], restarts a daemon that died or hung (with backoff), stops an idle
+/// one, and stops it for good on shutdown.
 fn supervise(shared: &Shared) {
-    let grace = Duration::from_secs(shared.settings.daemon.stop_grace_secs);
-    let idle_stop = Duration::from_secs(shared.settings.daemon.idle_stop_secs);
-    let mut running: Option<Running> = None;
-    let mut backoff = BACKOFF_FIRST;
-    let mut retry_at: Option<Instant> = None;
-    let mut idle_since: Option<Instant> = None;
-    let mut reconcile_pending = true;
-    let mut verify_pending = false;
-    let mut silent_ticks = 0u32;
-
-    loop {
-        let dirty = {
-            let mut st = shared.lock();
-            if !st.dirty && !st.shutdown {
-                let timeout = match (&running, retry_at) {
-                    (Some(_), _) => TICK,
-                    (None, Some(t)) => t.saturating_duration_since(Instant::now()),
-                    (None, None) => Duration::from_secs(3600),
-                };
-                st = shared.wake.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
-            }
-            if st.shutdown {
-                break;
-            }
-            std::mem::take(&mut st.dirty)
-        };
-        reconcile_pending |= dirty;
+    let mut s = Supervision {
+        shared,
+        grace: Duration::from_secs(shared.settings.daemon.stop_grace_secs),
+        idle_stop: Duration::from_secs(shared.settings.daemon.idle_stop_secs),
+        running: None,
+        backoff: Backoff::new(),
+        idle_since: None,
+        reconcile_pending: true,
+        verify_pending: false,
+        silent_ticks: 0,
+    };
+    while let Some(dirty) = s.wait() {
+        s.reconcile_pending |= dirty;
         let now = Instant::now();
+        if s.reap(now) || !s.start_if_wanted(now) {
+            continue;
+        }
+        s.check(now);
+    }
+    if let Some(mut r) = s.running.take() {
+        shared.set_state(DaemonState::Stopped, None);
+        log::info!("daemon: stopping transmission-daemon (pid {})", r.child.id());
+        stop(&mut r.child, s.grace, &shared.settings.pid_file());
+    }
+}
 
-        if let Some(r) = running.as_mut() {
-            if let Ok(Some(status)) = r.child.try_wait() {
-                log::warn!(
-                    "daemon: transmission-daemon exited unexpectedly ({status}); restarting in {}s",
-                    backoff.as_secs()
-                );
-                running = None;
-                shared.restarts.fetch_add(1, Ordering::Relaxed);
-                let _ = std::fs::remove_file(shared.settings.pid_file());
-                shared.set_state(DaemonState::Backoff, None);
-                retry_at = Some(now + backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
+impl Supervision<'_> {
+    /// Sleeps until notified, the next tick or the next attempt; whether the desired state changed,
+    /// or `None` on shutdown.
+    fn wait(&self) -> Option<bool> {
+        let mut st = self.shared.lock();
+        if !st.dirty && !st.shutdown {
+            let timeout = match &self.running {
+                Some(_) => TICK,
+                None => self.backoff.sleep().unwrap_or(Duration::from_secs(3600)),
+            };
+            st = self.shared.wake.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        (!st.shutdown).then(|| std::mem::take(&mut st.dirty))
+    }
+
+    /// A daemon that died is forgotten and its restart scheduled: true if so.
+    fn reap(&mut self, now: Instant) -> bool {
+        let Some(r) = self.running.as_mut() else { return false };
+        if let Ok(Some(status)) = r.child.try_wait() {
+            log::warn!(
+                "daemon: transmission-daemon exited unexpectedly ({status}); restarting in {}s",
+                self.backoff.next.as_secs()
+            );
+            let _ = std::fs::remove_file(self.shared.settings.pid_file());
+            self.lost(now);
+            return true;
+        }
+        if now.duration_since(r.since) >= STABLE_AFTER {
+            self.backoff.next = BACKOFF_FIRST;
+        }
+        false
+    }
+
+    /// The daemon is gone (died or hung): counted, and started again after the backoff.
+    fn lost(&mut self, now: Instant) {
+        self.running = None;
+        self.shared.restarts.fetch_add(1, Ordering::Relaxed);
+        self.shared.set_state(DaemonState::Backoff, None);
+        self.backoff.schedule(now);
+    }
+
+    /// Starts the daemon if there is something to seed and no backoff to wait; true if one runs.
+    fn start_if_wanted(&mut self, now: Instant) -> bool {
+        if self.running.is_some() {
+            return true;
+        }
+        if self.shared.desired.is_empty() {
+            self.backoff.retry_at = None;
+            self.shared.set_state(DaemonState::Stopped, None);
+            return false;
+        }
+        if self.backoff.waiting(now) {
+            return false;
+        }
+        self.shared.set_state(DaemonState::Starting, None);
+        match spawn(&self.shared.settings) {
+            Ok(r) => {
+                log::info!("daemon: transmission-daemon running (pid {})", r.child.id());
+                self.shared.set_state(DaemonState::Running, Some(r.client.clone()));
+                self.running = Some(r);
+                self.backoff.retry_at = None;
+                (self.reconcile_pending, self.verify_pending) = (true, true);
+                true
             }
-            if now.duration_since(r.since) >= STABLE_AFTER {
-                backoff = BACKOFF_FIRST;
+            Err(e) => {
+                log::warn!("daemon: {e}; retrying in {}s", self.backoff.next.as_secs());
+                self.shared.set_state(DaemonState::Backoff, None);
+                self.backoff.schedule(now);
+                false
             }
         }
+    }
 
-        let wanted = !shared.desired.is_empty();
-        match running.as_mut() {
-            None if wanted => {
-                if retry_at.is_some_and(|t| now < t) {
-                    continue;
-                }
-                shared.set_state(DaemonState::Starting, None);
-                match spawn(&shared.settings) {
-                    Ok(r) => {
-                        log::info!("daemon: transmission-daemon running (pid {})", r.child.id());
-                        shared.set_state(DaemonState::Running, Some(r.client.clone()));
-                        running = Some(r);
-                        retry_at = None;
-                        reconcile_pending = true;
-                        verify_pending = true;
-                    }
-                    Err(e) => {
-                        log::warn!("daemon: {e}; retrying in {}s", backoff.as_secs());
-                        shared.set_state(DaemonState::Backoff, None);
-                        retry_at = Some(now + backoff);
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        continue;
-                    }
-                }
-            }
-            None => {
-                retry_at = None;
-                shared.set_state(DaemonState::Stopped, None);
-            }
-            Some(_) => {}
-        }
-
-        let Some(r) = running.as_mut() else { continue };
-        let answered = if reconcile_pending {
-            match reconcile(shared, &r.client, verify_pending) {
+    /// A running daemon: brings its torrents up to date (or just asks it whether it answers),
+    /// restarts it if it has been silent too long, stops it if it has been idle too long.
+    fn check(&mut self, now: Instant) {
+        let Some(r) = self.running.as_mut() else { return };
+        let answered = if self.reconcile_pending {
+            match reconcile(self.shared, &r.client, self.verify_pending) {
                 Ok(()) => {
-                    (reconcile_pending, verify_pending) = (false, false);
+                    (self.reconcile_pending, self.verify_pending) = (false, false);
                     true
                 }
                 Err(e) => {
@@ -252,33 +321,26 @@ fn supervise(shared: &Shared) {
         } else {
             r.client.answers_within(PROBE_TIMEOUT)
         };
-        silent_ticks = if answered { 0 } else { silent_ticks + 1 };
-        if silent_ticks >= HUNG_AFTER_TICKS {
-            log::warn!("daemon: transmission-daemon alive but its RPC silent for {silent_ticks} checks; restarting it");
-            stop(&mut r.child, grace, &shared.settings.pid_file());
-            running = None;
-            silent_ticks = 0;
-            shared.restarts.fetch_add(1, Ordering::Relaxed);
-            shared.set_state(DaemonState::Backoff, None);
-            retry_at = Some(now + backoff);
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            continue;
+        self.silent_ticks = if answered { 0 } else { self.silent_ticks + 1 };
+        if self.silent_ticks >= HUNG_AFTER_TICKS {
+            log::warn!(
+                "daemon: transmission-daemon alive but its RPC silent for {} checks; restarting it",
+                self.silent_ticks
+            );
+            stop(&mut r.child, self.grace, &self.shared.settings.pid_file());
+            self.silent_ticks = 0;
+            self.lost(now);
+            return;
         }
-        if wanted {
-            idle_since = None;
-        } else if now.duration_since(*idle_since.get_or_insert(now)) >= idle_stop {
-            log::info!("daemon: nothing to seed for {}s; stopping transmission-daemon", idle_stop.as_secs());
-            shared.set_state(DaemonState::Stopped, None);
-            stop(&mut r.child, grace, &shared.settings.pid_file());
-            running = None;
-            idle_since = None;
+        if !self.shared.desired.is_empty() {
+            self.idle_since = None;
+        } else if now.duration_since(*self.idle_since.get_or_insert(now)) >= self.idle_stop {
+            log::info!("daemon: nothing to seed for {}s; stopping transmission-daemon", self.idle_stop.as_secs());
+            self.shared.set_state(DaemonState::Stopped, None);
+            stop(&mut r.child, self.grace, &self.shared.settings.pid_file());
+            self.running = None;
+            self.idle_since = None;
         }
-    }
-
-    if let Some(mut r) = running {
-        shared.set_state(DaemonState::Stopped, None);
-        log::info!("daemon: stopping transmission-daemon (pid {})", r.child.id());
-        stop(&mut r.child, grace, &shared.settings.pid_file());
     }
 }
 
@@ -287,8 +349,9 @@ fn supervise(shared: &Shared) {
 /// incomplete: after an unclean exit (a crash, kill -9) its resume files can say less than the data
 /// on disk holds, and it would download again what is there (a re-added torrent reuses them too),
 /// and starts them all.
-fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), crate::transmission::Error> {
-    let have: BTreeSet<InfoHash> = client.torrent_get(None, &["hashString"])?.iter().filter_map(entry_hash).collect();
+fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), odseed_proto::transmission::Error> {
+    let have: BTreeSet<InfoHash> =
+        client.torrent_get(None, &["hashString"])?.iter().filter_map(TorrentInfo::hash).collect();
     let desired = shared.desired.snapshot();
     let data_dir = shared.settings.data_dir.to_string_lossy();
     for (hash, entry) in desired.iter().filter(|(h, _)| !have.contains(h)) {
@@ -304,7 +367,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
                 log::info!("daemon: seeding {hash} ({:?})", entry.name);
                 shared.lock().errors.remove(hash);
             }
-            Err(e @ crate::transmission::Error::Rpc { .. }) => {
+            Err(e @ odseed_proto::transmission::Error::Rpc { .. }) => {
                 log::warn!("daemon: transmission-daemon refused {hash}: {e}");
                 shared.lock().errors.insert(*hash, e.to_string());
             }
@@ -319,12 +382,12 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
         extra.iter().for_each(|h| log::info!("daemon: stopped seeding {h}"));
     }
     if after_start {
-        // Status 1 and 2: queued for or in verification already.
+        // Those queued for or in verification already are left to it.
         let stale: Vec<InfoHash> = client
             .torrent_get(None, &["hashString", "percentDone", "status"])?
             .iter()
-            .filter(|t| t["percentDone"].as_f64().unwrap_or(0.0) < 1.0 && !matches!(t["status"].as_i64(), Some(1 | 2)))
-            .filter_map(entry_hash)
+            .filter(|t| t.percent_done.unwrap_or(0.0) < 1.0 && !t.status().is_some_and(TorrentStatus::verifying))
+            .filter_map(TorrentInfo::hash)
             .collect();
         if !stale.is_empty() {
             log::info!("daemon: verifying {} incomplete torrent(s) against the data on disk", stale.len());
@@ -357,12 +420,9 @@ fn stop_leftover(s: &Settings) {
     let Some(pid) = std::fs::read_to_string(s.pid_file()).ok().and_then(|t| t.trim().parse::<u32>().ok()) else {
         return;
     };
+    let dir = s.config_dir();
     let ours = |pid: u32| {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        let dir = s.config_dir();
-        !zombie && cmdline.split(|b| *b == 0).any(|arg| arg == dir.as_os_str().as_encoded_bytes())
+        procfs::alive(pid) && procfs::cmdline(pid).iter().any(|arg| arg == dir.as_os_str().as_encoded_bytes())
     };
     if ours(pid) {
         log::warn!("daemon: stopping transmission-daemon (pid {pid}) left over from an earlier agent");

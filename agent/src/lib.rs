@@ -1,24 +1,13 @@
-//! odseed-agent: the helper seeder's daemon, and the pieces the controller reuses.
-//!
-//! Reused by the controller: [`transmission`] (RPC client), [`wire`] and [`client`] (the agent API),
-//! [`infohash`], [`metainfo`], [`bencode`], [`fsutil`]. The agent's own: [`config`], [`api`],
-//! [`daemon`] (supervisor of transmission-daemon), [`state`] (desired state), [`metrics`].
+//! odseed-agent: the helper seeder's daemon. It serves the agent HTTP API v1 ([`api`]) from a
+//! bounded front, supervises one transmission-daemon ([`daemon`]), keeps what it must seed
+//! ([`state`]) and counts what it did ([`metrics`]). Its configuration is [`config`], its token
+//! [`token`]. What it shares with the controller and the lab (wire types, metainfo, the Transmission
+//! RPC client) lives in `odseed-proto`.
 #![deny(unsafe_code)]
 
 pub mod api;
-pub mod bencode;
-pub mod client;
 pub mod config;
 pub mod daemon;
-pub mod fsutil;
-pub mod http1;
-pub mod infohash;
-pub mod launch;
-pub mod metainfo;
 pub mod metrics;
 pub mod state;
 pub mod token;
-pub mod transmission;
-pub mod wire;
-
-pub use infohash::InfoHash;

@@ -1,6 +1,6 @@
 //! Counters the API keeps, and the Prometheus text format of `GET /metrics`.
 
-use crate::wire::{DaemonState, Torrent, TorrentState};
+use odseed_proto::wire::{DaemonState, Torrent, TorrentState};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -58,7 +58,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::infohash::InfoHash;
+    use odseed_proto::infohash::InfoHash;
 
     #[test]
     fn renders_every_family() {

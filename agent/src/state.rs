@@ -2,9 +2,9 @@
 //! `<state_dir>/torrents/<info hash>.torrent`. Each change is an atomic file write or removal made
 //! before the change is acknowledged, so a crash of the agent, the daemon or the machine loses nothing.
 
-use crate::fsutil::write_atomic;
-use crate::infohash::InfoHash;
-use crate::metainfo::{self, Metainfo};
+use odseed_proto::fsutil::write_atomic;
+use odseed_proto::infohash::InfoHash;
+use odseed_proto::metainfo::{self, Metainfo};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ impl Desired {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bencode::Owned;
+    use odseed_proto::bencode::Owned;
 
     fn torrent(name: &str) -> (Metainfo, Vec<u8>) {
         let info = Owned::dict([
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn survives_reopening_and_sets_aside_what_it_cannot_read() {
-        let dir = std::env::temp_dir().join(format!("odseed-state-{}", crate::fsutil::random_hex(4).unwrap()));
+        let dir = std::env::temp_dir().join(format!("odseed-state-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         let (a, a_bytes) = torrent("a");
         let (b, b_bytes) = torrent("b");
         {

@@ -1,6 +1,6 @@
 //! The API's bearer token: read from `token_file`, or created there (random, mode 0600) if missing.
 
-use crate::fsutil::random_hex;
+use odseed_proto::fsutil::random_hex;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! Run: `scripts/bench lab` (or `cargo bench -p odseed --bench lab`, root). BENCH_LAB_LEECHERS,
 //! BENCH_LAB_SIZE and BENCH_LAB_HELPERS (e.g. "0,1,2,4") change the swarm.
 
-use odseed_testbed::agent_bin;
+use odseed_lab::testing::agent_bin;
 use serde_json::Value;
 use std::process::Command;
 

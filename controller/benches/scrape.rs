@@ -6,9 +6,9 @@
 //! Run: `cargo bench -p odseed` (root, or under `unshare --user --map-root-user --net`).
 
 use odseed::tracker::{http, udp, Scraper};
-use odseed_agent::bencode::Owned;
-use odseed_agent::InfoHash;
-use odseed_testbed::{wait_until, Netns, Proc, TempDir, Tracker};
+use odseed_lab::{wait_until, Netns, Proc, TempDir, Tracker};
+use odseed_proto::bencode::Owned;
+use odseed_proto::InfoHash;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ fn main() {
         ("pieces", Owned::Bytes(vec![0; 20])),
     ]);
     let torrent = Owned::dict([("announce", Owned::str(&announce)), ("info", info)]).encode();
-    let busy = odseed_agent::metainfo::parse(&torrent).unwrap().info_hash;
+    let busy = odseed_proto::metainfo::parse(&torrent).unwrap().info_hash;
     let whitelist: Vec<InfoHash> = hashes.iter().copied().chain([busy]).collect();
     let tracker = Tracker::start(&dir.path().join("tracker"), ip, 6969, &whitelist).unwrap();
     // Peers on 20 of the 1,000 (so answers carry numbers) and 20 leechers on the busy one.

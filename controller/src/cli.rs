@@ -1,5 +1,7 @@
 //! The command line: `odseed run|status|release` and their flags. Parsing only; no I/O.
 
+use crate::error::Error;
+use odseed_lab::swarm::Spec;
 use std::path::PathBuf;
 
 pub const HELP: &str = "\
@@ -67,18 +69,52 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// `odseed lab`'s arguments: the swarm to build (rates in Transmission's kB/s, 1000 bytes/s, 0 = no
+/// cap) and how to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabArgs {
+    /// The swarm; `boards` is `--helpers`.
+    pub spec: Spec,
+    pub ratio: f64,
+    /// The same swarm without odseed (the baseline).
+    pub no_helpers: bool,
+    pub keep: bool,
+    pub json: bool,
+    /// Give up after this many seconds.
+    pub timeout: u64,
+}
+
+impl Default for LabArgs {
+    fn default() -> Self {
+        let spec = Spec {
+            size: 8 << 20,
+            leechers: 4,
+            boards: 2,
+            origin_kbps: 200,
+            helper_kbps: 200,
+            leecher_kbps: 1000,
+            leecher_up_kbps: 0,
+        };
+        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Run(RunArgs),
     Status { config: Option<PathBuf>, json: bool },
     Release { config: Option<PathBuf>, json: bool },
-    Lab(crate::lab::LabArgs),
+    Lab(LabArgs),
     Help,
     Version,
 }
 
 /// Parses `args` (without the program name). The error is one line for the user.
-pub fn parse(args: Vec<String>) -> Result<Command, String> {
+pub fn parse(args: Vec<String>) -> Result<Command, Error> {
+    parse_words(args).map_err(Error::Usage)
+}
+
+fn parse_words(args: Vec<String>) -> Result<Command, String> {
     use lexopt::prelude::*;
     if args.first().map(String::as_str) == Some("lab") {
         return parse_lab(args[1..].to_vec());
@@ -155,7 +191,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
 fn parse_lab(args: Vec<String>) -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
-    let mut a = crate::lab::LabArgs::default();
+    let mut a = LabArgs::default();
     let e = |err: lexopt::Error| err.to_string();
     while let Some(arg) = p.next().map_err(e)? {
         let flag = match arg {
@@ -166,14 +202,14 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
         let mut value =
             || -> Result<String, String> { p.value().map_err(e)?.string().map_err(|_| format!("--{flag}: not UTF-8")) };
         match flag.as_str() {
-            "leechers" => a.leechers = count(&value()?, "--leechers")? as usize,
-            "helpers" => a.helpers = count(&value()?, "--helpers")? as usize,
-            "size" => a.size = number(&value()?, "--size")?,
+            "leechers" => a.spec.leechers = count(&value()?, "--leechers")? as usize,
+            "helpers" => a.spec.boards = count(&value()?, "--helpers")? as usize,
+            "size" => a.spec.size = number(&value()?, "--size")?,
             "ratio" => a.ratio = ratio_arg(&value()?)?,
-            "origin-kbps" => a.origin_kbps = count(&value()?, "--origin-kbps")?,
-            "helper-kbps" => a.helper_kbps = count(&value()?, "--helper-kbps")?,
-            "leecher-kbps" => a.leecher_kbps = count(&value()?, "--leecher-kbps")?,
-            "leecher-up-kbps" => a.leecher_up_kbps = count(&value()?, "--leecher-up-kbps")?,
+            "origin-kbps" => a.spec.origin_kbps = count(&value()?, "--origin-kbps")?,
+            "helper-kbps" => a.spec.helper_kbps = count(&value()?, "--helper-kbps")?,
+            "leecher-kbps" => a.spec.leecher_kbps = count(&value()?, "--leecher-kbps")?,
+            "leecher-up-kbps" => a.spec.leecher_up_kbps = count(&value()?, "--leecher-up-kbps")?,
             "timeout" => a.timeout = number(&value()?, "--timeout")?,
             "no-helpers" => a.no_helpers = true,
             "keep" => a.keep = true,
@@ -181,10 +217,10 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             other => return Err(format!("invalid option '--{other}' for `odseed lab` (try --help)")),
         }
     }
-    if !(1..=200).contains(&a.leechers) || a.helpers > 100 {
+    if !(1..=200).contains(&a.spec.leechers) || a.spec.boards > 100 {
         return Err("--leechers must be 1 to 200 and --helpers at most 100".into());
     }
-    if a.size == 0 {
+    if a.spec.size == 0 {
         return Err("--size must be at least 1 byte".into());
     }
     Ok(Command::Lab(a))
@@ -233,14 +269,14 @@ mod tests {
     #[test]
     fn bad_ratios_and_counts_are_refused_with_a_clear_line() {
         for bad in ["run f 1.5", "run f -0.1", "run f abc", "run f NaN", "run f inf", "run f"] {
-            let e = parse(args(bad)).unwrap_err();
+            let e = parse(args(bad)).unwrap_err().to_string();
             assert!(e.contains("RATIO"), "{bad}: {e}");
         }
-        assert!(parse(args("run f .5 3")).unwrap_err().contains("both SEEDERS and LEECHERS"));
-        assert!(parse(args("run f .5 3 x")).unwrap_err().contains("LEECHERS"));
+        assert!(parse(args("run f .5 3")).unwrap_err().to_string().contains("both SEEDERS and LEECHERS"));
+        assert!(parse(args("run f .5 3 x")).unwrap_err().to_string().contains("LEECHERS"));
         assert!(parse(args("run f .5 --interval 0")).is_err());
         assert!(parse(args("run f .5 --bogus")).is_err());
-        assert!(parse(args("frobnicate")).unwrap_err().contains("unknown command"));
+        assert!(parse(args("frobnicate")).unwrap_err().to_string().contains("unknown command"));
         assert!(parse(args("status --once")).is_err());
     }
 
@@ -251,10 +287,13 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((a.leechers, a.helpers, a.size, a.no_helpers, a.json, a.keep), (3, 0, 1000, true, true, true));
-        assert_eq!(parse(args("lab")).unwrap(), Command::Lab(crate::lab::LabArgs::default()));
+        assert_eq!(
+            (a.spec.leechers, a.spec.boards, a.spec.size, a.no_helpers, a.json, a.keep),
+            (3, 0, 1000, true, true, true)
+        );
+        assert_eq!(parse(args("lab")).unwrap(), Command::Lab(LabArgs::default()));
         assert!(parse(args("lab --leechers 0")).is_err());
-        assert!(parse(args("lab --ratio 2")).unwrap_err().contains("RATIO"));
+        assert!(parse(args("lab --ratio 2")).unwrap_err().to_string().contains("RATIO"));
         assert!(parse(args("lab --size x")).is_err());
     }
 

@@ -2,6 +2,7 @@
 //! Secrets (the Transmission password, the boards' tokens) come from files it names, read here once.
 //! Relative paths are relative to the config file; `~/` is the home directory.
 
+use crate::error::Error;
 use crate::policy::Placement;
 use serde::Deserialize;
 use std::fmt;
@@ -165,33 +166,28 @@ impl Default for PolicyConfig {
 
 /// The default config path: `$XDG_CONFIG_HOME/odseed/odseed.toml` (or `~/.config/...`).
 pub fn default_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".config"));
-    base.join("odseed").join("odseed.toml")
-}
-
-pub fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+    crate::xdg::config_dir().join("odseed.toml")
 }
 
 /// Loads, validates and reads the secret files. The error is for the user (exit 2).
-pub fn load(path: &Path) -> Result<Config, String> {
+pub fn load(path: &Path) -> Result<Config, Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("no config at {} (pass --config PATH). A minimal one:\n\n{EXAMPLE}\n", path.display()));
+            return Err(Error::Config(format!(
+                "no config at {} (pass --config PATH). A minimal one:\n\n{EXAMPLE}\n",
+                path.display()
+            )));
         }
-        Err(e) => return Err(format!("config {}: cannot read: {e}", path.display())),
+        Err(e) => return Err(Error::Config(format!("config {}: cannot read: {e}", path.display()))),
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base).map_err(|m| format!("config {}: {m}", path.display()))
+    parse(&text, base).map_err(|m| Error::Config(format!("config {}: {m}", path.display())))
 }
 
 /// Parses TOML `text`, resolving relative paths against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
-    let mut cfg: Config = toml::from_str(text).map_err(|e| odseed_agent::config::toml_error(text, &e))?;
+    let mut cfg: Config = toml::from_str(text).map_err(|e| odseed_proto::toml_error::toml_error(text, &e))?;
     if cfg.policy.interval == 0 {
         return Err("`policy.interval` must be at least 1".into());
     }
@@ -264,7 +260,7 @@ fn check_url(url: &str, key: &str) -> Result<(), String> {
 /// `~/x` -> home/x; relative -> base/x.
 pub fn resolve(base: &Path, p: &Path) -> PathBuf {
     match p.strip_prefix("~") {
-        Ok(rest) => home().join(rest),
+        Ok(rest) => crate::xdg::home().join(rest),
         Err(_) if p.is_relative() => base.join(p),
         Err(_) => p.to_path_buf(),
     }
@@ -284,7 +280,7 @@ mod tests {
     use super::*;
 
     fn dir_with_token() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("odseed-cfg-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let d = std::env::temp_dir().join(format!("odseed-cfg-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("pi1.token"), "secret-token-secret\n").unwrap();
         d

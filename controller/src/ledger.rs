@@ -4,8 +4,9 @@
 //! the next `run` or `release` acts on. Each entry names its owner process, so a new run releases
 //! only the leftovers of dead runs, never the helpers of a run still going.
 
-use odseed_agent::fsutil::write_atomic;
-use odseed_agent::InfoHash;
+use crate::error::Error;
+use odseed_proto::fsutil::write_atomic;
+use odseed_proto::InfoHash;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -14,8 +15,7 @@ use std::path::{Path, PathBuf};
 /// One engaged helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// "board" or "ec2".
-    pub kind: String,
+    pub kind: HelperKind,
     /// A board's name or an instance's id.
     pub name: String,
     /// The agent's URL and the file holding its token (read again at release time).
@@ -30,6 +30,29 @@ pub struct Entry {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+}
+
+/// What kind of helper an entry records: written as "board" or "ec2".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HelperKind {
+    Board,
+    Ec2,
+}
+
+impl HelperKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HelperKind::Board => "board",
+            HelperKind::Ec2 => "ec2",
+        }
+    }
+}
+
+impl std::fmt::Display for HelperKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A process, told apart from a later one with the same pid by its start time.
@@ -52,15 +75,9 @@ impl Owner {
     }
 }
 
-/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+/// A process's start time in clock ticks since boot, if it lives.
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = stat.rsplit(')').next()?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    odseed_proto::procfs::stat(pid).map(|s| s.start_time)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -78,11 +95,7 @@ pub struct Ledger {
 impl Ledger {
     /// `$XDG_STATE_HOME/odseed/ledger.json`, or `~/.local/state/odseed/ledger.json`.
     pub fn default_path() -> PathBuf {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::config::home().join(".local/state"));
-        base.join("odseed").join("ledger.json")
+        crate::xdg::state_dir().join("ledger.json")
     }
 
     pub fn at(path: &Path) -> Ledger {
@@ -94,50 +107,53 @@ impl Ledger {
     }
 
     /// Reads, changes and writes the ledger under an exclusive lock.
-    fn update<T>(&self, change: impl FnOnce(&mut Vec<Entry>) -> T) -> Result<T, String> {
+    fn update<T>(&self, change: impl FnOnce(&mut Vec<Entry>) -> T) -> Result<T, Error> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| format!("ledger dir {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Ledger(format!("ledger dir {}: {e}", dir.display())))?;
         let _lock = lock(&self.path.with_extension("lock"))?;
         let mut contents = self.read()?;
         let out = change(&mut contents.helpers);
         contents.version = 1;
-        let json = serde_json::to_vec_pretty(&contents).map_err(|e| format!("ledger: {e}"))?;
+        let json = serde_json::to_vec_pretty(&contents).map_err(|e| Error::Ledger(format!("ledger: {e}")))?;
         write_atomic(&self.path, &json, 0o600)
-            .map_err(|e| format!("cannot write the ledger {}: {e}", self.path.display()))?;
+            .map_err(|e| Error::Ledger(format!("cannot write the ledger {}: {e}", self.path.display())))?;
         Ok(out)
     }
 
-    fn read(&self) -> Result<Contents, String> {
+    fn read(&self) -> Result<Contents, Error> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!(
+                Error::Ledger(format!(
                     "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",
                     self.path.display()
-                )
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Contents::default()),
-            Err(e) => Err(format!("cannot read the ledger {}: {e}", self.path.display())),
+            Err(e) => Err(Error::Ledger(format!("cannot read the ledger {}: {e}", self.path.display()))),
         }
     }
 
     /// Every entry.
-    pub fn entries(&self) -> Result<Vec<Entry>, String> {
+    pub fn entries(&self) -> Result<Vec<Entry>, Error> {
         Ok(self.read()?.helpers)
     }
 
     /// Records a helper about to be engaged (or updates its record). An instance is one run's at a
     /// time: it is refused while another live run holds it, whatever that run seeds.
-    pub fn record(&self, entry: Entry) -> Result<(), String> {
+    pub fn record(&self, entry: Entry) -> Result<(), Error> {
         self.update(|h| {
             let held = h.iter().find(|e| {
-                entry.kind == "ec2"
-                    && e.kind == "ec2"
+                entry.kind == HelperKind::Ec2
+                    && e.kind == HelperKind::Ec2
                     && e.name == entry.name
                     && e.owner != entry.owner
                     && e.owner.alive()
             });
             if let Some(other) = held {
-                return Err(format!("instance {} is held by the run with pid {}", entry.name, other.owner.pid));
+                return Err(Error::Held(format!(
+                    "instance {} is held by the run with pid {}",
+                    entry.name, other.owner.pid
+                )));
             }
             h.retain(|e| !same(e, &entry.name, &entry.info_hash, &entry.owner));
             h.push(entry);
@@ -146,7 +162,7 @@ impl Ledger {
     }
 
     /// Forgets a released helper: the entry `owner` made for it.
-    pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), String> {
+    pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), Error> {
         self.update(|h| h.retain(|e| !same(e, name, hash, owner)))
     }
 }
@@ -156,18 +172,18 @@ fn same(e: &Entry, name: &str, hash: &InfoHash, owner: &Owner) -> bool {
 }
 
 /// An exclusive flock(2) on `path`, held until dropped.
-fn lock(path: &Path) -> Result<File, String> {
+fn lock(path: &Path) -> Result<File, Error> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| Error::Ledger(format!("cannot open {}: {e}", path.display())))?;
     // SAFETY: flock(2) on a descriptor we own; the lock goes with the File.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
-        return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()));
+        return Err(Error::Ledger(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error())));
     }
     Ok(f)
 }
@@ -182,7 +198,7 @@ mod tests {
 
     fn entry(name: &str, owner: Owner) -> Entry {
         Entry {
-            kind: "board".into(),
+            kind: HelperKind::Board,
             name: name.into(),
             url: "http://x".into(),
             token_file: "/t".into(),
@@ -196,7 +212,7 @@ mod tests {
 
     #[test]
     fn records_and_removes_and_keeps_a_damaged_file() {
-        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         let l = Ledger::at(&dir.join("ledger.json"));
         assert!(l.entries().unwrap().is_empty());
         l.record(entry("a", Owner::me())).unwrap();
@@ -207,24 +223,24 @@ mod tests {
         assert_eq!(l.entries().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
 
         std::fs::write(l.path(), b"{not json").unwrap();
-        assert!(l.record(entry("c", Owner::me())).unwrap_err().contains("damaged"));
+        assert!(l.record(entry("c", Owner::me())).unwrap_err().to_string().contains("damaged"));
         assert_eq!(std::fs::read(l.path()).unwrap(), b"{not json", "a damaged ledger is never overwritten");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn an_instance_is_held_by_one_live_run_at_a_time() {
-        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         let l = Ledger::at(&dir.join("ledger.json"));
         let init = Owner { pid: 1, start: start_time(1).unwrap() };
         let dead = Owner { pid: u32::MAX - 1, start: 0 };
         let ec2 = |owner, hash: u8| Entry {
-            kind: "ec2".into(),
+            kind: HelperKind::Ec2,
             info_hash: InfoHash::from_bytes([hash; 20]),
             ..entry("i-1", owner)
         };
         l.record(ec2(init, 1)).unwrap();
-        let e = l.record(ec2(Owner::me(), 2)).unwrap_err();
+        let e = l.record(ec2(Owner::me(), 2)).unwrap_err().to_string();
         assert!(e.contains("i-1 is held by the run with pid 1"), "{e}");
         l.remove("i-1", &InfoHash::from_bytes([1; 20]), &Owner::me()).unwrap();
         assert_eq!(l.entries().unwrap().len(), 1, "only the owner's entry is removed by it");

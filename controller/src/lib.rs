@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod ec2;
+pub mod error;
 pub mod helpers;
 pub mod lab;
 pub mod ledger;
@@ -16,6 +17,8 @@ pub mod output;
 pub mod policy;
 pub mod release;
 pub mod run;
+pub mod settings;
 pub mod status;
 pub mod target;
 pub mod tracker;
+pub mod xdg;

@@ -3,9 +3,11 @@
 //! first), 2 a usage or config error, 130 interrupted (Ctrl-C / SIGTERM, helpers released first).
 
 use odseed::cli::{self, Command};
+use odseed::error::Error;
 use odseed::helpers::ec2::Fleet;
 use odseed::ledger::{self, Ledger};
 use odseed::output::Printer;
+use odseed::settings::Settings;
 use odseed::{config, release, run, status};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -18,103 +20,102 @@ fn main() -> ExitCode {
         logger.filter_module("ureq", log::LevelFilter::Debug).filter_module("ureq_proto", log::LevelFilter::Debug);
     }
     logger.init();
-    let command = match cli::parse(std::env::args().skip(1).collect()) {
-        Ok(c) => c,
+    match odseed_main() {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("odseed: {e}");
-            return ExitCode::from(2);
+            let code = exit_code(&e);
+            // A usage or config error is the user's to fix: said plainly. A failure goes to the log.
+            if code == 2 {
+                eprintln!("odseed: {e}");
+            } else {
+                log::error!("{e}");
+            }
+            ExitCode::from(code)
         }
-    };
+    }
+}
+
+/// Every error's exit code, in one place: 2 for what the user fixes before running again (the
+/// command line, the config); 1 for a failure while running (helpers are released first).
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Usage(_) | Error::Config(_) => 2,
+        Error::Ledger(_)
+        | Error::Held(_)
+        | Error::Torrent(_)
+        | Error::Stranded(_)
+        | Error::NotReleased
+        | Error::Lab(_)
+        | Error::System(_) => 1,
+        // Error is non-exhaustive: what a later version adds is a failure until said otherwise.
+        _ => 1,
+    }
+}
+
+/// The command, carried out; the exit code of a normal end (0, or 130 when interrupted).
+fn odseed_main() -> Result<ExitCode, Error> {
+    let command = cli::parse(std::env::args().skip(1).collect())?;
     let ledger = Ledger::at(&Ledger::default_path());
     let load = |path: &Option<std::path::PathBuf>| config::load(&path.clone().unwrap_or_else(config::default_path));
     match command {
         Command::Help => {
             println!("{}", cli::HELP);
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
             println!("odseed {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
-            let cfg = match load(&args.config) {
-                Ok(c) => c,
-                Err(e) => return usage(&e),
-            };
-            let fleet = match Fleet::from_config(cfg.ec2.as_ref()) {
-                Ok(f) => f,
-                Err(e) => return usage(&e),
-            };
-            let stop = match signals() {
-                Ok(rx) => rx,
-                Err(e) => return failure(&e),
-            };
+            let cfg = load(&args.config)?;
+            let fleet = Fleet::from_config(cfg.ec2.as_ref())?;
+            let stop = signals()?;
             release_on_panic(ledger.clone(), cfg.clone());
-            match run::run(&args, &cfg, fleet, &ledger, &stop) {
-                Ok(run::End::Normal(_)) => ExitCode::SUCCESS,
-                Ok(run::End::Interrupted) => ExitCode::from(130),
-                Err(e) => failure(&e),
-            }
+            let settings = Settings::resolve(&args, &cfg.policy);
+            Ok(match run::run(&settings, &cfg, fleet, &ledger, &stop)? {
+                run::End::Normal(_) => ExitCode::SUCCESS,
+                run::End::Interrupted => ExitCode::from(130),
+            })
         }
-        Command::Status { config, json } => match load(&config) {
-            Ok(cfg) => match status::status(&cfg, &ledger, json) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => failure(&e),
-            },
-            Err(e) => usage(&e),
-        },
+        Command::Status { config, json } => {
+            let cfg = load(&config)?;
+            status::status(&cfg, &ledger, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lab(args) => {
-            if let Some(code) = unshared_if_needed() {
-                return code;
+            if let Some(code) = unshared_if_needed()? {
+                return Ok(code);
             }
-            let stop = match signals() {
-                Ok(rx) => rx,
-                Err(e) => return failure(&e),
-            };
-            match odseed::lab::lab(&args, &stop) {
-                Ok(odseed::lab::Outcome::Done(report)) => {
+            let stop = signals()?;
+            Ok(match odseed::lab::lab(&args, &stop)? {
+                odseed::lab::Outcome::Done(report) => {
                     report.print(args.json);
                     ExitCode::SUCCESS
                 }
-                Ok(odseed::lab::Outcome::Interrupted) => ExitCode::from(130),
-                Err(e) => failure(&e),
-            }
+                odseed::lab::Outcome::Interrupted => ExitCode::from(130),
+            })
         }
         Command::Release { config, json } => {
             // The panic button works without a config too: the ledger names each helper's agent.
-            let cfg = config.as_ref().map(|p| config::load(p)).transpose();
-            let cfg = match cfg {
-                Ok(c) => c.or_else(|| config::load(&config::default_path()).ok()),
-                Err(e) => return usage(&e),
+            let cfg = match config {
+                Some(p) => Some(config::load(&p)?),
+                None => config::load(&config::default_path()).ok(),
             };
-            match release::release_all(&ledger, cfg.as_ref(), &Printer { json }) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => failure("some helpers could not be released; they stay in the ledger"),
-                Err(e) => failure(&e),
-            }
+            release::release_all(&ledger, cfg.as_ref(), &Printer { json })?;
+            Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn usage(e: &str) -> ExitCode {
-    eprintln!("odseed: {e}");
-    ExitCode::from(2)
-}
-
-fn failure(e: &str) -> ExitCode {
-    log::error!("{e}");
-    ExitCode::from(1)
 }
 
 /// The lab makes a network namespace, which needs root. Without it, runs itself again inside a user
 /// namespace where it is root (`unshare --user --map-root-user`); the exit code of that, if it did.
-fn unshared_if_needed() -> Option<ExitCode> {
+fn unshared_if_needed() -> Result<Option<ExitCode>, Error> {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     let root = unsafe { libc::geteuid() } == 0;
     if root || std::env::var_os("ODSEED_LAB_UNSHARED").is_some() {
-        return None;
+        return Ok(None);
     }
-    let exe = std::env::current_exe().ok()?;
+    let exe = std::env::current_exe().map_err(|e| Error::System(format!("cannot find this program: {e}")))?;
     log::info!("not root: running the lab inside a user namespace (unshare --user --map-root-user)");
     let status = std::process::Command::new("unshare")
         .args(["--user", "--map-root-user", "--"])
@@ -123,16 +124,16 @@ fn unshared_if_needed() -> Option<ExitCode> {
         .env("ODSEED_LAB_UNSHARED", "1")
         .status();
     match status {
-        Ok(s) => Some(ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8)),
-        Err(e) => Some(failure(&format!("cannot run unshare: {e}; run the lab as root"))),
+        Ok(s) => Ok(Some(ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8))),
+        Err(e) => Err(Error::System(format!("cannot run unshare: {e}; run the lab as root"))),
     }
 }
 
 /// SIGINT and SIGTERM arrive as a message the run loop waits on between rounds.
-fn signals() -> Result<mpsc::Receiver<()>, String> {
+fn signals() -> Result<mpsc::Receiver<()>, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        .map_err(|e| Error::System(format!("cannot install signal handlers: {e}")))?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for sig in signals.forever() {

@@ -8,9 +8,8 @@
 
 use crate::policy::Counts;
 use crate::tracker::{Scrape, Scraper};
-use odseed_agent::transmission::Client;
-use odseed_agent::InfoHash;
-use serde_json::Value;
+use odseed_proto::transmission::Client;
+use odseed_proto::InfoHash;
 use std::sync::Arc;
 
 pub struct Observer {
@@ -47,14 +46,14 @@ impl Observer {
         let fields = ["peersConnected", "peersGettingFromUs", "trackerStats"];
         let entry = local.torrent_get(Some(&[self.hash]), &fields).map_err(|e| e.to_string())?.into_iter().next();
         let entry = entry.ok_or_else(|| format!("Transmission at {} no longer has {}", local.url(), self.hash))?;
-        let num = |k: &str| entry[k].as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32);
-        let (seeders, leechers) = match scraped.map(|s| (s.seeders, s.leechers)).or_else(|| tracker_stats(&entry)) {
+        let num = |n: Option<u64>| n.map(|n| n.min(u64::from(u32::MAX)) as u32);
+        let (seeders, leechers) = match scraped.map(|s| (s.seeders, s.leechers)).or_else(|| entry.tracker_counts()) {
             Some(c) => c,
             None => return Err(all_down(&self.trackers, errors.len())),
         };
         // A leecher connected to us is a leecher even if the tracker has not counted it yet.
-        let leechers = leechers.max(num("peersGettingFromUs").unwrap_or(0));
-        Ok(Counts { seeders, leechers, peers_connected: num("peersConnected"), size })
+        let leechers = leechers.max(num(entry.peers_getting_from_us).unwrap_or(0));
+        Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected), size })
     }
 }
 
@@ -66,29 +65,9 @@ fn all_down(trackers: &[String], failed: usize) -> String {
     }
 }
 
-/// The highest counts among Transmission's trackers that have scraped (`seederCount` > -1).
-fn tracker_stats(entry: &Value) -> Option<(u32, u32)> {
-    let stats = entry["trackerStats"].as_array()?;
-    let valid = stats.iter().filter_map(|t| {
-        let s = u32::try_from(t["seederCount"].as_i64()?).ok()?;
-        let l = u32::try_from(t["leecherCount"].as_i64()?).ok()?;
-        Some((s, l))
-    });
-    valid.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn transmission_tracker_stats_use_only_valid_scrapes() {
-        let e = json!({"trackerStats": [{"seederCount": -1, "leecherCount": -1}, {"seederCount": 3, "leecherCount": 2}, {"seederCount": 1, "leecherCount": 7}]});
-        assert_eq!(tracker_stats(&e), Some((3, 7)));
-        assert_eq!(tracker_stats(&json!({"trackerStats": [{"seederCount": -1, "leecherCount": -1}]})), None);
-        assert_eq!(tracker_stats(&json!({})), None);
-    }
 
     #[test]
     fn the_override_counts_for_one_round() {

@@ -4,11 +4,12 @@
 use crate::config::Config;
 use crate::ec2::credentials::{self, Env};
 use crate::ec2::Ec2;
+use crate::error::Error;
 use crate::helpers::ec2::stop_and_wait;
 use crate::helpers::Event;
-use crate::ledger::{Entry, Ledger};
+use crate::ledger::{Entry, HelperKind, Ledger};
 use crate::output::Printer;
-use odseed_agent::client::AgentClient;
+use odseed_proto::agent_client::AgentClient;
 use std::time::Duration;
 
 /// Releases one ledger entry: `DELETE` on its agent (404 counts: nothing to release), and for an
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// forgets it.
 pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
     let deleted = delete(cfg, e);
-    if e.kind == "ec2" {
+    if e.kind == HelperKind::Ec2 {
         if let Err(why) = deleted {
             log::warn!("instance {}: cannot remove the torrent ({why}); stopping it anyway", e.name);
         }
@@ -33,7 +34,7 @@ pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event 
 fn forget(ledger: &Ledger, e: &Entry) -> Event {
     match ledger.remove(&e.name, &e.info_hash, &e.owner) {
         Ok(()) => Event::Released(e.name.clone()),
-        Err(err) => Event::Fault(err),
+        Err(err) => Event::Fault(err.to_string()),
     }
 }
 
@@ -94,7 +95,7 @@ fn stop(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
 pub fn leftovers(ledger: &Ledger, cfg: &Config, printer: &Printer) {
     let entries = match ledger.entries() {
         Ok(e) => e,
-        Err(e) => return printer.event(&Event::Fault(e)),
+        Err(e) => return printer.event(&Event::Fault(e.to_string())),
     };
     let dead: Vec<&Entry> = entries.iter().filter(|e| !e.owner.alive()).collect();
     for e in &dead {
@@ -120,8 +121,9 @@ fn release_entries(ledger: &Ledger, cfg: Option<&Config>, entries: &[&Entry]) ->
     })
 }
 
-/// `odseed release`: every entry, whoever engaged it. True if the ledger is empty afterwards.
-pub fn release_all(ledger: &Ledger, cfg: Option<&Config>, printer: &Printer) -> Result<bool, String> {
+/// `odseed release`: every entry, whoever engaged it. [`Error::NotReleased`] if the ledger is not
+/// empty afterwards.
+pub fn release_all(ledger: &Ledger, cfg: Option<&Config>, printer: &Printer) -> Result<(), Error> {
     let entries = ledger.entries()?;
     if entries.is_empty() && !printer.json {
         println!("nothing to release: the ledger {} is empty", ledger.path().display());
@@ -129,5 +131,8 @@ pub fn release_all(ledger: &Ledger, cfg: Option<&Config>, printer: &Printer) -> 
     for event in release_entries(ledger, cfg, &entries.iter().collect::<Vec<_>>()) {
         printer.event(&event);
     }
-    Ok(ledger.entries()?.is_empty())
+    match ledger.entries()?.is_empty() {
+        true => Ok(()),
+        false => Err(Error::NotReleased),
+    }
 }

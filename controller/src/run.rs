@@ -1,17 +1,20 @@
 //! `odseed run`: the loop observe -> decide -> act, thin on purpose (the decision is policy.rs).
-//! Whatever ends the run (an exit condition, Ctrl-C, SIGTERM, an error, a panic) releases every
-//! helper it engaged; a kill -9 leaves the ledger, which the next run or `odseed release` acts on.
+//! Whatever ends the run (an exit condition, Ctrl-C, SIGTERM, an error) releases every helper it
+//! engaged, through [`Guard`]; a panic aborts release builds, so main's panic hook releases them
+//! from the ledger; a kill -9 leaves the ledger, which the next run or `odseed release` acts on.
 
-use crate::cli::RunArgs;
 use crate::config::Config;
+use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::helpers::{board, Pool};
 use crate::ledger::Ledger;
 use crate::observe::Observer;
 use crate::output::Printer;
-use crate::policy::{self, Action, Clock, ExitReason, Params};
+use crate::policy::{self, Action, Clock, Decision, ExitReason};
+use crate::settings::Settings;
+use crate::target::Target;
 use crate::tracker::Scraper;
-use odseed_agent::transmission::Client;
+use odseed_proto::transmission::Client;
 use std::cell::Cell;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -24,140 +27,63 @@ pub enum End {
 }
 
 /// `fleet` is `[ec2]` with its credentials (main.rs builds it: a problem there is a config error).
-pub fn run(
-    args: &RunArgs,
-    cfg: &Config,
-    fleet: Fleet,
-    ledger: &Ledger,
-    stop: &mpsc::Receiver<()>,
-) -> Result<End, String> {
-    let printer = Printer { json: args.json };
-    // A signal seen while instances boot is remembered for the loop.
-    let signalled = Cell::new(false);
-    let interrupted = || {
-        if !signalled.get() && stop.try_recv().is_ok() {
-            signalled.set(true);
-        }
-        signalled.get()
-    };
+pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mpsc::Receiver<()>) -> Result<End, Error> {
+    let printer = Printer { json: s.json };
     crate::release::leftovers(ledger, cfg, &printer);
-
     let local = cfg.transmission.as_ref().map(|t| {
         let creds = t.username.as_deref().map(|u| (u, t.password.as_deref().unwrap_or("")));
         Arc::new(Client::new(&t.url, creds, Duration::from_secs(10)))
     });
-    let target = crate::target::resolve(&args.torrent, local.as_deref())?;
-    let hash = target.meta.info_hash;
+    let target = crate::target::resolve(&s.torrent, local.as_deref())?;
+    let meta = &target.meta;
     log::info!(
-        "helping {} ({hash}, {} bytes, {} tracker(s))",
-        target.meta.name,
-        target.meta.total_size,
-        target.meta.trackers.len()
+        "helping {} ({}, {} bytes, {} tracker(s))",
+        meta.name,
+        meta.info_hash,
+        meta.total_size,
+        meta.trackers.len()
     );
-    // The publisher's client is observed only if it holds this torrent.
-    let local = local.filter(|c| match c.torrent_get(Some(&[hash]), &["hashString"]) {
-        Ok(list) => !list.is_empty(),
-        Err(e) => {
-            log::warn!("{e}; counting from the trackers alone");
-            false
-        }
-    });
-
-    let p = &cfg.policy;
-    let params = Params {
-        ratio: args.ratio,
-        min_size: args.min_size.unwrap_or(p.min_size),
-        max_time: Duration::from_secs(args.max_time.unwrap_or(p.max_time)),
-        cooldown: Duration::from_secs(p.cooldown),
-    };
-    let interval = Duration::from_secs(args.interval.unwrap_or(p.interval));
-    let placement: policy::Placement = p.placement.into();
-    let mut observer = Observer {
-        hash,
-        size: target.meta.total_size,
-        trackers: target.meta.trackers.clone(),
+    let observer = Observer {
+        hash: meta.info_hash,
+        size: meta.total_size,
+        trackers: meta.trackers.clone(),
         scraper: Scraper::default(),
-        local,
-        override_counts: args.counts,
+        local: local.filter(|c| holds(c, &target)),
+        override_counts: s.first_counts,
     };
-    let boards = cfg.boards.iter().map(board::helper).collect();
-    let ec2_configured = !fleet.pools.is_empty();
     let start = Instant::now();
     let mut fleet = fleet;
-    fleet.deadline = start.checked_add(params.max_time);
-    let mut pool = Guard(Pool::new(boards, fleet, target, ledger.clone()), &printer, false);
-
-    let mut last_change = start;
-    let mut first_round = true;
-    let mut warned_short = false;
+    fleet.deadline = start.checked_add(s.params.max_time);
+    let ec2_configured = !fleet.pools.is_empty();
+    let boards = cfg.boards.iter().map(board::helper).collect();
+    let pool = Pool::new(boards, fleet, target, ledger.clone());
+    let mut round = Round {
+        s,
+        printer: &printer,
+        signal: Signal { stop, seen: Cell::new(false) },
+        observer,
+        guard: Guard { pool, printer: &printer, released: false },
+        ledger,
+        ec2_configured,
+        start,
+        last_change: start,
+        first_round: true,
+        warned_short: false,
+    };
     let end = loop {
-        for e in pool.0.refresh() {
-            printer.event(&e);
+        if let Some(end) = round.once()? {
+            break end;
         }
-        // Without its ledger a run could leave a helper engaged after a crash, unrecorded: it stops
-        // (the guard releases everything on the way out).
-        if let Err(e) = ledger.entries() {
-            return Err(format!("{e}. Every helper of this run is released and the run stops"));
-        }
-        let elapsed = start.elapsed();
-        match observer.observe() {
-            Err(why) => {
-                printer.blind(elapsed, &why);
-                // `max_time` is a hard limit, seeing the swarm or not.
-                if elapsed >= params.max_time {
-                    break End::Normal(ExitReason::MaxTime);
-                }
-            }
-            Ok(counts) => {
-                let view = pool.0.view();
-                let clock = Clock { first_round, elapsed, since_change: last_change.elapsed() };
-                let d = policy::decide(&params, &counts, &view, &clock);
-                printer.poll(elapsed, &counts, view.seeding + view.downloading, &d, params.ratio, args.dry_run);
-                first_round = false;
-                match d.action {
-                    Action::Exit(reason) => break End::Normal(reason),
-                    Action::Engage(n) if !args.dry_run => {
-                        let (free_boards, free_ec2) = (pool.0.free_boards(), pool.0.free_instances());
-                        let (boards, ec2) = policy::place(placement, n, d.needed, free_boards, free_ec2);
-                        if boards + ec2 < n && !warned_short {
-                            let why = if ec2_configured { "" } else { "; no EC2 pool configured" };
-                            log::warn!(
-                                "{n} more helper(s) wanted, {} can be placed (placement {placement:?}, {free_boards} free board(s), {free_ec2} startable instance(s){why})",
-                                boards + ec2,
-                            );
-                            warned_short = true;
-                        }
-                        for e in pool.0.engage_boards(boards) {
-                            printer.event(&e);
-                        }
-                        for e in pool.0.engage_instances(ec2, &interrupted) {
-                            printer.event(&e);
-                        }
-                        last_change = Instant::now();
-                    }
-                    Action::Release(n) if !args.dry_run => {
-                        for e in pool.0.release(n as usize) {
-                            printer.event(&e);
-                        }
-                        last_change = Instant::now();
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if args.once {
+        if s.once {
             break End::Normal(ExitReason::Once);
         }
-        if interrupted() || stop.recv_timeout(interval).is_ok() {
+        if round.signal.seen() || stop.recv_timeout(s.interval).is_ok() {
             break End::Interrupted;
         }
     };
-    let stranded = pool.finish();
+    let stranded = round.guard.finish();
     if !stranded.is_empty() {
-        return Err(format!(
-            "instance(s) {} could not be stopped; they stay in the ledger: run `odseed release`",
-            stranded.join(", ")
-        ));
+        return Err(Error::Stranded(stranded));
     }
     printer.exit(match &end {
         End::Normal(r) => r.as_str(),
@@ -166,25 +92,135 @@ pub fn run(
     Ok(end)
 }
 
-/// Releases every helper when the run ends, however it ends (return, error or unwinding).
-struct Guard<'a>(Pool, &'a Printer, bool);
+/// The publisher's client is observed only if it holds this torrent.
+fn holds(client: &Client, target: &Target) -> bool {
+    match client.torrent_get(Some(&[target.meta.info_hash]), &["hashString"]) {
+        Ok(list) => !list.is_empty(),
+        Err(e) => {
+            log::warn!("{e}; counting from the trackers alone");
+            false
+        }
+    }
+}
+
+/// The loop's state from one round to the next.
+struct Round<'a> {
+    s: &'a Settings,
+    printer: &'a Printer,
+    signal: Signal<'a>,
+    observer: Observer,
+    guard: Guard<'a>,
+    ledger: &'a Ledger,
+    ec2_configured: bool,
+    start: Instant,
+    last_change: Instant,
+    first_round: bool,
+    warned_short: bool,
+}
+
+impl<'a> Round<'a> {
+    /// One round: refresh the helpers, observe, decide, act. `Some` when the run is over.
+    fn once(&mut self) -> Result<Option<End>, Error> {
+        for e in self.guard.pool.refresh() {
+            self.printer.event(&e);
+        }
+        // Without its ledger a run could leave a helper engaged after a crash, unrecorded: it stops
+        // (the guard releases everything on the way out).
+        if let Err(e) = self.ledger.entries() {
+            return Err(Error::Ledger(format!("{e}. Every helper of this run is released and the run stops")));
+        }
+        let elapsed = self.start.elapsed();
+        let counts = match self.observer.observe() {
+            Ok(c) => c,
+            Err(why) => {
+                self.printer.blind(elapsed, &why);
+                // `max_time` is a hard limit, seeing the swarm or not.
+                return Ok((elapsed >= self.s.params.max_time).then_some(End::Normal(ExitReason::MaxTime)));
+            }
+        };
+        let view = self.guard.pool.view();
+        let clock = Clock { first_round: self.first_round, elapsed, since_change: self.last_change.elapsed() };
+        let d = policy::decide(&self.s.params, &counts, &view, &clock);
+        let ours = view.seeding + view.downloading;
+        self.printer.poll(elapsed, &counts, ours, &d, self.s.params.ratio, self.s.dry_run);
+        self.first_round = false;
+        match d.action {
+            Action::Exit(reason) => return Ok(Some(End::Normal(reason))),
+            Action::Engage(n) if !self.s.dry_run => self.engage(n, &d),
+            Action::Release(n) if !self.s.dry_run => {
+                for e in self.guard.pool.release(n as usize) {
+                    self.printer.event(&e);
+                }
+                self.last_change = Instant::now();
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Engages `n` more helpers where the placement puts them; says once if they cannot all be had.
+    fn engage(&mut self, n: u32, d: &Decision) {
+        let placement = self.s.placement;
+        let (free_boards, free_ec2) = (self.guard.pool.free_boards(), self.guard.pool.free_instances());
+        let (boards, ec2) = policy::place(placement, n, d.needed, free_boards, free_ec2);
+        if boards + ec2 < n && !self.warned_short {
+            let why = if self.ec2_configured { "" } else { "; no EC2 pool configured" };
+            log::warn!(
+                "{n} more helper(s) wanted, {} can be placed (placement {placement:?}, {free_boards} free board(s), {free_ec2} startable instance(s){why})",
+                boards + ec2,
+            );
+            self.warned_short = true;
+        }
+        for e in self.guard.pool.engage_boards(boards) {
+            self.printer.event(&e);
+        }
+        for e in self.guard.pool.engage_instances(ec2, &|| self.signal.seen()) {
+            self.printer.event(&e);
+        }
+        self.last_change = Instant::now();
+    }
+}
+
+/// SIGINT or SIGTERM, as a message from main's signal thread; once seen (say while instances
+/// boot), remembered for the loop.
+struct Signal<'a> {
+    stop: &'a mpsc::Receiver<()>,
+    seen: Cell<bool>,
+}
+
+impl Signal<'_> {
+    fn seen(&self) -> bool {
+        if !self.seen.get() && self.stop.try_recv().is_ok() {
+            self.seen.set(true);
+        }
+        self.seen.get()
+    }
+}
+
+/// Releases every helper when the run ends, on return or on error: [`Guard::finish`] on the normal
+/// way out, its drop on any other.
+struct Guard<'a> {
+    pool: Pool,
+    printer: &'a Printer,
+    released: bool,
+}
 
 impl Guard<'_> {
     /// Releases everything now, once (the drop that follows does nothing); the instances that
     /// could not be stopped.
-    fn finish(mut self) -> Vec<String> {
+    fn finish(&mut self) -> Vec<String> {
         self.release();
-        self.0.stranded()
+        self.pool.stranded()
     }
 
     fn release(&mut self) {
-        if std::mem::replace(&mut self.2, true) {
+        if std::mem::replace(&mut self.released, true) {
             return;
         }
-        for e in self.0.release_all() {
-            self.1.event(&e);
+        for e in self.pool.release_all() {
+            self.printer.event(&e);
         }
-        self.1.usage(self.0.usage());
+        self.printer.usage(self.pool.usage());
     }
 }
 

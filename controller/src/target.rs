@@ -1,10 +1,10 @@
 //! The torrent a run helps: TORRENT resolved as a `.torrent` file, a 40-hex info hash, or a name in
 //! the publisher's Transmission (by its `torrentFile`; only the two fields needed are fetched).
 
-use odseed_agent::metainfo::{self, Metainfo};
-use odseed_agent::transmission::{entry_hash, Client};
-use odseed_agent::InfoHash;
-use serde_json::Value;
+use crate::error::Error;
+use odseed_proto::metainfo::{self, Metainfo};
+use odseed_proto::transmission::{Client, TorrentInfo};
+use odseed_proto::InfoHash;
 use std::path::Path;
 
 /// What a run needs of its torrent: its metainfo (to give helpers) and what it says.
@@ -15,7 +15,11 @@ pub struct Target {
 }
 
 /// Resolves TORRENT. `rpc` is the publisher's Transmission, if configured.
-pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
+pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, Error> {
+    find(arg, rpc).map_err(Error::Torrent)
+}
+
+fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
     let path = Path::new(arg);
     if path.is_file() {
         return from_file(path);
@@ -24,7 +28,7 @@ pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
         rpc.ok_or_else(|| format!("{arg:?} is not a .torrent file; finding {what} needs [transmission] in the config"))
     };
     let fields = ["hashString", "name", "torrentFile"];
-    let entries: Vec<Value> = if let Ok(hash) = InfoHash::from_hex_any_case(arg) {
+    let entries: Vec<TorrentInfo> = if let Ok(hash) = InfoHash::from_hex_any_case(arg) {
         let c = lookup("a torrent by info hash")?;
         let found = c.torrent_get(Some(&[hash]), &fields).map_err(|e| e.to_string())?;
         if found.is_empty() {
@@ -34,7 +38,7 @@ pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
     } else {
         let c = lookup("a torrent by name")?;
         let all = c.torrent_get(None, &fields).map_err(|e| e.to_string())?;
-        let named: Vec<Value> = all.into_iter().filter(|t| t["name"].as_str() == Some(arg)).collect();
+        let named: Vec<TorrentInfo> = all.into_iter().filter(|t| t.name.as_deref() == Some(arg)).collect();
         match named.len() {
             0 => return Err(format!("no torrent named {arg:?} in Transmission at {} (and no such file)", c.url())),
             1 => named,
@@ -42,10 +46,10 @@ pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
         }
     };
     let entry = &entries[0];
-    let file = entry["torrentFile"].as_str().unwrap_or_default();
+    let file = entry.torrent_file.as_deref().unwrap_or_default();
     let t = from_file(Path::new(file))
         .map_err(|e| format!("{e} (Transmission's copy of the torrent; pass the .torrent file instead)"))?;
-    if Some(t.meta.info_hash) != entry_hash(entry) {
+    if Some(t.meta.info_hash) != entry.hash() {
         return Err(format!("{file} is not the torrent Transmission reports for {arg:?}"));
     }
     Ok(t)

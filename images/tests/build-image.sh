@@ -47,32 +47,32 @@ else
   echo "FAIL: build-image failed: $(cat "$t/log")" >&2
   exit 1
 fi
-[ "$(sha256sum < "$t/base.img")" = "$sum_before" ] && pass "the base image is untouched" || fail "the base image changed"
+if [ "$(sha256sum < "$t/base.img")" = "$sum_before" ]; then pass "the base image is untouched"; else fail "the base image changed"; fi
 root_of "$t/out.img"
-e2fsck -fn "$t/out-root.img" >/dev/null 2>&1 && pass "the root file system is clean (e2fsck)" || fail "e2fsck finds errors"
-dbg "stat /usr/local/bin/odseed-agent" | grep -q 'Mode:  0755' && pass "agent at /usr/local/bin, mode 0755" || fail "agent missing or wrong mode"
-dbg "stat /usr/local/bin/odseed-agent" | grep -q 'User:     0   Group:     0' && pass "agent owned by root" || fail "agent not owned by root"
-[ "$(dbg "cat /usr/local/bin/odseed-agent")" = "$(cat "$t/agent")" ] && pass "agent bytes intact" || fail "agent bytes differ"
-[ "$(dbg "cat /etc/odseed/agent.toml")" = "$(cat "$t/agent.toml")" ] && pass "config at /etc/odseed/agent.toml" || fail "config differs"
+if e2fsck -fn "$t/out-root.img" >/dev/null 2>&1; then pass "the root file system is clean (e2fsck)"; else fail "e2fsck finds errors"; fi
+if dbg "stat /usr/local/bin/odseed-agent" | grep -q 'Mode:  0755'; then pass "agent at /usr/local/bin, mode 0755"; else fail "agent missing or wrong mode"; fi
+if dbg "stat /usr/local/bin/odseed-agent" | grep -q 'User:     0   Group:     0'; then pass "agent owned by root"; else fail "agent not owned by root"; fi
+if [ "$(dbg "cat /usr/local/bin/odseed-agent")" = "$(cat "$t/agent")" ]; then pass "agent bytes intact"; else fail "agent bytes differ"; fi
+if [ "$(dbg "cat /etc/odseed/agent.toml")" = "$(cat "$t/agent.toml")" ]; then pass "config at /etc/odseed/agent.toml"; else fail "config differs"; fi
 unit=$(dbg "cat /etc/systemd/system/odseed-agent.service")
 for want in 'User=odseed' 'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'StateDirectory=odseed' 'WantedBy=multi-user.target'; do
-  grep -qx "$want" <<<"$unit" && pass "unit has $want" || fail "unit lacks $want"
+  if grep -qx "$want" <<<"$unit"; then pass "unit has $want"; else fail "unit lacks $want"; fi
 done
 for u in odseed-agent odseed-firstboot; do
   link=$(dbg "stat /etc/systemd/system/multi-user.target.wants/$u.service")
-  grep -q 'Type: symlink' <<<"$link" && grep -q "/etc/systemd/system/$u.service" <<<"$link" && pass "$u enabled (multi-user.target.wants link)" || fail "$u not enabled: $link"
+  if grep -q 'Type: symlink' <<<"$link" && grep -q "/etc/systemd/system/$u.service" <<<"$link"; then pass "$u enabled (multi-user.target.wants link)"; else fail "$u not enabled: $link"; fi
 done
-dbg "stat /usr/local/lib/odseed/firstboot" | grep -q 'Mode:  0755' && pass "first-boot script executable" || fail "first-boot script missing"
-dbg "cat /usr/lib/sysusers.d/odseed.conf" | grep -q '^u odseed ' && pass "odseed user declared (sysusers.d)" || fail "no sysusers entry"
-dbg "ls /var/cache/odseed/debs" | grep -q 'transmission-daemon_3.00_armhf.deb' && pass ".deb files carried" || fail ".deb not carried"
-[ "$(dbg "cat /etc/issue")" = "base image" ] && pass "the base's own files are kept" || fail "base files lost"
-mtype -i "$t/out.img@@$((2048 * 512))" ::/odseed/README.txt | grep -q 'token' && pass "boot partition has odseed/README.txt" || fail "no README on the boot partition"
+if dbg "stat /usr/local/lib/odseed/firstboot" | grep -q 'Mode:  0755'; then pass "first-boot script executable"; else fail "first-boot script missing"; fi
+if dbg "cat /usr/lib/sysusers.d/odseed.conf" | grep -q '^u odseed '; then pass "odseed user declared (sysusers.d)"; else fail "no sysusers entry"; fi
+if dbg "ls /var/cache/odseed/debs" | grep -q 'transmission-daemon_3.00_armhf.deb'; then pass ".deb files carried"; else fail ".deb not carried"; fi
+if [ "$(dbg "cat /etc/issue")" = "base image" ]; then pass "the base's own files are kept"; else fail "base files lost"; fi
+if mtype -i "$t/out.img@@$((2048 * 512))" ::/odseed/README.txt | grep -q 'token'; then pass "boot partition has odseed/README.txt"; else fail "no README on the boot partition"; fi
 
 # --- the same from a .xz base ------------------------------------------------------------------------
 xz -k -T1 -0 "$t/base.img"
 if "$build" --base "$t/base.img.xz" --agent "$t/agent" --config "$t/agent.toml" --out "$t/out-xz.img" > "$t/log" 2>&1; then
   root_of "$t/out-xz.img"
-  dbg "stat /usr/local/bin/odseed-agent" | grep -q 'Mode:  0755' && pass "a .img.xz base works" || fail "agent missing from the .xz build"
+  if dbg "stat /usr/local/bin/odseed-agent" | grep -q 'Mode:  0755'; then pass "a .img.xz base works"; else fail "agent missing from the .xz build"; fi
 else
   fail ".xz base failed: $(cat "$t/log")"
 fi
@@ -94,7 +94,7 @@ expect_failure() { # NAME CODE NEEDLE ARGS...
 expect_failure "missing base" 2 "no such file" --base "$t/nope.img" --agent "$t/agent" --config "$t/agent.toml" --out "$t/bad-out.img"
 expect_failure "missing agent" 2 "no such file" --base "$t/base.img" --agent "$t/nope" --config "$t/agent.toml" --out "$t/bad-out.img"
 expect_failure "missing argument" 2 "are required" --base "$t/base.img" --out "$t/bad-out.img"
-expect_failure "unknown board" 2 "rpi or bbb" --base "$t/base.img" --agent "$t/agent" --config "$t/agent.toml" --out "$t/bad-out.img" --board pc
+expect_failure "unknown argument" 2 "unknown argument --board" --base "$t/base.img" --agent "$t/agent" --config "$t/agent.toml" --out "$t/bad-out.img" --board rpi
 echo "just text" > "$t/text.img"
 expect_failure "not a disk image" 1 "no partition table" --base "$t/text.img" --agent "$t/agent" --config "$t/agent.toml" --out "$t/bad-out.img"
 make_base "$t/nofat.img" 16 0 --no-fat

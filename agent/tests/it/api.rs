@@ -1,8 +1,8 @@
 //! The v1 routes' success paths and auth.
 
 use crate::{code, send, torrent_in, world};
-use odseed_agent::wire::DaemonState;
-use odseed_testbed::{wait_until, AgentOptions};
+use odseed_lab::{wait_until, AgentOptions};
+use odseed_proto::wire::DaemonState;
 use std::time::Duration;
 
 #[test]
@@ -99,7 +99,7 @@ fn idle_daemon_is_stopped_and_started_again_on_demand() {
     })
     .unwrap();
     wait_until(Duration::from_secs(10), "the daemon process to be gone", || {
-        (!odseed_testbed::process::alive(pid)).then_some(())
+        (!odseed_lab::process::alive(pid)).then_some(())
     })
     .unwrap();
     c.put(&t.meta.info_hash, &t.bytes).unwrap();

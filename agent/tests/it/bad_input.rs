@@ -1,8 +1,8 @@
 //! Every bad request gets its status and a JSON error naming the problem; the agent keeps serving.
 
 use crate::{code, raw_torrent, send, torrent_in, world};
-use odseed_agent::bencode::Owned;
-use odseed_testbed::AgentOptions;
+use odseed_lab::AgentOptions;
+use odseed_proto::bencode::Owned;
 
 #[test]
 fn bad_requests_get_clear_errors_and_the_agent_keeps_serving() {

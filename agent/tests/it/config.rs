@@ -1,7 +1,7 @@
 //! Bad configs: one clear line naming the key, exit code 2; --check-config.
 
 use crate::bin;
-use odseed_testbed::TempDir;
+use odseed_lab::TempDir;
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {

@@ -1,10 +1,10 @@
 //! Crashes and signals: nothing the agent was told to seed is lost, and no process is left behind.
 
 use crate::{seeding, torrent_in, world};
-use odseed_agent::wire::{DaemonState, TorrentState};
-use odseed_agent::InfoHash;
-use odseed_testbed::process::alive;
-use odseed_testbed::{wait_until, AgentOptions};
+use odseed_lab::process::alive;
+use odseed_lab::{wait_until, AgentOptions};
+use odseed_proto::wire::{DaemonState, TorrentState};
+use odseed_proto::InfoHash;
 use std::time::Duration;
 
 #[test]
@@ -133,9 +133,9 @@ fn a_daemon_left_by_an_earlier_agent_is_stopped_first() {
     agent.terminate(Duration::from_secs(30)).expect("first agent stops");
     // A daemon on the agent's config dir and pid file that no agent owns (as if the parent-death
     // signal had been lost), started by the test itself.
-    let d = odseed_agent::config::DaemonConfig::default();
+    let d = odseed_proto::transmission::DaemonConfig::default();
     let pid_file = agent.state_dir.join("daemon.pid");
-    let (mut orphan, _) = odseed_agent::launch::launch(
+    let (mut orphan, _) = odseed_proto::transmission::launch::launch(
         &d,
         &agent.data_dir,
         &agent.state_dir.join("transmission"),

@@ -9,11 +9,11 @@ mod faults;
 mod seeding;
 mod transmission;
 
-use odseed_agent::bencode::Owned;
-use odseed_agent::client::AgentClient;
-use odseed_agent::wire::{Torrent, TorrentState};
-use odseed_agent::InfoHash;
-use odseed_testbed::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
+use odseed_lab::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
+use odseed_proto::agent_client::AgentClient;
+use odseed_proto::bencode::Owned;
+use odseed_proto::wire::{Torrent, TorrentState};
+use odseed_proto::InfoHash;
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Seeding for real: a leecher in the same namespace downloads the whole file from the agent.
 
 use crate::world;
-use odseed_testbed::{content, wait_until, AgentOptions, Peer, Tracker};
+use odseed_lab::{content, wait_until, AgentOptions, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;

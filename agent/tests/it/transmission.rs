@@ -1,8 +1,8 @@
 //! The RPC client against a real transmission-daemon: handshake, auth, add, get, verify, remove.
 
 use crate::world;
-use odseed_agent::transmission::{Client, Error};
-use odseed_testbed::{content, Peer};
+use odseed_lab::{content, Peer};
+use odseed_proto::transmission::{Client, Error};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -28,8 +28,8 @@ fn the_rpc_client_speaks_to_a_real_daemon() {
 
     let got = c.torrent_get(Some(&[t.meta.info_hash]), &["hashString", "name"]).unwrap();
     assert_eq!(got.len(), 1);
-    let keys: Vec<&String> = got[0].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["hashString", "name"], "only the fields asked for");
+    assert_eq!((got[0].hash(), got[0].name.as_deref()), (Some(t.meta.info_hash), Some("r.bin")));
+    assert_eq!((got[0].status(), got[0].percent_done), (None, None), "only the fields asked for");
     assert!(matches!(c.torrent_add(b"garbage", &data_dir), Err(Error::Rpc { .. })));
 
     c.torrent_verify(&[t.meta.info_hash]).unwrap();

@@ -82,6 +82,14 @@ impl Error {
     }
 }
 
+/// A StartInstances that failed, and whether the instances may have started all the same (so they
+/// must be stopped, or kept in the ledger until they are).
+#[derive(Debug)]
+pub struct StartFailure {
+    pub error: Error,
+    pub maybe_started: bool,
+}
+
 /// One region's EC2 endpoint.
 pub struct Ec2 {
     pub region: String,
@@ -150,12 +158,11 @@ impl Ec2 {
 
     /// StartInstances, and on an error whether the instances may have started all the same: an
     /// attempt got no answer, a 5xx or an unreadable one, or the last error is not a plain refusal.
-    pub fn start_checked(&self, ids: &[String]) -> Result<Vec<Instance>, (Error, bool)> {
-        self.change("StartInstances", ids).map_err(|(e, unsure)| {
-            let refused =
-                matches!(&e, Error::Aws { status, .. } if *status < 500) || REFUSALS.contains(&e.code().unwrap_or(""));
-            let unsure = unsure || !refused;
-            (e, unsure)
+    pub fn start_checked(&self, ids: &[String]) -> Result<Vec<Instance>, StartFailure> {
+        self.change("StartInstances", ids).map_err(|(error, unsure)| {
+            let refused = matches!(&error, Error::Aws { status, .. } if *status < 500)
+                || REFUSALS.contains(&error.code().unwrap_or(""));
+            StartFailure { error, maybe_started: unsure || !refused }
         })
     }
 

@@ -27,7 +27,7 @@ pub struct Env<'a> {
 
 impl Env<'_> {
     pub fn process() -> Env<'static> {
-        Env { var: &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), home: crate::config::home() }
+        Env { var: &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), home: crate::xdg::home() }
     }
 }
 
@@ -161,7 +161,7 @@ mod tests {
     }
 
     fn home_with(credentials: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("odseed-aws-{}", odseed_agent::fsutil::random_hex(4).unwrap()));
+        let d = std::env::temp_dir().join(format!("odseed-aws-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         std::fs::create_dir_all(d.join(".aws")).unwrap();
         std::fs::write(d.join(".aws/credentials"), credentials).unwrap();
         d

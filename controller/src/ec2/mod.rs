@@ -4,5 +4,5 @@ pub mod client;
 pub mod credentials;
 pub mod xml;
 
-pub use client::{Ec2, Error};
-pub use xml::Instance;
+pub use client::{Ec2, Error, StartFailure};
+pub use xml::{Instance, InstanceState};

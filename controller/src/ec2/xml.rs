@@ -6,7 +6,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
-    pub state: String,
+    pub state: InstanceState,
     pub public_ip: Option<String>,
     pub tags: Vec<(String, String)>,
 }
@@ -14,6 +14,59 @@ pub struct Instance {
 impl Instance {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An instance's lifecycle state, as EC2 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    /// A name this version does not know, kept to be shown.
+    Other(String),
+}
+
+impl InstanceState {
+    fn from_name(name: String) -> InstanceState {
+        match name.as_str() {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            _ => InstanceState::Other(name),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Other(name) => name,
+        }
+    }
+
+    /// Stopping or stopped, or on its way out for good: it runs no more (or soon no more).
+    pub fn is_down(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::Stopping | InstanceState::Stopped | InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -109,7 +162,7 @@ impl RawInstance {
             self.instance_state.or(self.current_state).ok_or_else(|| format!("{} has no state", self.instance_id))?;
         Ok(Instance {
             id: self.instance_id,
-            state: state.name,
+            state: InstanceState::from_name(state.name),
             public_ip: self.ip_address.filter(|ip| !ip.is_empty()),
             tags: self.tag_set.items.into_iter().map(|t| (t.key, t.value)).collect(),
         })
@@ -178,12 +231,12 @@ mod tests {
         assert_eq!(p.instances.len(), 2);
         let a = &p.instances[0];
         assert_eq!(
-            (a.id.as_str(), a.state.as_str(), a.public_ip.as_deref()),
-            ("i-1", "running", Some("54.194.252.215"))
+            (a.id.as_str(), &a.state, a.public_ip.as_deref()),
+            ("i-1", &InstanceState::Running, Some("54.194.252.215"))
         );
         assert_eq!(a.tag("odseed:role"), Some("helper"));
         assert_eq!(a.tag("empty"), Some(""));
-        assert_eq!((p.instances[1].state.as_str(), p.instances[1].public_ip.as_deref()), ("stopped", None));
+        assert_eq!((&p.instances[1].state, p.instances[1].public_ip.as_deref()), (&InstanceState::Stopped, None));
         let empty = describe("<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>").unwrap();
         assert!(empty.instances.is_empty() && empty.next_token.is_none());
     }
@@ -192,7 +245,7 @@ mod tests {
     fn state_changes_and_errors() {
         let xml = "<StopInstancesResponse><instancesSet><item><instanceId>i-1</instanceId><currentState><code>64</code><name>stopping</name></currentState><previousState><code>16</code><name>running</name></previousState></item></instancesSet></StopInstancesResponse>";
         let c = changes(xml).unwrap();
-        assert_eq!((c[0].id.as_str(), c[0].state.as_str()), ("i-1", "stopping"));
+        assert_eq!((c[0].id.as_str(), &c[0].state), ("i-1", &InstanceState::Stopping));
         let err = "<Response><Errors><Error><Code>InsufficientInstanceCapacity</Code><Message>No capacity.</Message></Error></Errors><RequestID>x</RequestID></Response>";
         assert_eq!(error(err), Some(("InsufficientInstanceCapacity".into(), "No capacity.".into())));
         assert_eq!(error(xml), None);

@@ -1,8 +1,8 @@
 //! A board: an always-on agent endpoint from the config's `[[board]]`.
 
-use super::{Helper, Kind};
+use super::helper::{Helper, Kind};
 use crate::config::BoardConfig;
-use odseed_agent::client::AgentClient;
+use odseed_proto::agent_client::AgentClient;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);

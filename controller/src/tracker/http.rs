@@ -1,9 +1,9 @@
 //! HTTP scrape (BEP 48): GET <announce URL with `announce` -> `scrape`>?info_hash=..&info_hash=..,
 //! answered by a bencoded dictionary `files` keyed by the 20-byte hashes.
 
-use super::{Scrape, TrackerError};
-use odseed_agent::bencode::{self, Value};
-use odseed_agent::InfoHash;
+use super::scrape::{Scrape, TrackerError};
+use odseed_proto::bencode::{self, Value};
+use odseed_proto::InfoHash;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -91,7 +91,7 @@ pub fn parse(body: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHash, Scrap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use odseed_agent::bencode::Owned;
+    use odseed_proto::bencode::Owned;
 
     #[test]
     fn scrape_urls_follow_the_convention() {

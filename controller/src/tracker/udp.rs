@@ -1,8 +1,8 @@
 //! UDP scrape (BEP 15): a connect exchange for a connection id, then a scrape of up to 74 hashes,
 //! answered with 12 bytes (seeders, completed, leechers) per hash, in order.
 
-use super::{Scrape, TrackerError};
-use odseed_agent::InfoHash;
+use super::scrape::{Scrape, TrackerError};
+use odseed_proto::InfoHash;
 use std::collections::HashMap;
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ pub fn parse_scrape(answer: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHa
 }
 
 fn transaction_id() -> u32 {
-    let hex = odseed_agent::fsutil::random_hex(4).unwrap_or_else(|_| format!("{:08x}", std::process::id()));
+    let hex = odseed_proto::fsutil::random_hex(4).unwrap_or_else(|_| format!("{:08x}", std::process::id()));
     u32::from_str_radix(&hex, 16).unwrap_or(0x5eed)
 }
 

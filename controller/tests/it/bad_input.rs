@@ -1,7 +1,7 @@
 //! Bad input: one clear line, exit 2, nothing engaged.
 
 use crate::world;
-use odseed_agent::bencode::Owned;
+use odseed_proto::bencode::Owned;
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -1,8 +1,8 @@
 //! End to end on boards: a swarm that needs help gets it, and is released when it no longer does.
 
 use crate::{events, named, wait_engaged, world};
-use odseed_testbed::swarm::Spec;
-use odseed_testbed::wait_until;
+use odseed_lab::swarm::Spec;
+use odseed_lab::wait_until;
 use std::time::Duration;
 
 #[test]

@@ -4,7 +4,8 @@
 use crate::ec2_api::{client, make_instances, states};
 use crate::{events, named, wait_engaged, world, World};
 use odseed::ec2::Ec2;
-use odseed_testbed::{content, Agent, AgentOptions, Moto};
+use odseed_lab::testing::Moto;
+use odseed_lab::{content, Agent, AgentOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ pub fn idle_agents(w: &World, n: usize) -> (Vec<Agent>, PathBuf) {
     let agents: Vec<Agent> = (0..n)
         .map(|i| {
             Agent::start(
-                &odseed_testbed::agent_bin(),
+                &odseed_lab::testing::agent_bin(),
                 &w.dir.path().join(format!("agent{i}")),
                 &AgentOptions::default(),
             )
@@ -214,7 +215,7 @@ fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stop
 
     // Its agent goes silent: a round later the instance is stopped and leaves the ledger.
     agents[0].kill9();
-    odseed_testbed::wait_until(Duration::from_secs(30), "the silent instance to be stopped", || {
+    odseed_lab::wait_until(Duration::from_secs(30), "the silent instance to be stopped", || {
         all_stopped(&eu, &good).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
@@ -227,7 +228,7 @@ fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stop
     // A signal while an instance boots: it is stopped and the run ends at once.
     let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 120));
     let mut run = w.spawn("booting", &run_args(torrent.to_str().unwrap(), cfg.to_str().unwrap(), &[]));
-    odseed_testbed::wait_until(Duration::from_secs(30), "an instance to boot", || {
+    odseed_lab::wait_until(Duration::from_secs(30), "an instance to boot", || {
         (states(&eu, &dead) == ["running"]).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));

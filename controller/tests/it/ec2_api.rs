@@ -3,7 +3,7 @@
 use crate::world;
 use odseed::ec2::credentials::Credentials;
 use odseed::ec2::{Ec2, Error};
-use odseed_testbed::Moto;
+use odseed_lab::testing::Moto;
 use std::time::Duration;
 
 pub fn credentials() -> Credentials {
@@ -44,7 +44,7 @@ pub fn make_instances(ec2: &Ec2, n: usize, tags: &[(&str, &str)]) -> Vec<String>
 /// Each instance's state, as moto tells it.
 pub fn states(ec2: &Ec2, ids: &[String]) -> Vec<String> {
     let all = ec2.describe(&[]).expect("DescribeInstances");
-    ids.iter().map(|id| all.iter().find(|i| &i.id == id).map(|i| i.state.clone()).unwrap_or_default()).collect()
+    ids.iter().map(|id| all.iter().find(|i| &i.id == id).map(|i| i.state.to_string()).unwrap_or_default()).collect()
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn describe_pages_filters_by_tag_and_state_then_start_and_stop() {
 
     let started = ec2.start(&helpers[..2]).unwrap();
     assert_eq!(started.len(), 2);
-    assert!(started.iter().all(|i| i.state == "pending" || i.state == "running"), "{started:?}");
+    assert!(started.iter().all(|i| i.state.as_str() == "pending" || i.state.as_str() == "running"), "{started:?}");
     let running = ec2.describe(&[("tag:odseed:role", &["helper"]), ("instance-state-name", &["running"])]).unwrap();
     assert_eq!(running.len(), 2);
     ec2.stop(&helpers[..2]).unwrap();

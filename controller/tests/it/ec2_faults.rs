@@ -210,7 +210,7 @@ fn ec2_faults_are_retried_or_fall_over_to_another_region_and_everything_is_still
     // At the most verbose log level, to see that no secret is in it.
     let mut cmd = w.command(&run_args(torrent, cfg, &["--max-time", "3"]));
     cmd.env("RUST_LOG", "trace");
-    let mut run = odseed_testbed::Proc::spawn("norights", cmd, &w.dir.path().join("norights.log")).unwrap();
+    let mut run = odseed_lab::Proc::spawn("norights", cmd, &w.dir.path().join("norights.log")).unwrap();
     let status = run.wait_exit(Duration::from_secs(60)).expect("an exit at max_time");
     assert!(status.success(), "{}", run.log_text());
     let ev = events(&run);

@@ -2,8 +2,9 @@
 //! controller killed with -9 then `odseed release`. Nothing stays engaged; each fault is one line.
 
 use crate::{events, named, wait_engaged, world};
-use odseed_testbed::swarm::{Spec, Swarm};
-use odseed_testbed::{agent_bin, wait_until};
+use odseed_lab::swarm::{Spec, Swarm};
+use odseed_lab::testing::agent_bin;
+use odseed_lab::wait_until;
 use std::time::Duration;
 
 fn spec(boards: usize) -> Spec {

@@ -2,7 +2,8 @@
 //! also after a Ctrl-C in the middle.
 
 use crate::{events, named, world, World};
-use odseed_testbed::{agent_bin, wait_until};
+use odseed_lab::testing::agent_bin;
+use odseed_lab::wait_until;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,12 +24,12 @@ const SMALL: &[&str] = &[
 ];
 
 /// The lab finds odseed-agent on PATH (tests may not have it beside odseed).
-fn with_agent_on_path(w: &World, name: &str, args: &[&str]) -> odseed_testbed::Proc {
+fn with_agent_on_path(w: &World, name: &str, args: &[&str]) -> odseed_lab::Proc {
     let bin_dir = agent_bin().parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = std::process::Command::new(crate::odseed_bin());
     cmd.args(args).env("PATH", path).env("XDG_STATE_HOME", w.state_home());
-    odseed_testbed::Proc::spawn(name, cmd, &w.dir.path().join(format!("{name}.log"))).unwrap()
+    odseed_lab::Proc::spawn(name, cmd, &w.dir.path().join(format!("{name}.log"))).unwrap()
 }
 
 /// Processes whose command line or working directory is under `dir`.

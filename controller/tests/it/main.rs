@@ -11,7 +11,7 @@ mod lab;
 mod publisher;
 mod tracker;
 
-use odseed_testbed::{Netns, Proc, TempDir};
+use odseed_lab::{Netns, Proc, TempDir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,9 +87,10 @@ pub fn events(p: &Proc) -> Vec<Value> {
 
 impl World {
     /// A swarm with its leechers announced, and a controller config naming its boards.
-    pub fn swarm(&self, spec: &odseed_testbed::swarm::Spec) -> (odseed_testbed::swarm::Swarm, PathBuf) {
+    pub fn swarm(&self, spec: &odseed_lab::swarm::Spec) -> (odseed_lab::swarm::Swarm, PathBuf) {
         let mut swarm =
-            odseed_testbed::swarm::Swarm::start(&self.ns, self.dir.path(), spec, &odseed_testbed::agent_bin()).unwrap();
+            odseed_lab::swarm::Swarm::start(&self.ns, self.dir.path(), spec, &odseed_lab::testing::agent_bin())
+                .unwrap();
         swarm.start_leechers(spec).unwrap();
         swarm.wait_announced(std::time::Duration::from_secs(60)).unwrap();
         let cfg = self.write_config(&swarm.controller_config());
@@ -108,8 +109,8 @@ impl World {
 }
 
 /// The end-to-end swarm: 4 MiB, a slow origin, three leechers, two helpers (boards or instances).
-pub fn end_to_end_spec() -> odseed_testbed::swarm::Spec {
-    odseed_testbed::swarm::Spec {
+pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
+    odseed_lab::swarm::Spec {
         size: 4 << 20,
         leechers: 3,
         boards: 2,
@@ -122,7 +123,7 @@ pub fn end_to_end_spec() -> odseed_testbed::swarm::Spec {
 
 /// Waits until a run has printed at least `n` engage events.
 pub fn wait_engaged(run: &Proc, n: usize) {
-    odseed_testbed::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
+    odseed_lab::wait_until(std::time::Duration::from_secs(60), &format!("{n} helpers engaged"), || {
         (named(&events(run), "engage").len() >= n).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));

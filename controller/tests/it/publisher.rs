@@ -2,8 +2,8 @@
 //! "no connected peers" judged there.
 
 use crate::world;
-use odseed_testbed::agent_bin;
-use odseed_testbed::swarm::{Spec, Swarm};
+use odseed_lab::swarm::{Spec, Swarm};
+use odseed_lab::testing::agent_bin;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 
 use crate::world;
 use odseed::tracker::{Scrape, Scraper, TrackerError};
-use odseed_agent::InfoHash;
-use odseed_testbed::Tracker;
+use odseed_lab::Tracker;
+use odseed_proto::InfoHash;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

@@ -40,9 +40,8 @@ impl Moto {
     }
 }
 
-/// `$ODSEED_MOTO_SERVER`, else the workspace's `.venv/bin/moto_server` (made by scripts/setup).
+/// `$ODSEED_MOTO_SERVER` (scripts/test points it at the venv scripts/setup makes), else
+/// `moto_server` on PATH.
 fn bin() -> PathBuf {
-    std::env::var_os("ODSEED_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
+    std::env::var_os("ODSEED_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("moto_server"))
 }

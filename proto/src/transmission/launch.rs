@@ -1,16 +1,63 @@
 //! Starting and stopping one transmission-daemon: its settings.json (RPC on 127.0.0.1 with a
 //! random password), the spawn in the foreground, readiness by polling its RPC with a deadline, and
-//! a graceful stop (SIGTERM, then SIGKILL). Used by the agent's supervisor and the testbed's peers.
+//! a graceful stop (SIGTERM, then SIGKILL). Used by the agent's supervisor and the lab's peers. [`DaemonConfig`] is the agent config's
+//! `[daemon]` table.
 
-use crate::config::DaemonConfig;
+use super::rpc::Client;
 use crate::fsutil::{random_hex, write_atomic};
-use crate::transmission::Client;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How odseed runs a transmission-daemon: the agent config's `[daemon]` table, and the lab's peers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// The transmission-daemon executable (a name on PATH or a path).
+    pub program: PathBuf,
+    /// BitTorrent listening port.
+    pub peer_port: u16,
+    /// Local address for peer connections and tracker announces ("0.0.0.0" = any).
+    pub bind_address: IpAddr,
+    /// Port of the daemon's RPC on 127.0.0.1; 0 picks a free one at each start.
+    pub rpc_port: u16,
+    /// Transmission's disk cache, MiB (small on 512 MiB boards).
+    pub cache_mb: u32,
+    /// Peer connections, per torrent and overall.
+    pub peer_limit: u32,
+    /// Upload cap in KiB/s; 0 = no cap.
+    pub upload_kbps: u32,
+    /// Stop the daemon after this many seconds with nothing to seed (gives the RAM back).
+    pub idle_stop_secs: u64,
+    /// After SIGTERM, how long the daemon may take to exit before SIGKILL.
+    pub stop_grace_secs: u64,
+    /// Distributed hash table and local peer discovery (off: helpers serve a known swarm).
+    pub dht: bool,
+    pub lpd: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            program: PathBuf::from("transmission-daemon"),
+            peer_port: 51413,
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            rpc_port: 0,
+            cache_mb: 4,
+            peer_limit: 50,
+            upload_kbps: 0,
+            idle_stop_secs: 300,
+            stop_grace_secs: 10,
+            dht: false,
+            lpd: false,
+        }
+    }
+}
 
 /// The RPC user of every daemon odseed starts (the password is random per start).
 const RPC_USER: &str = "odseed";
@@ -51,7 +98,7 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
         "script-torrent-done-enabled": false,
         "blocklist-enabled": false,
         "message-level": 1,
-        "umask": 18,
+        "umask": 0o022,
     });
     if let (Some(map), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
         map.extend(extra.clone());
@@ -63,7 +110,6 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
 /// spawns transmission-daemon in the foreground and waits until its RPC answers. The child gets
 /// SIGTERM if the thread that launched it dies; its pid goes to `pid_file` right after the spawn,
 /// its output to `log` if given.
-/// Used by the agent and by the testbed's peers.
 pub fn launch(
     d: &DaemonConfig,
     data_dir: &Path,

@@ -10,7 +10,7 @@ pub struct TempDir {
 impl TempDir {
     /// A new empty directory named `odseed-<prefix>-<random>`.
     pub fn new(prefix: &str) -> std::io::Result<TempDir> {
-        let suffix = odseed_agent::fsutil::random_hex(6)?;
+        let suffix = odseed_proto::fsutil::random_hex(6)?;
         let path = std::env::temp_dir().join(format!("odseed-{prefix}-{suffix}"));
         std::fs::create_dir_all(&path)?;
         Ok(TempDir { path, keep: std::env::var_os("ODSEED_KEEP_TEMP").is_some() })

@@ -1,5 +1,6 @@
 //! A child process that logs to a file and is stopped (SIGTERM, then SIGKILL) when dropped.
 
+pub use odseed_proto::procfs::alive;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,7 +18,7 @@ impl Proc {
         let out = File::create(log).map_err(|e| format!("{name}: cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("{name}: {e}"))?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        odseed_agent::launch::die_with_parent(&mut cmd);
+        odseed_proto::transmission::launch::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("{name}: cannot start {:?}: {e}", cmd.get_program()))?;
         Ok(Proc { name: name.to_string(), child, log: log.to_path_buf() })
     }
@@ -84,10 +85,4 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(10));
     }
-}
-
-/// True if a process with this pid exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().is_empty() && !rest.trim_start().starts_with('Z'))
 }

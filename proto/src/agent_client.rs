@@ -2,7 +2,7 @@
 //! Errors name the agent's URL and the API's error code; the token never appears in them.
 
 use crate::infohash::InfoHash;
-use crate::wire::{ErrorBody, Health, Torrent};
+use crate::wire::{ErrorBody, ErrorCode, Health, Torrent};
 use std::fmt;
 use std::time::Duration;
 
@@ -12,28 +12,29 @@ const MAX_ANSWER_BYTES: u64 = 16 << 20;
 /// What went wrong asking an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ClientError {
+pub enum Error {
     /// No answer: refused, timed out, or the connection broke.
     Unreachable { url: String, detail: String },
     /// An error status, with the agent's error code and message when it sent them.
-    Status { url: String, status: u16, code: String, message: String },
+    Status { url: String, status: u16, code: Option<ErrorCode>, message: String },
     /// An answer that is not the API's JSON.
     BadAnswer { url: String, detail: String },
 }
 
-impl fmt::Display for ClientError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Unreachable { url, detail } => write!(f, "agent {url} unreachable: {detail}"),
-            ClientError::Status { url, status, code, message } => {
+            Error::Unreachable { url, detail } => write!(f, "agent {url} unreachable: {detail}"),
+            Error::Status { url, status, code: Some(code), message } => {
                 write!(f, "agent {url} answered {status} {code}: {message}")
             }
-            ClientError::BadAnswer { url, detail } => write!(f, "agent {url} gave a malformed answer: {detail}"),
+            Error::Status { url, status, code: None, message } => write!(f, "agent {url} answered {status}: {message}"),
+            Error::BadAnswer { url, detail } => write!(f, "agent {url} gave a malformed answer: {detail}"),
         }
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for Error {}
 
 /// One agent, at `base` (e.g. `http://10.0.0.5:5050`).
 pub struct AgentClient {
@@ -66,18 +67,18 @@ impl AgentClient {
         &self.base
     }
 
-    pub fn health(&self) -> Result<Health, ClientError> {
+    pub fn health(&self) -> Result<Health, Error> {
         let (status, body) = self.request("GET", "/v1/health", None)?;
         self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
     }
 
-    pub fn list(&self) -> Result<Vec<Torrent>, ClientError> {
+    pub fn list(&self) -> Result<Vec<Torrent>, Error> {
         let (status, body) = self.request("GET", "/v1/torrents", None)?;
         self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
     }
 
     /// The session for `hash`, or `None` if the agent does not seed it.
-    pub fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, ClientError> {
+    pub fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error> {
         let (status, body) = self.request("GET", &format!("/v1/torrents/{hash}"), None)?;
         match self.expect(status, &body, &[200, 404])? {
             404 => Ok(None),
@@ -86,22 +87,22 @@ impl AgentClient {
     }
 
     /// Asks the agent to seed the torrent `metainfo`; the bool is true if it is new there.
-    pub fn put(&self, hash: &InfoHash, metainfo: &[u8]) -> Result<(Torrent, bool), ClientError> {
+    pub fn put(&self, hash: &InfoHash, metainfo: &[u8]) -> Result<(Torrent, bool), Error> {
         let (status, body) = self.request("PUT", &format!("/v1/torrents/{hash}"), Some(metainfo))?;
         let status = self.expect(status, &body, &[200, 201])?;
         Ok((self.decode(&body)?, status == 201))
     }
 
     /// Asks the agent to stop seeding `hash`; false if it did not seed it.
-    pub fn delete(&self, hash: &InfoHash) -> Result<bool, ClientError> {
+    pub fn delete(&self, hash: &InfoHash) -> Result<bool, Error> {
         let (status, body) = self.request("DELETE", &format!("/v1/torrents/{hash}"), None)?;
         Ok(self.expect(status, &body, &[204, 404])? == 204)
     }
 
     /// Sends one request; the status and body, whatever the status.
-    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, Vec<u8>), ClientError> {
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, Vec<u8>), Error> {
         let url = format!("{}{path}", self.base);
-        let unreachable = |e: ureq::Error| ClientError::Unreachable { url: self.base.clone(), detail: e.to_string() };
+        let unreachable = |e: ureq::Error| Error::Unreachable { url: self.base.clone(), detail: e.to_string() };
         let result = match (method, body) {
             ("PUT", Some(b)) => self
                 .agent
@@ -118,19 +119,18 @@ impl AgentClient {
         Ok((status, body))
     }
 
-    fn expect(&self, status: u16, body: &[u8], ok: &[u16]) -> Result<u16, ClientError> {
+    fn expect(&self, status: u16, body: &[u8], ok: &[u16]) -> Result<u16, Error> {
         if ok.contains(&status) {
             return Ok(status);
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(e) => (e.error, e.message),
-            Err(_) => (String::new(), String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
+            Ok(e) => (Some(e.error), e.message),
+            Err(_) => (None, String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
         };
-        Err(ClientError::Status { url: self.base.clone(), status, code, message })
+        Err(Error::Status { url: self.base.clone(), status, code, message })
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ClientError> {
-        serde_json::from_slice(body)
-            .map_err(|e| ClientError::BadAnswer { url: self.base.clone(), detail: e.to_string() })
+    fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, Error> {
+        serde_json::from_slice(body).map_err(|e| Error::BadAnswer { url: self.base.clone(), detail: e.to_string() })
     }
 }

@@ -1,7 +1,7 @@
 //! opentracker (HTTP and UDP on one port) in a temp dir, with a whitelist of info hashes.
 
 use crate::process::Proc;
-use odseed_agent::InfoHash;
+use odseed_proto::InfoHash;
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::process::Command;

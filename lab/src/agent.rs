@@ -1,8 +1,8 @@
 //! An `odseed-agent` process with its own config, token, data and state dirs, reached through the
-//! agent crate's own API client.
+//! agent API client of odseed-proto.
 
 use crate::process::Proc;
-use odseed_agent::client::AgentClient;
+use odseed_proto::agent_client::AgentClient;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,8 @@
 //! dashed field names). Owns the `X-Transmission-Session-Id` handshake (409 -> retry once with the new
 //! id) and Basic auth. Used by the agent for its own daemon and by the controller for the publisher's.
 
-use crate::http1;
+use super::http1;
+use super::torrent::TorrentInfo;
 use crate::infohash::InfoHash;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -140,14 +141,17 @@ impl Client {
         Ok(Added { info_hash, new })
     }
 
-    /// `torrent-get` of `fields` for `ids` (all torrents when `None`), as JSON objects.
-    pub fn torrent_get(&self, ids: Option<&[InfoHash]>, fields: &[&str]) -> Result<Vec<Value>, Error> {
+    /// `torrent-get` of `fields` (RPC names, e.g. `percentDone`) for `ids` (all torrents when
+    /// `None`); in each entry, the fields not asked for are `None`.
+    pub fn torrent_get(&self, ids: Option<&[InfoHash]>, fields: &[&str]) -> Result<Vec<TorrentInfo>, Error> {
         let mut args = json!({ "fields": fields });
         if let Some(ids) = ids {
             args["ids"] = json!(ids.iter().map(|h| h.to_string()).collect::<Vec<_>>());
         }
         match self.call("torrent-get", args)?.get_mut("torrents").map(Value::take) {
-            Some(Value::Array(list)) => Ok(list),
+            Some(list @ Value::Array(_)) => {
+                serde_json::from_value(list).map_err(|e| bad("torrent-get", &format!("unexpected torrent field: {e}")))
+            }
             _ => Err(bad("torrent-get", "no `torrents` list")),
         }
     }
@@ -186,11 +190,6 @@ fn parse_answer(method: &str, text: &str) -> Result<Value, Error> {
         Some(other) => Err(Error::Rpc { method: method.into(), result: other.chars().take(200).collect() }),
         None => Err(bad(method, "no `result`")),
     }
-}
-
-/// The hash of a `torrent-get` entry that asked for `hashString`.
-pub fn entry_hash(entry: &Value) -> Option<InfoHash> {
-    entry.get("hashString").and_then(Value::as_str).and_then(|s| InfoHash::from_hex_any_case(s).ok())
 }
 
 #[cfg(test)]

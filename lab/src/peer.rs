@@ -1,10 +1,10 @@
 //! A plain transmission-daemon (an origin seeder or a leecher), started the same way the agent
-//! starts its own (`odseed_agent::daemon::launch`), bound to one host address of the namespace.
+//! starts its own (`odseed_proto::transmission::launch`), bound to one host address of the namespace.
 
-use odseed_agent::config::DaemonConfig;
-use odseed_agent::launch::{launch, stop_child};
-use odseed_agent::transmission::Client;
-use odseed_agent::InfoHash;
+use odseed_proto::transmission::launch::{launch, stop_child};
+use odseed_proto::transmission::DaemonConfig;
+use odseed_proto::transmission::{Client, Status, TorrentInfo};
+use odseed_proto::InfoHash;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -45,26 +45,30 @@ impl Peer {
         self.client.torrent_add(metainfo, &dir).map(|a| a.info_hash).map_err(|e| format!("{}: {e}", self.name))
     }
 
-    /// One field of one torrent, as JSON.
-    pub fn field(&self, hash: &InfoHash, field: &str) -> Option<Value> {
-        let list = self.client.torrent_get(Some(&[*hash]), &[field]).ok()?;
-        list.into_iter().next().and_then(|mut t| t.get_mut(field).map(Value::take))
+    /// `fields` (RPC names) of one torrent.
+    pub fn info(&self, hash: &InfoHash, fields: &[&str]) -> Option<TorrentInfo> {
+        self.client.torrent_get(Some(&[*hash]), fields).ok()?.into_iter().next()
     }
 
     /// 0.0 to 1.0.
     pub fn percent_done(&self, hash: &InfoHash) -> f64 {
-        self.field(hash, "percentDone").and_then(|v| v.as_f64()).unwrap_or(0.0)
+        self.info(hash, &["percentDone"]).and_then(|t| t.percent_done).unwrap_or(0.0)
     }
 
-    /// Transmission's status number (6 = seeding).
-    pub fn status(&self, hash: &InfoHash) -> Option<i64> {
-        self.field(hash, "status").and_then(|v| v.as_i64())
+    pub fn status(&self, hash: &InfoHash) -> Option<Status> {
+        self.info(hash, &["status"]).and_then(|t| t.status())
+    }
+
+    /// Bytes per second it uploads now, and has uploaded in all.
+    pub fn upload(&self, hash: &InfoHash) -> (u64, u64) {
+        let t = self.info(hash, &["rateUpload", "uploadedEver"]).unwrap_or_default();
+        (t.rate_upload.unwrap_or(0), t.uploaded_ever.unwrap_or(0))
     }
 
     /// True once its first announce of `hash` succeeded (the tracker counts it).
     pub fn announced(&self, hash: &InfoHash) -> bool {
-        let stats = self.field(hash, "trackerStats").unwrap_or_default();
-        stats.as_array().is_some_and(|t| t.iter().any(|t| t["lastAnnounceSucceeded"].as_bool() == Some(true)))
+        let stats = self.info(hash, &["trackerStats"]).and_then(|t| t.tracker_stats).unwrap_or_default();
+        stats.iter().any(|t| t.last_announce_succeeded)
     }
 
     /// A `[transmission]` section for the controller's config, as if this peer were the publisher's

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// The shape of a swarm.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub size: u64,
     pub leechers: usize,
@@ -64,7 +64,7 @@ impl Swarm {
             ns.add_host(ip)?;
         }
         let mut origin_settings = limit("up", spec.origin_kbps);
-        origin_settings["rpc-password"] = json!(odseed_agent::fsutil::random_hex(12).map_err(|e| e.to_string())?);
+        origin_settings["rpc-password"] = json!(odseed_proto::fsutil::random_hex(12).map_err(|e| e.to_string())?);
         let origin = Peer::start(dir, "origin", origin_ip(), origin_settings)?;
         let announce = format!("http://{}:6969/announce", tracker_ip());
         let torrent = content::make(&origin.data_dir, "payload.bin", spec.size, 0x0d5eed, &[announce])?;

@@ -1,6 +1,6 @@
 //! Content to share: a file of pseudo-random bytes (fast, reproducible from a seed), and its torrent.
 
-use odseed_agent::metainfo::{self, Metainfo};
+use odseed_proto::metainfo::{self, Metainfo};
 use std::io::Write;
 use std::path::Path;
 

@@ -1,0 +1,93 @@
+//! One helper: an agent endpoint (a board's, or a started instance's), whether it is engaged, what
+//! its agent last said about the torrent, whether it is healthy; and what happens to helpers, as
+//! [`Event`]s for the output.
+
+use crate::target::Target;
+use odseed_proto::agent_client::{AgentClient, Error as AgentError};
+use odseed_proto::wire::Torrent;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A failed helper is not tried again for this long.
+pub(super) const UNHEALTHY_FOR: Duration = Duration::from_secs(120);
+
+/// Something that happened to a helper, for the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Engaged(String),
+    Released(String),
+    /// One line about a failure that the run survives.
+    Fault(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Board,
+    /// An instance of `fleet.pools[pool]`, running since `started`.
+    Instance {
+        pool: usize,
+        region: String,
+        started: Instant,
+    },
+}
+
+pub struct Helper {
+    /// A board's name or an instance's id.
+    pub name: String,
+    pub kind: Kind,
+    pub token_file: PathBuf,
+    pub client: AgentClient,
+    pub engaged: bool,
+    pub engaged_at: Option<Instant>,
+    /// Engaged, but its agent stopped answering: not counted until it answers again.
+    pub lost: bool,
+    pub session: Option<Torrent>,
+    pub unhealthy_until: Option<Instant>,
+}
+
+impl Helper {
+    pub fn new(name: &str, kind: Kind, client: AgentClient, token_file: PathBuf) -> Helper {
+        Helper {
+            name: name.into(),
+            kind,
+            token_file,
+            client,
+            engaged: false,
+            engaged_at: None,
+            lost: false,
+            session: None,
+            unhealthy_until: None,
+        }
+    }
+
+    /// "board pi1", "instance i-0abc (eu-west-3)".
+    pub fn label(&self) -> String {
+        match &self.kind {
+            Kind::Board => format!("board {}", self.name),
+            Kind::Instance { region, .. } => format!("instance {} ({region})", self.name),
+        }
+    }
+
+    pub fn healthy(&self, now: Instant) -> bool {
+        self.unhealthy_until.is_none_or(|t| now >= t)
+    }
+
+    /// Health check, then `PUT` of the torrent.
+    pub fn engage(&mut self, target: &Target) -> Result<(), AgentError> {
+        self.client.health()?;
+        let (session, _) = self.client.put(&target.meta.info_hash, &target.bytes)?;
+        self.session = Some(session);
+        self.engaged = true;
+        self.lost = false;
+        self.engaged_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Marks an engaged helper unreachable; the one line that says so.
+    pub(super) fn mark_lost(&mut self, why: &str) -> Event {
+        self.lost = true;
+        self.session = None;
+        self.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
+        Event::Fault(format!("{}: lost ({why}); another helper will be used", self.label()))
+    }
+}

@@ -1,0 +1,219 @@
+//! The pool: every helper a run may use, engaged and released for one torrent, each engagement
+//! recorded in the ledger before it is made and removed when it is released. One failing helper
+//! never stops a run: it is set aside for a while and another one is used.
+
+use super::ec2::Fleet;
+use super::helper::{Event, Helper, Kind, UNHEALTHY_FOR};
+use crate::error::Error;
+use crate::ledger::{now_secs, Entry, HelperKind, Ledger, Owner};
+use crate::policy;
+use crate::target::Target;
+use odseed_proto::wire::TorrentState;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub struct Pool {
+    pub helpers: Vec<Helper>,
+    pub fleet: Fleet,
+    pub(super) target: Target,
+    pub(super) ledger: Ledger,
+    pub(super) owner: Owner,
+}
+
+impl Pool {
+    pub fn new(boards: Vec<Helper>, fleet: Fleet, target: Target, ledger: Ledger) -> Pool {
+        Pool { helpers: boards, fleet, target, ledger, owner: Owner::me() }
+    }
+
+    pub(super) fn entry(&self, h: &Helper) -> Entry {
+        self.entry_for(&h.name, &h.kind, h.client.base(), &h.token_file)
+    }
+
+    /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (empty: not known yet).
+    pub(super) fn entry_for(&self, name: &str, kind: &Kind, url: &str, token_file: &std::path::Path) -> Entry {
+        let (kind, region, endpoint) = match kind {
+            Kind::Board => (HelperKind::Board, None, None),
+            Kind::Instance { pool, region, .. } => {
+                (HelperKind::Ec2, Some(region.clone()), Some(self.fleet.pools[*pool].client.endpoint.clone()))
+            }
+        };
+        Entry {
+            kind,
+            name: name.into(),
+            url: url.into(),
+            token_file: token_file.to_path_buf(),
+            info_hash: self.target.meta.info_hash,
+            owner: self.owner,
+            engaged_at: now_secs(),
+            region,
+            endpoint,
+        }
+    }
+
+    /// What the policy needs: how many of ours seed or download, are engaged, could be.
+    pub fn view(&self) -> policy::Helpers {
+        let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.engaged && !h.lost).collect();
+        let state = |h: &&&Helper| h.session.as_ref().map(|t| t.state);
+        let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32;
+        // Only a helper that downloads has announced itself as a leecher (a queued one has not yet).
+        let downloading = active.iter().filter(|h| state(h) == Some(TorrentState::Downloading)).count() as u32;
+        policy::Helpers {
+            seeding,
+            downloading,
+            engaged: active.len() as u32,
+            capacity: active.len() as u32 + self.free_boards() + self.free_instances(),
+        }
+    }
+
+    /// Healthy boards not engaged.
+    pub fn free_boards(&self) -> u32 {
+        let now = Instant::now();
+        self.helpers.iter().filter(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now)).count() as u32
+    }
+
+    /// Instances that could be started now, within `max_instances` (none without a readable ledger).
+    pub fn free_instances(&self) -> u32 {
+        let engaged = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count();
+        let running = (engaged + self.fleet.stranded.len()) as u32;
+        let startable = self.taken().map_or(0, |taken| self.fleet.startable(&taken).len() as u32);
+        startable.min(self.fleet.max_instances.saturating_sub(running))
+    }
+
+    /// Instances this run holds, and those the ledger says another run holds.
+    pub(super) fn taken(&self) -> Result<Vec<String>, Error> {
+        let mut ids: Vec<String> = self.helpers.iter().map(|h| h.name.clone()).collect();
+        ids.extend(self.fleet.stranded.iter().map(|s| s.id.clone()));
+        ids.extend(self.ledger.entries()?.into_iter().filter(|e| e.kind == HelperKind::Ec2).map(|e| e.name));
+        Ok(ids)
+    }
+
+    /// Asks every engaged helper how its session is going, and EC2 which instances are there. An
+    /// instance whose agent is still lost a round later is stopped: it costs money and helps no one.
+    pub fn refresh(&mut self) -> Vec<Event> {
+        let hash = self.target.meta.info_hash;
+        let mut events = self.fleet.refresh();
+        let mut gone = Vec::new();
+        for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged) {
+            match h.client.get(&hash) {
+                Ok(Some(t)) => {
+                    if h.lost {
+                        log::info!("{}: reachable again", h.label());
+                    }
+                    h.lost = false;
+                    h.session = Some(t);
+                }
+                Ok(None) => {
+                    // The agent lost its state (reinstalled?): give it the torrent again.
+                    match h.client.put(&hash, &self.target.bytes) {
+                        Ok((t, _)) => h.session = Some(t),
+                        Err(_) if h.lost && matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
+                        Err(e) => events.push(h.mark_lost(&e.to_string())),
+                    }
+                }
+                Err(e) if !h.lost => events.push(h.mark_lost(&e.to_string())),
+                Err(_) if matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
+                Err(_) => {}
+            }
+        }
+        if !gone.is_empty() {
+            events.extend(self.release_instances(gone));
+        }
+        events
+    }
+
+    /// Engages up to `n` boards; each failure is a fault and the next board is tried.
+    pub fn engage_boards(&mut self, n: u32) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut done = 0;
+        while done < n {
+            let now = Instant::now();
+            let Some(i) = self.helpers.iter().position(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now))
+            else {
+                break;
+            };
+            if let Err(e) = self.ledger.record(self.entry(&self.helpers[i])) {
+                // Without a record no helper may be engaged: it could outlive a crash unnoticed.
+                events.push(Event::Fault(e.to_string()));
+                break;
+            }
+            let b = &mut self.helpers[i];
+            match b.engage(&self.target) {
+                Ok(()) => {
+                    done += 1;
+                    events.push(Event::Engaged(b.name.clone()));
+                }
+                Err(e) => {
+                    b.unhealthy_until = Some(now + UNHEALTHY_FOR);
+                    let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
+                    events.push(Event::Fault(format!("{}: cannot engage: {e}; trying another", b.label())));
+                }
+            }
+        }
+        events
+    }
+
+    /// Starts and engages up to `n` instances, spread over the usable regions (instances.rs).
+    /// `interrupted` is asked while instances boot; if it says yes, those are stopped again.
+    pub fn engage_instances(&mut self, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
+        let n = n.min(self.free_instances());
+        if n == 0 {
+            return Vec::new();
+        }
+        self.engage_instances_now(n, interrupted)
+    }
+
+    /// Releases `n` engaged helpers (lost ones first, instances before boards, then the most
+    /// recently engaged).
+    pub fn release(&mut self, n: usize) -> Vec<Event> {
+        let mut order: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].engaged).collect();
+        order.sort_by_key(|&i| {
+            let h = &self.helpers[i];
+            (!h.lost, h.kind == Kind::Board, std::cmp::Reverse(h.engaged_at))
+        });
+        order.truncate(n);
+        let (instances, boards): (Vec<usize>, Vec<usize>) =
+            order.into_iter().partition(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. }));
+        let mut events: Vec<Event> = boards.into_iter().map(|i| self.release_board(i)).collect();
+        if !instances.is_empty() {
+            events.extend(self.release_instances(instances));
+        }
+        events
+    }
+
+    /// Releases every engaged helper, and stops again what could not be stopped before.
+    pub fn release_all(&mut self) -> Vec<Event> {
+        let mut events = self.release(self.helpers.len());
+        events.extend(self.stop_stranded());
+        events
+    }
+
+    /// Instances this run started and could not stop.
+    pub fn stranded(&self) -> Vec<String> {
+        self.fleet.stranded.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// What EC2 time this run used, per region.
+    pub fn usage(&self) -> &BTreeMap<String, Duration> {
+        &self.fleet.usage
+    }
+
+    fn release_board(&mut self, i: usize) -> Event {
+        let hash = self.target.meta.info_hash;
+        let b = &mut self.helpers[i];
+        match b.client.delete(&hash) {
+            Ok(_) => {
+                b.engaged = false;
+                b.session = None;
+                if let Err(e) = self.ledger.remove(&b.name, &hash, &self.owner) {
+                    return Event::Fault(e.to_string());
+                }
+                Event::Released(b.name.clone())
+            }
+            Err(e) => {
+                // The ledger keeps it: `odseed release` or the next run will try again.
+                b.engaged = false;
+                Event::Fault(format!("{}: cannot release ({e}); kept in the ledger for `odseed release`", b.label()))
+            }
+        }
+    }
+}

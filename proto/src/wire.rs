@@ -1,0 +1,176 @@
+//! The agent HTTP API v1's wire types, shared by the agent (server) and the controller (client).
+
+use crate::infohash::InfoHash;
+use serde::{Deserialize, Serialize};
+
+/// One seeding session as the API reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Torrent {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub state: TorrentState,
+    /// 0.0 to 1.0.
+    pub percent_done: f64,
+    pub peers: u32,
+    pub upload_bps: u64,
+    pub uploaded_bytes: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TorrentState {
+    Queued,
+    Verifying,
+    Downloading,
+    Seeding,
+    Stopped,
+    Error,
+}
+
+impl TorrentState {
+    pub const ALL: [TorrentState; 6] = [
+        TorrentState::Queued,
+        TorrentState::Verifying,
+        TorrentState::Downloading,
+        TorrentState::Seeding,
+        TorrentState::Stopped,
+        TorrentState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TorrentState::Queued => "queued",
+            TorrentState::Verifying => "verifying",
+            TorrentState::Downloading => "downloading",
+            TorrentState::Seeding => "seeding",
+            TorrentState::Stopped => "stopped",
+            TorrentState::Error => "error",
+        }
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub daemon: DaemonState,
+    pub torrents: usize,
+}
+
+/// The agent's transmission-daemon, as the supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonState {
+    Stopped,
+    Starting,
+    Running,
+    Backoff,
+}
+
+impl DaemonState {
+    /// The state as it is on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonState::Stopped => "stopped",
+            DaemonState::Starting => "starting",
+            DaemonState::Running => "running",
+            DaemonState::Backoff => "backoff",
+        }
+    }
+}
+
+/// Every error answer's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+/// The machine-readable reason of an error answer, each with the one HTTP status it is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 401: no `Authorization: Bearer`, or the wrong token.
+    Unauthorized,
+    /// 404: no such route, or a torrent the agent does not seed.
+    NotFound,
+    /// 405: the route exists with other methods (the answer has `Allow`).
+    MethodNotAllowed,
+    /// 413: the body is over the agent's `max_torrent_bytes`.
+    TooLarge,
+    /// 400: the path's info hash is not 40 lowercase hex digits.
+    BadInfoHash,
+    /// 400: the body could not be read.
+    BadBody,
+    /// 400: the body is not a usable .torrent.
+    BadTorrent,
+    /// 400: a path in the torrent would leave the data dir.
+    UnsafePath,
+    /// 400: the body's info hash is not the path's.
+    HashMismatch,
+    /// 500: the agent could not persist the change.
+    StateWrite,
+    /// A code this side does not know (a newer agent's); only ever read, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status sent with this code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::BadInfoHash
+            | ErrorCode::BadBody
+            | ErrorCode::BadTorrent
+            | ErrorCode::UnsafePath
+            | ErrorCode::HashMismatch => 400,
+            ErrorCode::StateWrite | ErrorCode::Unknown => 500,
+        }
+    }
+
+    /// The code as it is on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::BadInfoHash => "bad_info_hash",
+            ErrorCode::BadBody => "bad_body",
+            ErrorCode::BadTorrent => "bad_torrent",
+            ErrorCode::UnsafePath => "unsafe_path",
+            ErrorCode::HashMismatch => "hash_mismatch",
+            ErrorCode::StateWrite => "state_write",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialise_as_their_names() {
+        for code in
+            [ErrorCode::Unauthorized, ErrorCode::MethodNotAllowed, ErrorCode::HashMismatch, ErrorCode::StateWrite]
+        {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&format!("\"{code}\"")).unwrap(), code);
+        }
+        assert_eq!(serde_json::from_str::<ErrorCode>("\"unsupported_torrent\"").unwrap(), ErrorCode::Unknown);
+    }
+}
