@@ -39,6 +39,19 @@ struct Reply {
     allow: Option<&'static str>,
 }
 
+impl Reply {
+    fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
+        let mut resp = Response::from_data(self.body).with_status_code(self.status);
+        if self.status != 204 {
+            resp.add_header(header("Content-Type", self.content_type));
+        }
+        if let Some(allow) = self.allow {
+            resp.add_header(header("Allow", allow));
+        }
+        resp
+    }
+}
+
 /// A refusal: machine code (which gives the HTTP status) and a message for a person.
 #[derive(Debug)]
 struct ApiError {
@@ -85,36 +98,14 @@ impl Api {
         self.metrics.count(reply.status);
         let who = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         match failure {
-            Some(e) if e.code.status() >= 500 => {
-                log::error!(
-                    "api: {} {} from {who}: {} {}: {}",
-                    req.method(),
-                    req.url(),
-                    e.code.status(),
-                    e.code,
-                    e.message
-                )
-            }
             Some(e) => {
-                log::warn!(
-                    "api: {} {} from {who}: {} {}: {}",
-                    req.method(),
-                    req.url(),
-                    e.code.status(),
-                    e.code,
-                    e.message
-                )
+                let level = if e.code.status() >= 500 { log::Level::Error } else { log::Level::Warn };
+                let (method, url, status) = (req.method(), req.url(), e.code.status());
+                log::log!(level, "api: {method} {url} from {who}: {status} {}: {}", e.code, e.message)
             }
             None => log::debug!("api: {} {} from {who}: {}", req.method(), req.url(), reply.status),
         }
-        let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
-        if reply.status != 204 {
-            resp.add_header(header("Content-Type", reply.content_type));
-        }
-        if let Some(allow) = reply.allow {
-            resp.add_header(header("Allow", allow));
-        }
-        if let Err(e) = req.respond(resp) {
+        if let Err(e) = req.respond(reply.into_response()) {
             log::debug!("api: could not send the answer to {who}: {e}");
         }
     }
@@ -134,10 +125,8 @@ impl Api {
             req.body_length().unwrap_or(0)
         );
         self.metrics.count(413);
-        let body = serde_json::to_vec(&ErrorBody { error: e.code, message: e.message }).unwrap_or_default();
-        let resp =
-            Response::from_data(body).with_status_code(413).with_header(header("Content-Type", "application/json"));
-        let stream = req.upgrade("close", resp);
+        let reply = json(e.code.status(), &ErrorBody { error: e.code, message: e.message });
+        let stream = req.upgrade("close", reply.into_response());
         std::mem::forget(stream);
         self.leaked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -299,7 +288,7 @@ fn to_torrent(info_hash: InfoHash, name: String, live: Option<&TorrentInfo>, ref
     let state = match (refused.is_some(), live) {
         (true, _) => TorrentState::Error,
         (false, None) => TorrentState::Queued,
-        (false, Some(t)) if t.error == Some(LOCAL_ERROR) => TorrentState::Error,
+        (false, Some(t)) if t.error() == Some(LOCAL_ERROR) => TorrentState::Error,
         (false, Some(t)) => match t.status() {
             Some(Status::Stopped) => TorrentState::Stopped,
             Some(Status::Verifying) => TorrentState::Verifying,
@@ -308,17 +297,17 @@ fn to_torrent(info_hash: InfoHash, name: String, live: Option<&TorrentInfo>, ref
             _ => TorrentState::Queued,
         },
     };
-    let live = live.cloned().unwrap_or_default();
-    let daemon_error = live.error_string.filter(|s| !s.is_empty());
+    let daemon_error = live.and_then(TorrentInfo::error_string).filter(|s| !s.is_empty());
+    let num = |f: fn(&TorrentInfo) -> Option<u64>| live.and_then(f).unwrap_or(0);
     Torrent {
         info_hash,
         name,
         state,
-        percent_done: live.percent_done.unwrap_or(0.0).clamp(0.0, 1.0),
-        peers: live.peers_connected.unwrap_or(0).min(u64::from(u32::MAX)) as u32,
-        upload_bps: live.rate_upload.unwrap_or(0),
-        uploaded_bytes: live.uploaded_ever.unwrap_or(0),
-        error: refused.or(daemon_error),
+        percent_done: live.and_then(TorrentInfo::percent_done).unwrap_or(0.0).clamp(0.0, 1.0),
+        peers: num(TorrentInfo::peers_connected).min(u64::from(u32::MAX)) as u32,
+        upload_bps: num(TorrentInfo::rate_upload),
+        uploaded_bytes: num(TorrentInfo::uploaded_ever),
+        error: refused.or(daemon_error.map(str::to_string)),
     }
 }
 
@@ -330,7 +319,7 @@ mod tests {
     #[test]
     fn maps_daemon_states() {
         let h = InfoHash::from_bytes([0; 20]);
-        let t = |v: Value| to_torrent(h, "n".into(), Some(&serde_json::from_value(v).unwrap()), None).state;
+        let t = |v: Value| to_torrent(h, "n".into(), Some(&TorrentInfo::from_json(v)), None).state;
         assert_eq!(t(json!({"status": 6, "error": 0})), TorrentState::Seeding);
         assert_eq!(t(json!({"status": 2})), TorrentState::Verifying);
         assert_eq!(t(json!({"status": 4})), TorrentState::Downloading);

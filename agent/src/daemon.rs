@@ -386,7 +386,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
         let stale: Vec<InfoHash> = client
             .torrent_get(None, &["hashString", "percentDone", "status"])?
             .iter()
-            .filter(|t| t.percent_done.unwrap_or(0.0) < 1.0 && !t.status().is_some_and(TorrentStatus::verifying))
+            .filter(|t| t.percent_done().unwrap_or(0.0) < 1.0 && !t.status().is_some_and(TorrentStatus::verifying))
             .filter_map(TorrentInfo::hash)
             .collect();
         if !stale.is_empty() {
@@ -421,9 +421,7 @@ fn stop_leftover(s: &Settings) {
         return;
     };
     let dir = s.config_dir();
-    let ours = |pid: u32| {
-        procfs::alive(pid) && procfs::cmdline(pid).iter().any(|arg| arg == dir.as_os_str().as_encoded_bytes())
-    };
+    let ours = |pid: u32| procfs::alive(pid) && procfs::has_arg(pid, dir.as_os_str().as_encoded_bytes());
     if ours(pid) {
         log::warn!("daemon: stopping transmission-daemon (pid {pid}) left over from an earlier agent");
         signal(pid, libc::SIGTERM);

@@ -52,8 +52,8 @@ impl Observer {
             None => return Err(all_down(&self.trackers, errors.len())),
         };
         // A leecher connected to us is a leecher even if the tracker has not counted it yet.
-        let leechers = leechers.max(num(entry.peers_getting_from_us).unwrap_or(0));
-        Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected), size })
+        let leechers = leechers.max(num(entry.peers_getting_from_us()).unwrap_or(0));
+        Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected()), size })
     }
 }
 

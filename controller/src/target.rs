@@ -38,7 +38,7 @@ fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
     } else {
         let c = lookup("a torrent by name")?;
         let all = c.torrent_get(None, &fields).map_err(|e| e.to_string())?;
-        let named: Vec<TorrentInfo> = all.into_iter().filter(|t| t.name.as_deref() == Some(arg)).collect();
+        let named: Vec<TorrentInfo> = all.into_iter().filter(|t| t.name() == Some(arg)).collect();
         match named.len() {
             0 => return Err(format!("no torrent named {arg:?} in Transmission at {} (and no such file)", c.url())),
             1 => named,
@@ -46,7 +46,7 @@ fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
         }
     };
     let entry = &entries[0];
-    let file = entry.torrent_file.as_deref().unwrap_or_default();
+    let file = entry.torrent_file().unwrap_or_default();
     let t = from_file(Path::new(file))
         .map_err(|e| format!("{e} (Transmission's copy of the torrent; pass the .torrent file instead)"))?;
     if Some(t.meta.info_hash) != entry.hash() {

@@ -52,7 +52,7 @@ impl Peer {
 
     /// 0.0 to 1.0.
     pub fn percent_done(&self, hash: &InfoHash) -> f64 {
-        self.info(hash, &["percentDone"]).and_then(|t| t.percent_done).unwrap_or(0.0)
+        self.info(hash, &["percentDone"]).and_then(|t| t.percent_done()).unwrap_or(0.0)
     }
 
     pub fn status(&self, hash: &InfoHash) -> Option<Status> {
@@ -62,13 +62,12 @@ impl Peer {
     /// Bytes per second it uploads now, and has uploaded in all.
     pub fn upload(&self, hash: &InfoHash) -> (u64, u64) {
         let t = self.info(hash, &["rateUpload", "uploadedEver"]).unwrap_or_default();
-        (t.rate_upload.unwrap_or(0), t.uploaded_ever.unwrap_or(0))
+        (t.rate_upload().unwrap_or(0), t.uploaded_ever().unwrap_or(0))
     }
 
     /// True once its first announce of `hash` succeeded (the tracker counts it).
     pub fn announced(&self, hash: &InfoHash) -> bool {
-        let stats = self.info(hash, &["trackerStats"]).and_then(|t| t.tracker_stats).unwrap_or_default();
-        stats.iter().any(|t| t.last_announce_succeeded)
+        self.info(hash, &["trackerStats"]).is_some_and(|t| t.announced())
     }
 
     /// A `[transmission]` section for the controller's config, as if this peer were the publisher's

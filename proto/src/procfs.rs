@@ -14,18 +14,22 @@ pub fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// True if a process with this pid exists and is not a zombie.
+/// True if a process with this pid exists and is not a zombie (read without parsing every field:
+/// the agent's binary needs only this).
 pub fn alive(pid: u32) -> bool {
-    stat(pid).is_some()
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = text.rsplit(')').next().and_then(|rest| rest.bytes().find(|b| *b != b' '));
+    state.is_some_and(|s| s != b'Z')
 }
 
-/// The arguments of `pid`'s command line (empty if it is gone).
-pub fn cmdline(pid: u32) -> Vec<Vec<u8>> {
+/// True if one argument of `pid`'s command line is `arg` (false if it is gone).
+pub fn has_arg(pid: u32, arg: &[u8]) -> bool {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(<[u8]>::to_vec).collect()
+    raw.split(|b| *b == 0).any(|a| a == arg)
 }
 
-/// The fields after the command name, which may itself hold spaces and parentheses: hence the last ')'.
+/// The fields after the command name, which may itself hold spaces and parentheses: hence the last
+/// ')' (here and in [`alive`]).
 fn parse_stat(text: &str) -> Option<Stat> {
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     match fields.first() {
@@ -52,6 +56,8 @@ mod tests {
         let me = std::process::id();
         assert!(alive(me));
         assert_eq!(stat(me), stat(me));
-        assert!(!cmdline(me).is_empty());
+        let exe = std::fs::read(format!("/proc/{me}/cmdline")).unwrap();
+        let first = exe.split(|b| *b == 0).next().unwrap();
+        assert!(has_arg(me, first) && !has_arg(me, b"no such argument"));
     }
 }

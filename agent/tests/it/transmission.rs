@@ -28,8 +28,8 @@ fn the_rpc_client_speaks_to_a_real_daemon() {
 
     let got = c.torrent_get(Some(&[t.meta.info_hash]), &["hashString", "name"]).unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!((got[0].hash(), got[0].name.as_deref()), (Some(t.meta.info_hash), Some("r.bin")));
-    assert_eq!((got[0].status(), got[0].percent_done), (None, None), "only the fields asked for");
+    assert_eq!((got[0].hash(), got[0].name()), (Some(t.meta.info_hash), Some("r.bin")));
+    assert_eq!((got[0].status(), got[0].percent_done()), (None, None), "only the fields asked for");
     assert!(matches!(c.torrent_add(b"garbage", &data_dir), Err(Error::Rpc { .. })));
 
     c.torrent_verify(&[t.meta.info_hash]).unwrap();

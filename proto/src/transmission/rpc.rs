@@ -149,9 +149,7 @@ impl Client {
             args["ids"] = json!(ids.iter().map(|h| h.to_string()).collect::<Vec<_>>());
         }
         match self.call("torrent-get", args)?.get_mut("torrents").map(Value::take) {
-            Some(list @ Value::Array(_)) => {
-                serde_json::from_value(list).map_err(|e| bad("torrent-get", &format!("unexpected torrent field: {e}")))
-            }
+            Some(Value::Array(list)) => Ok(list.into_iter().map(TorrentInfo::from_json).collect()),
             _ => Err(bad("torrent-get", "no `torrents` list")),
         }
     }

@@ -2,7 +2,7 @@
 //! `None` unless asked for) and the status codes (rpc-spec, `tr_torrent_activity`).
 
 use crate::InfoHash;
-use serde::Deserialize;
+use serde_json::Value;
 
 /// What Transmission is doing with a torrent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,57 +40,92 @@ impl Status {
 /// Transmission's `error` 3: a local error (disk, data). 1 and 2 are the tracker's.
 pub const LOCAL_ERROR: i64 = 3;
 
-/// One `torrent-get` entry. A field is `None` unless it was asked for (by its RPC name, e.g.
-/// `percentDone`) and Transmission sent it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct TorrentInfo {
-    hash_string: Option<String>,
-    status: Option<i64>,
-    pub name: Option<String>,
-    /// 0.0 to 1.0.
-    pub percent_done: Option<f64>,
-    pub peers_connected: Option<u64>,
-    pub peers_getting_from_us: Option<u64>,
-    /// Bytes per second.
-    pub rate_upload: Option<u64>,
-    pub uploaded_ever: Option<u64>,
-    pub error: Option<i64>,
-    pub error_string: Option<String>,
-    /// Transmission's own copy of the .torrent file.
-    pub torrent_file: Option<String>,
-    pub tracker_stats: Option<Vec<TrackerStat>>,
-}
-
-/// One tracker of a torrent, as Transmission last heard from it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct TrackerStat {
-    /// -1 until a scrape succeeded.
-    pub seeder_count: i64,
-    pub leecher_count: i64,
-    pub last_announce_succeeded: bool,
-}
+/// One `torrent-get` entry, read through typed accessors. Each gives `None` unless its field was
+/// asked for (by its RPC name, e.g. `percentDone`) and Transmission sent it with the type the spec
+/// gives it. The entry is kept as JSON and read on access, which keeps the agent's binary small.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TorrentInfo(Value);
 
 impl TorrentInfo {
-    /// The info hash (`hashString`, in whatever case Transmission wrote it).
-    pub fn hash(&self) -> Option<InfoHash> {
-        self.hash_string.as_deref().and_then(|s| InfoHash::from_hex_any_case(s).ok())
+    /// One entry of `torrent-get`'s `torrents` list.
+    pub fn from_json(v: Value) -> TorrentInfo {
+        TorrentInfo(v)
     }
 
-    /// The status, if asked for and known.
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    fn uint(&self, key: &str) -> Option<u64> {
+        self.0.get(key).and_then(Value::as_u64)
+    }
+
+    /// The info hash (`hashString`, in whatever case Transmission wrote it).
+    pub fn hash(&self) -> Option<InfoHash> {
+        self.text("hashString").and_then(|s| InfoHash::from_hex_any_case(s).ok())
+    }
+
+    /// `status`, if known.
     pub fn status(&self) -> Option<Status> {
-        self.status.and_then(Status::from_code)
+        self.0.get("status").and_then(Value::as_i64).and_then(Status::from_code)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.text("name")
+    }
+
+    /// `percentDone`, 0.0 to 1.0.
+    pub fn percent_done(&self) -> Option<f64> {
+        self.0.get("percentDone").and_then(Value::as_f64)
+    }
+
+    pub fn peers_connected(&self) -> Option<u64> {
+        self.uint("peersConnected")
+    }
+
+    pub fn peers_getting_from_us(&self) -> Option<u64> {
+        self.uint("peersGettingFromUs")
+    }
+
+    /// `rateUpload`, bytes per second.
+    pub fn rate_upload(&self) -> Option<u64> {
+        self.uint("rateUpload")
+    }
+
+    pub fn uploaded_ever(&self) -> Option<u64> {
+        self.uint("uploadedEver")
+    }
+
+    /// `error`: 0 none, 1 and 2 the tracker's, [`LOCAL_ERROR`] a local one.
+    pub fn error(&self) -> Option<i64> {
+        self.0.get("error").and_then(Value::as_i64)
+    }
+
+    pub fn error_string(&self) -> Option<&str> {
+        self.text("errorString")
+    }
+
+    /// `torrentFile`: Transmission's own copy of the .torrent file.
+    pub fn torrent_file(&self) -> Option<&str> {
+        self.text("torrentFile")
+    }
+
+    /// `trackerStats`: (seeders, leechers) of each tracker that has scraped (a count of -1 means
+    /// not yet), and whether its last announce succeeded.
+    fn trackers(&self) -> impl Iterator<Item = &Value> {
+        self.0.get("trackerStats").and_then(Value::as_array).into_iter().flatten()
     }
 
     /// The highest counts among the trackers that have scraped, if any has.
     pub fn tracker_counts(&self) -> Option<(u32, u32)> {
-        let valid = self
-            .tracker_stats
-            .iter()
-            .flatten()
-            .filter_map(|t| Some((u32::try_from(t.seeder_count).ok()?, u32::try_from(t.leecher_count).ok()?)));
+        let count = |t: &Value, k: &str| t.get(k).and_then(Value::as_i64).and_then(|n| u32::try_from(n).ok());
+        let valid = self.trackers().filter_map(|t| Some((count(t, "seederCount")?, count(t, "leecherCount")?)));
         valid.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
+    }
+
+    /// True once an announce to some tracker succeeded.
+    pub fn announced(&self) -> bool {
+        self.trackers().any(|t| t.get("lastAnnounceSucceeded").and_then(Value::as_bool) == Some(true))
     }
 }
 
@@ -99,18 +134,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn info(v: serde_json::Value) -> TorrentInfo {
-        serde_json::from_value(v).unwrap()
+    fn info(v: Value) -> TorrentInfo {
+        TorrentInfo::from_json(v)
     }
 
     #[test]
     fn reads_what_was_asked_for() {
         let t = info(json!({"hashString": "AB".repeat(20), "status": 2, "percentDone": 0.5, "other": [1]}));
         assert_eq!(t.hash(), Some(InfoHash::from_bytes([0xab; 20])));
-        assert_eq!((t.status(), t.percent_done, t.name.as_deref()), (Some(Status::Verifying), Some(0.5), None));
+        assert_eq!((t.status(), t.percent_done(), t.name()), (Some(Status::Verifying), Some(0.5), None));
         assert!(t.status().is_some_and(Status::verifying));
         assert_eq!(info(json!({"status": 9})).status(), None);
-        assert!(serde_json::from_value::<TorrentInfo>(json!({"status": "six"})).is_err());
+        let wrong = info(json!({"status": "six", "percentDone": "half"}));
+        assert_eq!((wrong.status(), wrong.percent_done()), (None, None));
     }
 
     #[test]
