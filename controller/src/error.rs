@@ -35,8 +35,8 @@ impl fmt::Display for Error {
             | Error::Ledger(m)
             | Error::Held(m)
             | Error::Torrent(m)
-            | Error::Lab(m) => f.write_str(m),
-            Error::System(m) => f.write_str(m),
+            | Error::Lab(m)
+            | Error::System(m) => f.write_str(m),
             Error::Stranded(ids) => write!(
                 f,
                 "instance(s) {} could not be stopped; they stay in the ledger: run `odseed release`",

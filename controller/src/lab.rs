@@ -5,7 +5,7 @@
 //! dir unless `--keep`). The steps: [`build`], [`Controller::start`], [`watch`], [`report`].
 
 use crate::cli::LabArgs;
-use crate::config::{BoardConfig, Config, PlacementName, PolicyConfig};
+use crate::config::{BoardConfig, Config, PolicyConfig};
 use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::ledger::Ledger;
@@ -77,17 +77,15 @@ struct Controller {
 
 impl Controller {
     fn start(swarm: &Swarm, a: &LabArgs, dir: &Path) -> Controller {
-        let policy =
-            PolicyConfig { interval: 1, max_time: 3600, min_size: 0, cooldown: 10, placement: PlacementName::Fill };
         let settings = Settings {
             torrent: swarm.torrent_file.to_string_lossy().into_owned(),
             params: Params {
                 ratio: a.ratio,
                 min_size: 0,
                 max_time: Duration::from_secs(a.timeout),
-                cooldown: Duration::from_secs(policy.cooldown),
+                cooldown: Duration::from_secs(10),
             },
-            interval: Duration::from_secs(policy.interval),
+            interval: Duration::from_secs(1),
             placement: Placement::Fill,
             first_counts: None,
             once: false,
@@ -102,7 +100,8 @@ impl Controller {
                 token: b.token.clone(),
             })
             .collect();
-        let cfg = Config { transmission: None, policy, boards, ec2: None };
+        // The run reads its policy from `settings`; the config only names the boards.
+        let cfg = Config { transmission: None, policy: PolicyConfig::default(), boards, ec2: None };
         let ledger = Ledger::at(&dir.join("ledger.json"));
         let (stop, stop_rx) = mpsc::channel();
         let handle = std::thread::spawn(move || run::run(&settings, &cfg, Fleet::none(), &ledger, &stop_rx));

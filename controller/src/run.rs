@@ -54,7 +54,6 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
     let start = Instant::now();
     let mut fleet = fleet;
     fleet.deadline = start.checked_add(s.params.max_time);
-    let ec2_configured = !fleet.pools.is_empty();
     let boards = cfg.boards.iter().map(board::helper).collect();
     let pool = Pool::new(boards, fleet, target, ledger.clone());
     let mut round = Round {
@@ -64,7 +63,6 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
         observer,
         guard: Guard { pool, printer: &printer, released: false },
         ledger,
-        ec2_configured,
         start,
         last_change: start,
         first_round: true,
@@ -111,7 +109,6 @@ struct Round<'a> {
     observer: Observer,
     guard: Guard<'a>,
     ledger: &'a Ledger,
-    ec2_configured: bool,
     start: Instant,
     last_change: Instant,
     first_round: bool,
@@ -164,7 +161,7 @@ impl<'a> Round<'a> {
         let (free_boards, free_ec2) = (self.guard.pool.free_boards(), self.guard.pool.free_instances());
         let (boards, ec2) = policy::place(placement, n, d.needed, free_boards, free_ec2);
         if boards + ec2 < n && !self.warned_short {
-            let why = if self.ec2_configured { "" } else { "; no EC2 pool configured" };
+            let why = if self.guard.pool.fleet.pools.is_empty() { "; no EC2 pool configured" } else { "" };
             log::warn!(
                 "{n} more helper(s) wanted, {} can be placed (placement {placement:?}, {free_boards} free board(s), {free_ec2} startable instance(s){why})",
                 boards + ec2,

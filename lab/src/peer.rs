@@ -3,7 +3,7 @@
 
 use odseed_proto::transmission::launch::{launch, stop_child};
 use odseed_proto::transmission::DaemonConfig;
-use odseed_proto::transmission::{Client, Status, TorrentInfo};
+use odseed_proto::transmission::{Client, TorrentInfo};
 use odseed_proto::InfoHash;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -53,10 +53,6 @@ impl Peer {
     /// 0.0 to 1.0.
     pub fn percent_done(&self, hash: &InfoHash) -> f64 {
         self.info(hash, &["percentDone"]).and_then(|t| t.percent_done()).unwrap_or(0.0)
-    }
-
-    pub fn status(&self, hash: &InfoHash) -> Option<Status> {
-        self.info(hash, &["status"]).and_then(|t| t.status())
     }
 
     /// Bytes per second it uploads now, and has uploaded in all.
