@@ -2,20 +2,20 @@
 //! become statuses. Every route but `/v1/health` needs `Authorization: Bearer <token>`.
 
 use crate::daemon::Supervisor;
+use crate::http::{Body, BodyError, Handler, Request, Response};
 use crate::metrics::{Metrics, Snapshot};
+use crate::ratelog::RateLog;
 use crate::state::Desired;
 use odseed_proto::fsutil::constant_time_eq;
 use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, MetainfoError};
+use odseed_proto::printable::Printable;
 use odseed_proto::transmission::torrent::{Status, TorrentInfo, LOCAL_ERROR};
-use odseed_proto::wire::{ErrorBody, ErrorCode, Health, Torrent, TorrentState};
+use odseed_proto::wire::{ErrorCode, Health, Torrent, TorrentState};
 use std::collections::HashMap;
-use std::io::Read;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tiny_http::{Header, Method, Request, Response};
-
-/// Declared request bodies above this are refused without being read (see [`Api::serve`]).
-pub const ABANDON_ABOVE: u64 = 64 << 20;
+use std::time::Duration;
 
 /// Fields asked of the daemon for each torrent.
 const FIELDS: &[&str] =
@@ -28,27 +28,20 @@ pub struct Api {
     pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     pub max_torrent_bytes: u64,
-    pub leaked: std::sync::atomic::AtomicU64,
+    /// Refusals of requests without the token, logged at most once a minute (anyone can send them).
+    pub unauthenticated: RateLog,
 }
 
-/// An answer before it is written.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-    allow: Option<&'static str>,
-}
-
-impl Reply {
-    fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
-        let mut resp = Response::from_data(self.body).with_status_code(self.status);
-        if self.status != 204 {
-            resp.add_header(header("Content-Type", self.content_type));
+impl Api {
+    pub fn new(token: String, desired: Arc<Desired>, supervisor: Arc<Supervisor>, max_torrent_bytes: u64) -> Api {
+        Api {
+            token,
+            desired,
+            supervisor,
+            metrics: Metrics::default(),
+            max_torrent_bytes,
+            unauthenticated: RateLog::new(Duration::from_secs(60)),
         }
-        if let Some(allow) = self.allow {
-            resp.add_header(header("Allow", allow));
-        }
-        resp
     }
 }
 
@@ -68,119 +61,119 @@ fn method_not_allowed(allow: &'static str) -> ApiError {
     ApiError { allow: Some(allow), ..err(ErrorCode::MethodNotAllowed, format!("this route allows {allow}")) }
 }
 
-fn json(status: u16, v: &impl serde::Serialize) -> Reply {
-    // Serialising our own plain structs cannot fail.
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    Reply { status, content_type: "application/json", body, allow: None }
-}
-
 type Result<T> = std::result::Result<T, ApiError>;
 
-impl Api {
+/// Requests the API answers, as the routes see them (HEAD is GET without the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Put,
+    Delete,
+    Other,
+}
+
+impl Handler for Api {
     /// Answers one request; never panics on any input.
-    ///
-    /// A request that declares a body over [`ABANDON_ABOVE`] is answered 413 and then never dropped:
-    /// tiny_http 0.12 discards an unread body on drop with `vec![0; Content-Length]`, which aborts the
-    /// process for a huge declared length. The leak is a thread and a socket of tiny_http's;
-    /// [`Api::leaked`] counts them so the agent can restart cleanly (state is on disk) before they
-    /// add up. Smaller bodies over `max_torrent_bytes` get an ordinary 413 (the discard is bounded).
-    pub fn serve(&self, mut req: Request) {
-        if self.must_abandon(&req) {
-            return self.refuse_oversized(req);
-        }
-        let (reply, failure) = match self.route(&mut req) {
+    fn handle(&self, req: &Request, body: &mut Body<'_>) -> Response {
+        let authorized = self.authorized(req);
+        let (resp, failure) = match self.route(req, authorized, body) {
             Ok(r) => (r, None),
             Err(e) => {
-                let body = ErrorBody { error: e.code, message: e.message.clone() };
-                (Reply { allow: e.allow, ..json(e.code.status(), &body) }, Some(e))
+                let resp = Response { allow: e.allow, ..Response::error(e.code, &e.message) };
+                (resp, Some(e))
             }
         };
-        self.metrics.count(reply.status);
-        let who = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        self.metrics.count(resp.status);
+        let (method, target, peer) = (Printable(&req.head.method), Printable(&req.head.target), req.peer);
         match failure {
+            Some(e) if !authorized => {
+                if let Some(n) = self.unauthenticated.hit() {
+                    let (status, code, msg) = (e.code.status(), e.code, &e.message);
+                    log::warn!("api: {method} {target} from {peer}: {status} {code}: {msg} (unauthenticated; {n} in the last minute)");
+                }
+                // A client without the token gets no kept-alive connection to hold.
+                Response { close: true, ..resp }
+            }
             Some(e) => {
                 let level = if e.code.status() >= 500 { log::Level::Error } else { log::Level::Warn };
-                let (method, url, status) = (req.method(), req.url(), e.code.status());
-                log::log!(level, "api: {method} {url} from {who}: {status} {}: {}", e.code, e.message)
+                log::log!(level, "api: {method} {target} from {peer}: {} {}: {}", e.code.status(), e.code, e.message);
+                resp
             }
-            None => log::debug!("api: {} {} from {who}: {}", req.method(), req.url(), reply.status),
+            None => {
+                log::debug!("api: {method} {target} from {peer}: {}", resp.status);
+                resp
+            }
         }
-        if let Err(e) = req.respond(reply.into_response()) {
-            log::debug!("api: could not send the answer to {who}: {e}");
+    }
+
+    fn refused(&self, peer: SocketAddr, code: ErrorCode, message: &str) -> Response {
+        self.metrics.count(code.status());
+        if let Some(n) = self.unauthenticated.hit() {
+            log::warn!(
+                "api: request from {peer} refused: {} {code}: {message} ({n} in the last minute)",
+                code.status()
+            );
+        }
+        Response { close: true, ..Response::error(code, message) }
+    }
+
+    fn tick(&self) {
+        if let Some(n) = self.unauthenticated.due() {
+            log::warn!("api: {n} more request(s) without the token refused in the last minute");
         }
     }
+}
 
-    /// True for a request whose declared body is too large to let tiny_http discard it.
-    pub fn must_abandon(&self, req: &Request) -> bool {
-        req.body_length().is_some_and(|n| n as u64 > ABANDON_ABOVE.max(self.max_torrent_bytes))
-    }
-
-    fn refuse_oversized(&self, req: Request) {
-        let e = err(ErrorCode::TooLarge, format!("a .torrent may be at most {} bytes", self.max_torrent_bytes));
-        log::warn!(
-            "api: {} {} from {}: 413 too_large: declared {} bytes; connection abandoned",
-            req.method(),
-            req.url(),
-            req.remote_addr().map(|a| a.to_string()).unwrap_or_default(),
-            req.body_length().unwrap_or(0)
-        );
-        self.metrics.count(413);
-        let reply = json(e.code.status(), &ErrorBody { error: e.code, message: e.message });
-        let stream = req.upgrade("close", reply.into_response());
-        std::mem::forget(stream);
-        self.leaked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Oversized requests abandoned so far (see [`Api::serve`]).
-    pub fn leaked(&self) -> u64 {
-        self.leaked.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn route(&self, req: &mut Request) -> Result<Reply> {
-        let path = req.url().split('?').next().unwrap_or_default().to_string();
-        // HEAD is GET without the body (tiny_http leaves the body out).
-        let method = match req.method() {
-            Method::Head => Method::Get,
-            m => m.clone(),
+impl Api {
+    fn route(&self, req: &Request, authorized: bool, body: &mut Body<'_>) -> Result<Response> {
+        let path = req.head.path();
+        let method = match req.head.method.as_str() {
+            "GET" | "HEAD" => Method::Get,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            _ => Method::Other,
         };
         if path == "/v1/health" {
             return match method {
-                Method::Get => Ok(json(200, &self.health())),
+                Method::Get => Ok(Response::json(200, &self.health())),
                 _ => Err(method_not_allowed("GET, HEAD")),
             };
         }
-        self.authorize(req)?;
+        if !authorized {
+            return Err(match req.head.authorization {
+                None => err(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`"),
+                Some(_) => err(ErrorCode::Unauthorized, "wrong token"),
+            });
+        }
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (parts.as_slice(), method) {
             (["metrics"], Method::Get) => Ok(self.metrics_text()),
             (["metrics"], _) => Err(method_not_allowed("GET, HEAD")),
-            (["v1", "torrents"], Method::Get) => Ok(json(200, &self.torrents(None))),
+            (["v1", "torrents"], Method::Get) => Ok(Response::json(200, &self.torrents(None))),
             (["v1", "torrents"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents", hash], m) if !hash.is_empty() => {
-                if !matches!(m, Method::Get | Method::Put | Method::Delete) {
+                if m == Method::Other {
                     return Err(method_not_allowed("GET, HEAD, PUT, DELETE"));
                 }
                 let hash = InfoHash::from_hex(hash).map_err(|e| err(ErrorCode::BadInfoHash, e.to_string()))?;
                 match m {
-                    Method::Put => self.put(req, hash),
+                    Method::Put => self.put(body, hash),
                     Method::Delete => self.delete(hash),
-                    _ => self.torrents(Some(hash)).pop().map(|t| json(200, &t)).ok_or_else(|| not_seeded(&hash)),
+                    _ => self
+                        .torrents(Some(hash))
+                        .pop()
+                        .map(|t| Response::json(200, &t))
+                        .ok_or_else(|| not_seeded(&hash)),
                 }
             }
-            _ => Err(err(ErrorCode::NotFound, format!("no route {path:?}"))),
+            _ => Err(err(ErrorCode::NotFound, format!("no route \"{}\"", Printable(path)))),
         }
     }
 
-    fn authorize(&self, req: &Request) -> Result<()> {
-        let given = req.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str());
-        let token = given.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
-        if constant_time_eq(token.trim().as_bytes(), self.token.as_bytes()) {
-            Ok(())
-        } else if given.is_none() {
-            Err(err(ErrorCode::Unauthorized, "missing `Authorization: Bearer <token>`"))
-        } else {
-            Err(err(ErrorCode::Unauthorized, "wrong token"))
-        }
+    fn authorized(&self, req: &Request) -> bool {
+        let given = req.head.authorization.as_deref().unwrap_or_default();
+        let token = given.strip_prefix(b"Bearer ").unwrap_or_default().trim_ascii();
+        constant_time_eq(token, self.token.as_bytes())
     }
 
     fn health(&self) -> Health {
@@ -192,17 +185,15 @@ impl Api {
         }
     }
 
-    fn put(&self, req: &mut Request, hash: InfoHash) -> Result<Reply> {
+    fn put(&self, body: &mut Body<'_>, hash: InfoHash) -> Result<Response> {
         let max = self.max_torrent_bytes;
-        let too_large = || err(ErrorCode::TooLarge, format!("a .torrent may be at most {max} bytes"));
-        let mut body = Vec::new();
-        req.as_reader()
-            .take(max + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| err(ErrorCode::BadBody, format!("cannot read the body: {e}")))?;
-        if body.len() as u64 > max {
-            return Err(too_large());
-        }
+        let body = body.read(max).map_err(|e| match e {
+            BodyError::TooLarge { declared } => {
+                err(ErrorCode::TooLarge, format!("a .torrent may be at most {max} bytes; this one is {declared}"))
+            }
+            BodyError::Timeout => err(ErrorCode::Timeout, "the body came too slowly"),
+            BodyError::Broken => err(ErrorCode::BadBody, "the connection broke while the body was read"),
+        })?;
         let meta = metainfo::parse(&body).map_err(|e| match e {
             MetainfoError::UnsafePath(_) => err(ErrorCode::UnsafePath, e.to_string()),
             _ => err(ErrorCode::BadTorrent, e.to_string()),
@@ -222,15 +213,15 @@ impl Api {
             self.supervisor.notify();
         }
         let torrent = self.torrents(Some(hash)).pop().ok_or_else(|| not_seeded(&hash))?;
-        Ok(json(if new { 201 } else { 200 }, &torrent))
+        Ok(Response::json(if new { 201 } else { 200 }, &torrent))
     }
 
-    fn delete(&self, hash: InfoHash) -> Result<Reply> {
+    fn delete(&self, hash: InfoHash) -> Result<Response> {
         match self.desired.remove(&hash) {
             Ok(true) => {
                 log::info!("api: asked to stop seeding {hash}");
                 self.supervisor.notify();
-                Ok(Reply { status: 204, content_type: "", body: Vec::new(), allow: None })
+                Ok(Response::new(204, "", Vec::new()))
             }
             Ok(false) => Err(not_seeded(&hash)),
             Err(e) => Err(err(ErrorCode::StateWrite, format!("cannot forget {hash}: {e}"))),
@@ -265,22 +256,17 @@ impl Api {
             .collect()
     }
 
-    fn metrics_text(&self) -> Reply {
+    fn metrics_text(&self) -> Response {
         let torrents = self.torrents(None);
         let snapshot =
             Snapshot { torrents: &torrents, daemon: self.supervisor.state(), restarts: self.supervisor.restarts() };
         let body = self.metrics.render(&snapshot).into_bytes();
-        Reply { status: 200, content_type: "text/plain; version=0.0.4", body, allow: None }
+        Response::new(200, "text/plain; version=0.0.4", body)
     }
 }
 
 fn not_seeded(hash: &InfoHash) -> ApiError {
     err(ErrorCode::NotFound, format!("{hash} is not seeded here"))
-}
-
-fn header(name: &str, value: &str) -> Header {
-    // Names and values here are ASCII constants of ours, always valid.
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|_| unreachable!("invalid header {name}"))
 }
 
 /// One session from the daemon's `torrent-get` entry (`None`: not in the daemon yet).

@@ -24,8 +24,13 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Largest `.torrent` accepted by `PUT`, in bytes.
     pub max_torrent_bytes: u64,
-    /// Threads answering API requests.
-    pub workers: usize,
+    /// API connections open at once (each has a thread); one more is closed at once.
+    pub max_connections: usize,
+    /// API connections open at once from one IP address.
+    pub max_connections_per_address: usize,
+    /// No longer used (one thread per connection, up to `max_connections`); accepted so that old
+    /// configs still load, with a warning.
+    pub workers: Option<usize>,
     pub daemon: DaemonConfig,
 }
 
@@ -37,7 +42,9 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/odseed/data"),
             state_dir: PathBuf::from("/var/lib/odseed/state"),
             max_torrent_bytes: 10 << 20,
-            workers: 2,
+            max_connections: 64,
+            max_connections_per_address: 8,
+            workers: None,
             daemon: DaemonConfig::default(),
         }
     }
@@ -84,8 +91,11 @@ impl Config {
         if self.max_torrent_bytes < 1024 {
             return Err("`max_torrent_bytes` must be at least 1024".into());
         }
-        if !(1..=64).contains(&self.workers) {
-            return Err("`workers` must be between 1 and 64".into());
+        if !(1..=1024).contains(&self.max_connections) {
+            return Err("`max_connections` must be between 1 and 1024".into());
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_address) {
+            return Err("`max_connections_per_address` must be between 1 and `max_connections`".into());
         }
         let d = &self.daemon;
         if empty(&d.program) {

@@ -1,5 +1,5 @@
 //! odseed-agent: the helper seeder's daemon. It serves the agent HTTP API v1 ([`api`]) from a
-//! bounded front, supervises one transmission-daemon ([`daemon`]), keeps what it must seed
+//! bounded front ([`http`]), supervises one transmission-daemon ([`daemon`]), keeps what it must seed
 //! ([`state`]) and counts what it did ([`metrics`]). Its configuration is [`config`], its token
 //! [`token`]. What it shares with the controller and the lab (wire types, metainfo, the Transmission
 //! RPC client) lives in `odseed-proto`.
@@ -8,6 +8,8 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod metrics;
+pub mod ratelog;
 pub mod state;
 pub mod token;

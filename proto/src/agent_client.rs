@@ -55,6 +55,9 @@ impl AgentClient {
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .max_redirects(0)
+            // Well under the agent's 10-s keep-alive, so a pooled connection is never one the agent
+            // is closing.
+            .max_idle_age(Duration::from_secs(4))
             .build();
         AgentClient {
             base: base.trim_end_matches('/').to_string(),

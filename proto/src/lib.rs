@@ -7,6 +7,7 @@
 //! - Transmission: [`transmission`] (its RPC client over a minimal HTTP/1.1 exchange, and starting
 //!   and stopping a `transmission-daemon` process).
 //! - Files and processes: [`fsutil`] (atomic writes, random secrets), [`procfs`], [`toml_error`].
+//! - Text from outside made safe to print: [`printable`].
 #![deny(unsafe_code)]
 
 #[cfg(feature = "client")]
@@ -15,6 +16,7 @@ pub mod bencode;
 pub mod fsutil;
 pub mod infohash;
 pub mod metainfo;
+pub mod printable;
 pub mod procfs;
 pub mod toml_error;
 pub mod transmission;

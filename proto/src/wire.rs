@@ -113,6 +113,22 @@ pub enum ErrorCode {
     HashMismatch,
     /// 500: the agent could not persist the change.
     StateWrite,
+    /// 400: the request itself is malformed (its head, or ambiguous framing).
+    BadRequest,
+    /// 408: the request did not arrive in time.
+    Timeout,
+    /// 409: the torrent's files would overlap those of a torrent the agent already seeds.
+    FilesOverlap,
+    /// 411: a body sent without `Content-Length`.
+    LengthRequired,
+    /// 417: an `Expect` other than `100-continue`.
+    ExpectationFailed,
+    /// 431: the request head is too large or has too many header lines.
+    HeadTooLarge,
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    HttpVersion,
+    /// 507: the agent seeds as many torrents as it may (`max_torrents`).
+    TooManyTorrents,
     /// A code this side does not know (a newer agent's); only ever read, never sent.
     #[serde(other)]
     Unknown,
@@ -130,7 +146,15 @@ impl ErrorCode {
             | ErrorCode::BadBody
             | ErrorCode::BadTorrent
             | ErrorCode::UnsafePath
-            | ErrorCode::HashMismatch => 400,
+            | ErrorCode::HashMismatch
+            | ErrorCode::BadRequest => 400,
+            ErrorCode::Timeout => 408,
+            ErrorCode::FilesOverlap => 409,
+            ErrorCode::LengthRequired => 411,
+            ErrorCode::ExpectationFailed => 417,
+            ErrorCode::HeadTooLarge => 431,
+            ErrorCode::HttpVersion => 505,
+            ErrorCode::TooManyTorrents => 507,
             ErrorCode::StateWrite | ErrorCode::Unknown => 500,
         }
     }
@@ -148,6 +172,14 @@ impl ErrorCode {
             ErrorCode::UnsafePath => "unsafe_path",
             ErrorCode::HashMismatch => "hash_mismatch",
             ErrorCode::StateWrite => "state_write",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::FilesOverlap => "files_overlap",
+            ErrorCode::LengthRequired => "length_required",
+            ErrorCode::ExpectationFailed => "expectation_failed",
+            ErrorCode::HeadTooLarge => "head_too_large",
+            ErrorCode::HttpVersion => "http_version",
+            ErrorCode::TooManyTorrents => "too_many_torrents",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -165,9 +197,15 @@ mod tests {
 
     #[test]
     fn error_codes_serialise_as_their_names() {
-        for code in
-            [ErrorCode::Unauthorized, ErrorCode::MethodNotAllowed, ErrorCode::HashMismatch, ErrorCode::StateWrite]
-        {
+        for code in [
+            ErrorCode::Unauthorized,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::HashMismatch,
+            ErrorCode::StateWrite,
+            ErrorCode::HeadTooLarge,
+            ErrorCode::TooManyTorrents,
+            ErrorCode::FilesOverlap,
+        ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
             assert_eq!(serde_json::from_str::<ErrorCode>(&format!("\"{code}\"")).unwrap(), code);
         }

@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod config;
 mod faults;
+mod hostile;
 mod seeding;
 mod transmission;
 

@@ -1,6 +1,7 @@
-//! What only odseed's tests and benchmarks need (the `testing` feature): a moto server, and an
-//! `odseed-agent` built by cargo when the test run did not build one.
+//! What only odseed's tests and benchmarks need (the `testing` feature): a moto server, an
+//! `odseed-agent` built by cargo when the test run did not build one, and [`hostile`] clients.
 
+pub mod hostile;
 mod moto;
 
 pub use moto::Moto;
