@@ -156,7 +156,8 @@ fn honest_load_under_siege(t: &Target) {
         })
     };
     let watch = Watch::start(t.honest, t.pid);
-    let held: Held = [hostile::idle(t.hostile, 250), hostile::unsent_bodies(t.hostile, 250, 5000)].concat();
+    let mut held: Held = hostile::idle(t.hostile, 250);
+    held.extend(hostile::unsent_bodies(t.hostile, 250, 5000));
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::SeqCst);
     let _ = load.join();
