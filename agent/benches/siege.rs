@@ -53,6 +53,30 @@ fn attack<T>(t: &Target, name: &str, run: impl FnOnce(&Target) -> (T, String)) -
     held
 }
 
+/// A torrent of `pieces` pieces of `piece_length` (content absent: the agent would download it).
+fn torrent(name: &str, piece_length: u64, pieces: usize) -> (String, Vec<u8>) {
+    use odseed_proto::bencode::Owned;
+    let info = Owned::dict([
+        ("length", Owned::Int((piece_length * pieces as u64) as i64)),
+        ("name", Owned::str(name)),
+        ("piece length", Owned::Int(piece_length as i64)),
+        ("pieces", Owned::Bytes(vec![7; 20 * pieces])),
+    ]);
+    let hash = sha1_smol::Sha1::from(info.encode()).digest().to_string();
+    (hash, Owned::dict([("info", info)]).encode())
+}
+
+fn put_torrent(t: &Target, hash: &str, bytes: &[u8]) -> String {
+    let mut req = format!(
+        "PUT /v1/torrents/{hash} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        t.agent.token,
+        bytes.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(bytes);
+    hostile::exchange(t.hostile, &req)
+}
+
 fn first_line(answer: &str) -> String {
     answer.lines().next().unwrap_or("(no answer)").to_string()
 }
@@ -119,6 +143,19 @@ fn main() {
         }
         let lines = t.agent.log().lines().filter(|l| l.contains(" 401 ")).count() - before;
         ((), format!("{lines} log line(s)"))
+    });
+    attack(&t, "PUT, piece length 2^32 (token)", |t| {
+        let (hash, bytes) = torrent("p", 1 << 32, 1);
+        ((), first_line(&put_torrent(t, &hash, &bytes)))
+    });
+    attack(&t, "40 PUTs of 9 MiB torrents (token)", |t| {
+        let mut statuses = std::collections::BTreeMap::<String, u32>::new();
+        for i in 0..40u32 {
+            let (hash, bytes) = torrent(&format!("big{i}"), 16384, 471_000);
+            let answer = put_torrent(t, &hash, &bytes);
+            *statuses.entry(answer.get(9..12).unwrap_or("---").to_string()).or_default() += 1;
+        }
+        ((), format!("{statuses:?}"))
     });
     honest_load_under_siege(&t);
 

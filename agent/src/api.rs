@@ -1,11 +1,12 @@
 //! The agent's HTTP API v1: routes -> handlers, auth, input checks, and the one place where errors
 //! become statuses. Every route but `/v1/health` needs `Authorization: Bearer <token>`.
 
+use crate::config::Config;
 use crate::daemon::Supervisor;
 use crate::http::{Body, BodyError, Handler, Request, Response};
 use crate::metrics::{Metrics, Snapshot};
 use crate::ratelog::RateLog;
-use crate::state::Desired;
+use crate::state::{Bounds, Desired, InsertError};
 use odseed_proto::fsutil::constant_time_eq;
 use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, MetainfoError};
@@ -14,6 +15,7 @@ use odseed_proto::transmission::torrent::{Status, TorrentInfo, LOCAL_ERROR};
 use odseed_proto::wire::{ErrorCode, Health, Torrent, TorrentState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,18 +30,22 @@ pub struct Api {
     pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     pub max_torrent_bytes: u64,
+    pub bounds: Bounds,
+    pub data_dir: PathBuf,
     /// Refusals of requests without the token, logged at most once a minute (anyone can send them).
     pub unauthenticated: RateLog,
 }
 
 impl Api {
-    pub fn new(token: String, desired: Arc<Desired>, supervisor: Arc<Supervisor>, max_torrent_bytes: u64) -> Api {
+    pub fn new(token: String, desired: Arc<Desired>, supervisor: Arc<Supervisor>, cfg: &Config) -> Api {
         Api {
             token,
             desired,
             supervisor,
             metrics: Metrics::default(),
-            max_torrent_bytes,
+            max_torrent_bytes: cfg.max_torrent_bytes,
+            bounds: Bounds { max_torrents: cfg.max_torrents, max_total_bytes: cfg.max_total_torrent_bytes },
+            data_dir: cfg.data_dir.clone(),
             unauthenticated: RateLog::new(Duration::from_secs(60)),
         }
     }
@@ -204,10 +210,12 @@ impl Api {
                 format!("the body's info hash is {}, the path's {hash}", meta.info_hash),
             ));
         }
-        let new = self
-            .desired
-            .insert(&meta, &body)
-            .map_err(|e| err(ErrorCode::StateWrite, format!("cannot record {hash}: {e}")))?;
+        crate::content::check_paths(&self.data_dir, &meta).map_err(|e| err(ErrorCode::UnsafePath, e))?;
+        let new = self.desired.insert(&meta, &body, self.bounds).map_err(|e| match e {
+            InsertError::Full(m) => err(ErrorCode::TooManyTorrents, m),
+            InsertError::Overlap { .. } => err(ErrorCode::FilesOverlap, format!("cannot seed {hash}: {e}")),
+            InsertError::Io(e) => err(ErrorCode::StateWrite, format!("cannot record {hash}: {e}")),
+        })?;
         if new {
             log::info!("api: asked to seed {hash} ({:?})", meta.name);
             self.supervisor.notify();

@@ -24,6 +24,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Largest `.torrent` accepted by `PUT`, in bytes.
     pub max_torrent_bytes: u64,
+    /// Torrents seeded at once.
+    pub max_torrents: usize,
+    /// The `.torrent` files seeded at once, in bytes together (the daemon keeps their piece hashes
+    /// in memory).
+    pub max_total_torrent_bytes: u64,
     /// API connections open at once (each has a thread); one more is closed at once.
     pub max_connections: usize,
     /// API connections open at once from one IP address.
@@ -42,6 +47,8 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/odseed/data"),
             state_dir: PathBuf::from("/var/lib/odseed/state"),
             max_torrent_bytes: 10 << 20,
+            max_torrents: 100,
+            max_total_torrent_bytes: 32 << 20,
             max_connections: 64,
             max_connections_per_address: 8,
             workers: None,
@@ -91,6 +98,12 @@ impl Config {
         if self.max_torrent_bytes < 1024 {
             return Err("`max_torrent_bytes` must be at least 1024".into());
         }
+        if self.max_torrents == 0 {
+            return Err("`max_torrents` must be at least 1".into());
+        }
+        if self.max_total_torrent_bytes < self.max_torrent_bytes {
+            return Err("`max_total_torrent_bytes` must be at least `max_torrent_bytes`".into());
+        }
         if !(1..=1024).contains(&self.max_connections) {
             return Err("`max_connections` must be between 1 and 1024".into());
         }
@@ -106,9 +119,6 @@ impl Config {
         }
         if d.peer_limit == 0 {
             return Err("`daemon.peer_limit` must be at least 1".into());
-        }
-        if !d.bind_address.is_ipv4() {
-            return Err("`daemon.bind_address` must be an IPv4 address".into());
         }
         Ok(())
     }

@@ -355,7 +355,15 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
     let desired = shared.desired.snapshot();
     let data_dir = shared.settings.data_dir.to_string_lossy();
     for (hash, entry) in desired.iter().filter(|(h, _)| !have.contains(h)) {
-        match client.torrent_add(&entry.metainfo, &data_dir) {
+        let metainfo = match shared.desired.metainfo(hash) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("daemon: cannot read the metainfo of {hash}: {e}");
+                shared.lock().errors.insert(*hash, format!("cannot read its metainfo: {e}"));
+                continue;
+            }
+        };
+        match client.torrent_add(&metainfo, &data_dir) {
             Ok(added) if added.info_hash != *hash => {
                 // Cannot happen for canonical bencode (metainfo.rs insists on it); never loop on it.
                 let why = format!("transmission-daemon computed info hash {} for it", added.info_hash);

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod content;
 pub mod daemon;
 pub mod http;
 pub mod metrics;

@@ -52,7 +52,22 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
     Ok(Some(args))
 }
 
+/// Keeps glibc's heap from holding on to what a request freed: large buffers (a PUT's body, the
+/// daemon's answers) are mmapped and so returned at once (glibc otherwise raises this threshold to
+/// the largest block freed, up to 32 MiB, and keeps such blocks in the heap after `free`), and one
+/// connection thread's arena is shared with the next instead of one arena per thread.
+fn bound_the_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets glibc's allocator parameters; it is called before any thread starts.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    bound_the_heap();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
         .format_target(false)
@@ -112,7 +127,7 @@ fn run(cfg: Config) -> Result<(), String> {
     let supervisor = Arc::new(
         Supervisor::start(settings, desired.clone()).map_err(|e| format!("cannot start the supervisor: {e}"))?,
     );
-    let api = Arc::new(Api::new(token, desired, supervisor.clone(), cfg.max_torrent_bytes));
+    let api = Arc::new(Api::new(token, desired, supervisor.clone(), &cfg));
     log::info!("odseed-agent {} listening on {listening}", env!("CARGO_PKG_VERSION"));
 
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])

@@ -1,23 +1,61 @@
 //! The desired state: which torrents this agent must seed, each with its metainfo, persisted as
-//! `<state_dir>/torrents/<info hash>.torrent`. Each change is an atomic file write or removal made
+//! `<state_dir>/torrents/<info hash>.torrent`; only names and sizes are kept in memory. Each change is an atomic file write or removal made
 //! before the change is acknowledged, so a crash of the agent, the daemon or the machine loses nothing.
 
 use odseed_proto::fsutil::write_atomic;
 use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, Metainfo};
-use std::collections::BTreeMap;
-use std::io;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-/// One torrent the agent must seed.
+/// One torrent the agent must seed. Its metainfo stays on disk ([`Desired::metainfo`]).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub name: String,
-    pub metainfo: Arc<[u8]>,
+    /// The size of its `.torrent`, in bytes.
+    pub bytes: u64,
 }
 
-/// The set of torrents to seed, in memory and on disk.
+/// How much the desired set may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub max_torrents: usize,
+    /// The `.torrent` files together, in bytes (transmission-daemon holds their piece hashes in RAM).
+    pub max_total_bytes: u64,
+}
+
+/// Why a torrent was not recorded.
+#[derive(Debug)]
+pub enum InsertError {
+    /// It would take the set past one of its [`Bounds`].
+    Full(String),
+    /// Its files would overlap those of a torrent already recorded.
+    Overlap {
+        other: InfoHash,
+        path: PathBuf,
+    },
+    Io(io::Error),
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InsertError::Full(m) => f.write_str(m),
+            InsertError::Overlap { other, path } => {
+                write!(f, "its file {} is also a file or directory of {other}, seeded here", path.display())
+            }
+            InsertError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A file in `<state_dir>/torrents` larger than this is not a torrent the agent wrote.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The set of torrents to seed, in memory (names and sizes) and on disk (the metainfo).
 #[derive(Debug)]
 pub struct Desired {
     dir: PathBuf,
@@ -25,7 +63,7 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// Opens (creating) `<state_dir>/torrents` and loads every torrent in it. A file that no longer
+    /// Opens (creating) `<state_dir>/torrents` and checks every torrent in it. A file that no longer
     /// parses is renamed to `*.bad` and reported, never deleted.
     pub fn open(state_dir: &Path) -> io::Result<Desired> {
         let dir = state_dir.join("torrents");
@@ -42,13 +80,17 @@ impl Desired {
             if path.extension().and_then(|e| e.to_str()) != Some("torrent") {
                 continue;
             }
-            let bytes = std::fs::read(&path)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            match metainfo::parse(&bytes) {
-                Ok(m) if m.info_hash.to_string() == stem => {
-                    entries.insert(m.info_hash, Entry { name: m.name, metainfo: bytes.into() });
+            let bytes = match read_bounded(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            };
+            match bytes.as_deref().map(|b| (metainfo::parse(b), b.len() as u64)) {
+                Some((Ok(m), bytes)) if m.info_hash.to_string() == stem => {
+                    entries.insert(m.info_hash, Entry { name: m.name, bytes });
                 }
-                Ok(_) | Err(_) => {
+                _ => {
                     log::warn!("state: {} is not a valid torrent for its name; moved aside to .bad", path.display());
                     std::fs::rename(&path, path.with_extension("bad"))?;
                 }
@@ -66,14 +108,41 @@ impl Desired {
         self.dir.join(format!("{hash}.torrent"))
     }
 
-    /// Records `meta` (parsed from `bytes`); true if it is new. Persisted before it returns.
-    pub fn insert(&self, meta: &Metainfo, bytes: &[u8]) -> io::Result<bool> {
+    /// The `.torrent` recorded for `hash`, read from disk.
+    pub fn metainfo(&self, hash: &InfoHash) -> io::Result<Vec<u8>> {
+        read_bounded(&self.file(hash))
+    }
+
+    /// Records `meta` (parsed from `bytes`) unless that would pass `bounds` or its files would
+    /// overlap another torrent's; true if it is new. Persisted before it returns.
+    pub fn insert(&self, meta: &Metainfo, bytes: &[u8], bounds: Bounds) -> Result<bool, InsertError> {
         let mut entries = self.lock();
         if entries.contains_key(&meta.info_hash) {
             return Ok(false);
         }
-        write_atomic(&self.file(&meta.info_hash), bytes, 0o644)?;
-        entries.insert(meta.info_hash, Entry { name: meta.name.clone(), metainfo: bytes.into() });
+        if entries.len() >= bounds.max_torrents {
+            return Err(InsertError::Full(format!(
+                "this agent seeds {} torrents, its `max_torrents`; release one first",
+                entries.len()
+            )));
+        }
+        let total: u64 = entries.values().map(|e| e.bytes).sum::<u64>() + bytes.len() as u64;
+        if total > bounds.max_total_bytes {
+            return Err(InsertError::Full(format!(
+                "the .torrent files seeded here would take {total} bytes, over `max_total_torrent_bytes` ({})",
+                bounds.max_total_bytes
+            )));
+        }
+        // Every path of a torrent starts with its name: only torrents of the same name can overlap.
+        for (other, _) in entries.iter().filter(|(_, e)| e.name == meta.name) {
+            let theirs = metainfo::parse(&self.metainfo(other).map_err(InsertError::Io)?)
+                .map_err(|e| InsertError::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
+            if let Some(path) = overlap(meta, &theirs) {
+                return Err(InsertError::Overlap { other: *other, path });
+            }
+        }
+        write_atomic(&self.file(&meta.info_hash), bytes, 0o644).map_err(InsertError::Io)?;
+        entries.insert(meta.info_hash, Entry { name: meta.name.clone(), bytes: bytes.len() as u64 });
         Ok(true)
     }
 
@@ -111,6 +180,28 @@ impl Desired {
     }
 }
 
+/// A file, if it is a regular file of at most [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file of a torrent's size"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A path of `a` that is also a path of `b`, or a directory of one, or has one as a directory.
+fn overlap(a: &Metainfo, b: &Metainfo) -> Option<PathBuf> {
+    let theirs: BTreeSet<&Path> = b.files.iter().map(|(p, _)| p.as_path()).collect();
+    a.files.iter().map(|(p, _)| p.as_path()).find_map(|p| {
+        let clash =
+            p.ancestors().any(|up| theirs.contains(up)) || theirs.range(p..).next().is_some_and(|q| q.starts_with(p));
+        clash.then(|| p.to_path_buf())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,16 +218,22 @@ mod tests {
         (metainfo::parse(&bytes).unwrap(), bytes)
     }
 
+    const ROOMY: Bounds = Bounds { max_torrents: 10, max_total_bytes: 1 << 20 };
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("odseed-{name}-{}", odseed_proto::fsutil::random_hex(4).unwrap()))
+    }
+
     #[test]
     fn survives_reopening_and_sets_aside_what_it_cannot_read() {
-        let dir = std::env::temp_dir().join(format!("odseed-state-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
+        let dir = temp("state");
         let (a, a_bytes) = torrent("a");
         let (b, b_bytes) = torrent("b");
         {
             let d = Desired::open(&dir).unwrap();
-            assert!(d.insert(&a, &a_bytes).unwrap());
-            assert!(!d.insert(&a, &a_bytes).unwrap());
-            assert!(d.insert(&b, &b_bytes).unwrap());
+            assert!(d.insert(&a, &a_bytes, ROOMY).unwrap());
+            assert!(!d.insert(&a, &a_bytes, ROOMY).unwrap());
+            assert!(d.insert(&b, &b_bytes, ROOMY).unwrap());
             assert!(d.remove(&b.info_hash).unwrap());
             assert!(!d.remove(&b.info_hash).unwrap());
         }
@@ -145,8 +242,56 @@ mod tests {
         std::fs::write(torrents.join(".x.torrent.tmp-123"), b"half").unwrap();
         let d = Desired::open(&dir).unwrap();
         assert_eq!(d.snapshot().iter().map(|(h, _)| *h).collect::<Vec<_>>(), vec![a.info_hash]);
+        assert_eq!(d.metainfo(&a.info_hash).unwrap(), a_bytes, "the metainfo is read back from disk");
         assert!(torrents.join(format!("{}.bad", b.info_hash)).exists(), "kept aside, not deleted");
         assert!(!torrents.join(".x.torrent.tmp-123").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bounds_hold_and_overlapping_files_are_refused() {
+        let dir = temp("bounds");
+        let d = Desired::open(&dir).unwrap();
+        let (a, a_bytes) = torrent("a");
+        let (b, b_bytes) = torrent("b");
+        let one = Bounds { max_torrents: 1, ..ROOMY };
+        assert!(d.insert(&a, &a_bytes, one).unwrap());
+        assert!(!d.insert(&a, &a_bytes, one).unwrap(), "a torrent already there is no new one");
+        assert!(matches!(d.insert(&b, &b_bytes, one), Err(InsertError::Full(_))));
+        let small = Bounds { max_total_bytes: (a_bytes.len() + b_bytes.len() - 1) as u64, ..ROOMY };
+        assert!(matches!(d.insert(&b, &b_bytes, small), Err(InsertError::Full(_))));
+        // Another torrent named `a` (one byte longer: another info hash) would write the same file.
+        let info = Owned::dict([
+            ("name", Owned::str("a")),
+            ("length", Owned::Int(2)),
+            ("piece length", Owned::Int(16384)),
+            ("pieces", Owned::Bytes(vec![0; 20])),
+        ]);
+        let same_name = Owned::dict([("info", info)]).encode();
+        let meta = metainfo::parse(&same_name).unwrap();
+        match d.insert(&meta, &same_name, ROOMY) {
+            Err(InsertError::Overlap { other, path }) => assert_eq!((other, path), (a.info_hash, PathBuf::from("a"))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.len(), 1, "nothing refused was recorded");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn overlap_is_by_whole_path_components() {
+        let with = |paths: &[&str]| Metainfo {
+            info_hash: InfoHash::from_bytes([0; 20]),
+            name: "n".into(),
+            total_size: 0,
+            piece_length: 1,
+            files: paths.iter().map(|p| (PathBuf::from(p), 1)).collect(),
+            trackers: Vec::new(),
+        };
+        let a = with(&["n/x/1", "n/y"]);
+        assert_eq!(overlap(&a, &with(&["n/x/1"])), Some(PathBuf::from("n/x/1")));
+        assert_eq!(overlap(&a, &with(&["n/x"])), Some(PathBuf::from("n/x/1")), "a file where a has a directory");
+        assert_eq!(overlap(&a, &with(&["n/y/z"])), Some(PathBuf::from("n/y")), "a directory where a has a file");
+        assert_eq!(overlap(&a, &with(&["n/x0", "n/x/2", "n/yy"])), None);
+        assert_eq!(overlap(&with(&["n"]), &with(&["n/a"])), Some(PathBuf::from("n")));
     }
 }

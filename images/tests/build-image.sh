@@ -55,7 +55,7 @@ if dbg "stat /usr/local/bin/odseed-agent" | grep -q 'User:     0   Group:     0'
 if [ "$(dbg "cat /usr/local/bin/odseed-agent")" = "$(cat "$t/agent")" ]; then pass "agent bytes intact"; else fail "agent bytes differ"; fi
 if [ "$(dbg "cat /etc/odseed/agent.toml")" = "$(cat "$t/agent.toml")" ]; then pass "config at /etc/odseed/agent.toml"; else fail "config differs"; fi
 unit=$(dbg "cat /etc/systemd/system/odseed-agent.service")
-for want in 'User=odseed' 'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'StateDirectory=odseed' 'WantedBy=multi-user.target'; do
+for want in 'User=odseed' 'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'StateDirectory=odseed' 'WantedBy=multi-user.target' 'LimitNOFILE=4096' 'MemoryMax=256M' 'TasksMax=128'; do
   if grep -qx "$want" <<<"$unit"; then pass "unit has $want"; else fail "unit lacks $want"; fi
 done
 for u in odseed-agent odseed-firstboot; do

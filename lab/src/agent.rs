@@ -18,6 +18,7 @@ pub struct AgentOptions {
     pub idle_stop_secs: u64,
     pub upload_kbps: u32,
     pub max_torrent_bytes: u64,
+    pub max_torrents: usize,
     pub stop_grace_secs: u64,
 }
 
@@ -29,6 +30,7 @@ impl Default for AgentOptions {
             idle_stop_secs: 300,
             upload_kbps: 0,
             max_torrent_bytes: 1 << 20,
+            max_torrents: 100,
             stop_grace_secs: 10,
         }
     }
@@ -54,13 +56,14 @@ impl Agent {
         let port = crate::free_port(o.listen);
         let config = root.join("agent.toml");
         let text = format!(
-            "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n\
+            "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\nmax_torrents = {}\n\
              [daemon]\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
             o.listen,
             root.join("token").display(),
             data_dir.display(),
             state_dir.display(),
             o.max_torrent_bytes,
+            o.max_torrents,
             o.host,
             o.idle_stop_secs,
             o.upload_kbps,

@@ -8,6 +8,12 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The largest piece length accepted. transmission-daemon 3.00 counts a piece's 16 KiB blocks in 16
+/// bits: at 2^30 (65,536 blocks) the count wraps to 0 and it dies dividing by it, as it does for a
+/// multiple of 2^32 (truncated to 0); 2^29 is seeded. Real torrents stay far below (BEP 52 clients
+/// offer up to 256 MiB).
+pub const MAX_PIECE_LENGTH: u64 = 1 << 29;
+
 /// What a validated torrent holds that odseed uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metainfo {
@@ -66,6 +72,9 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         safe_component(alt.as_bytes().ok_or_else(|| invalid("`info.name.utf-8` is not a string"))?)?;
     }
     let piece_length = positive(info.get("piece length"), "info.piece length")?;
+    if piece_length > MAX_PIECE_LENGTH {
+        return Err(invalid(format!("`info.piece length` {piece_length} is over {MAX_PIECE_LENGTH} (512 MiB)")));
+    }
     let pieces = info
         .get("pieces")
         .and_then(Value::as_bytes)

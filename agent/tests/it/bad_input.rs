@@ -1,6 +1,6 @@
 //! Every bad request gets its status and a JSON error naming the problem; the agent keeps serving.
 
-use crate::{code, raw_torrent, send, torrent_in, world};
+use crate::{code, raw_torrent, seeding, send, torrent_in, world};
 use odseed_lab::AgentOptions;
 use odseed_proto::bencode::Owned;
 
@@ -85,4 +85,106 @@ fn raw(addr: &str, request: &[u8]) -> String {
     let mut buf = vec![0u8; 4096];
     let n = s.read(&mut buf).unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Piece lengths at the edges of what transmission-daemon 3.00 can hold: the largest the agent
+/// accepts (2^29) is seeded without the daemon dying; past it (where 3.00 divides by zero: 2^30 is
+/// 65,536 blocks, one more than its 16-bit count; a multiple of 2^32 is truncated to 0) the agent
+/// refuses with 400 before anything reaches the daemon.
+#[test]
+fn piece_lengths_the_daemon_cannot_hold_are_refused() {
+    let w = world("piecelen");
+    let one_piece = |dir: &std::path::Path, name: &str, len: u64| {
+        std::fs::write(dir.join(name), b"12345").unwrap();
+        raw_torrent(Owned::dict([
+            ("length", Owned::Int(5)),
+            ("name", Owned::str(name)),
+            ("piece length", Owned::Int(len as i64)),
+            ("pieces", Owned::Bytes(sha1_smol::Sha1::from(b"12345").digest().bytes().to_vec())),
+        ]))
+    };
+    let refusing = w.agent("refusing", &AgentOptions::default());
+    for (i, len) in
+        [(1u64 << 29) + 16384, 1 << 30, 1 << 31, 1 << 32, (1 << 32) + 16384, 1 << 33].into_iter().enumerate()
+    {
+        let (hash, bytes) = one_piece(&refusing.data_dir, &format!("p{i}"), len);
+        let (status, body) =
+            send(&format!("{}/v1/torrents/{hash}", refusing.url), "PUT", Some(&refusing.token), Some(&bytes));
+        assert_eq!((status, code(&body).as_str()), (400, "bad_torrent"), "{len}: {body}");
+        assert!(body.contains("piece length"), "{body}");
+    }
+    assert_eq!(refusing.daemon_pid(), None, "nothing reached a daemon");
+
+    let agent = w.agent("a", &AgentOptions::default());
+    let (hash, bytes) = one_piece(&agent.data_dir, "largest", 1 << 29);
+    let c = agent.client();
+    assert!(c.put(&hash, &bytes).unwrap().1);
+    seeding(&c, &hash);
+    let (_, metrics) = send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
+    assert!(metrics.lines().any(|l| l == "odseed_agent_daemon_restarts_total 0"), "{metrics}");
+}
+
+/// What the agent holds is bounded (torrents, metainfo bytes, and the metainfo stays on disk), and
+/// what a torrent writes stays in data_dir: no symbolic link out of it, no file shared with another.
+#[test]
+fn state_is_bounded_and_content_stays_in_data_dir() {
+    let w = world("bounds");
+    let mut agent =
+        w.agent("a", &AgentOptions { max_torrents: 3, max_torrent_bytes: 10 << 20, ..AgentOptions::default() });
+    let c = agent.client();
+    let small: Vec<_> = (0..4).map(|i| torrent_in(&agent.data_dir, &format!("s{i}.bin"), 1000 + i)).collect();
+    for t in &small[..3] {
+        assert!(c.put(&t.meta.info_hash, &t.bytes).unwrap().1);
+    }
+    let url = |t: &odseed_lab::content::Made| format!("{}/v1/torrents/{}", agent.url, t.meta.info_hash);
+    let (status, body) = send(&url(&small[3]), "PUT", Some(&agent.token), Some(&small[3].bytes));
+    assert_eq!((status, code(&body).as_str()), (507, "too_many_torrents"), "{body}");
+    assert!(!c.put(&small[0].meta.info_hash, &small[0].bytes).unwrap().1, "a torrent already seeded is still 200");
+    c.delete(&small[0].meta.info_hash).unwrap();
+    assert!(c.put(&small[3].meta.info_hash, &small[3].bytes).unwrap().1, "room again after a DELETE");
+
+    // Same name, other content: the daemon would write into the other torrent's file.
+    c.delete(&small[2].meta.info_hash).unwrap();
+    let elsewhere = w.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let twin = torrent_in(&elsewhere, "s1.bin", 5000);
+    let (status, body) = send(&url(&twin), "PUT", Some(&agent.token), Some(&twin.bytes));
+    assert_eq!((status, code(&body).as_str()), (409, "files_overlap"), "{body}");
+    assert!(body.contains(&small[1].meta.info_hash.to_string()), "names the other torrent: {body}");
+
+    // A symbolic link already in data_dir where the torrent's files would go.
+    let outside = w.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let linked = torrent_in(&outside, "linked.bin", 3000);
+    std::os::unix::fs::symlink(outside.join("linked.bin"), agent.data_dir.join("linked.bin")).unwrap();
+    let (status, body) = send(&url(&linked), "PUT", Some(&agent.token), Some(&linked.bytes));
+    assert_eq!((status, code(&body).as_str()), (400, "unsafe_path"), "{body}");
+    assert!(body.contains("symbolic link"), "{body}");
+
+    // Metainfo is kept on disk: three 9 MiB torrents leave the agent small; a fourth is over 32 MiB.
+    for t in &small[1..4] {
+        c.delete(&t.meta.info_hash).unwrap();
+    }
+    let pid = agent.proc().unwrap().pid();
+    let big = |i: u8| {
+        raw_torrent(Owned::dict([
+            ("length", Owned::Int(16384 * 471_000)),
+            ("name", Owned::str(&format!("big{i}"))),
+            ("piece length", Owned::Int(16384)),
+            ("pieces", Owned::Bytes(vec![i; 20 * 471_000])),
+        ]))
+    };
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let (hash, bytes) = big(i);
+        statuses.push(send(&format!("{}/v1/torrents/{hash}", agent.url), "PUT", Some(&agent.token), Some(&bytes)).0);
+    }
+    assert_eq!(statuses, [201, 201, 201, 507]);
+    odseed_lab::wait_until(std::time::Duration::from_secs(60), "the daemon to hold all three", || {
+        let list = c.list().ok()?;
+        (list.len() == 3 && list.iter().all(|t| t.state != odseed_proto::wire::TorrentState::Queued)).then_some(())
+    })
+    .unwrap();
+    let rss = odseed_lab::testing::hostile::Sample::of(pid).unwrap().rss_kib;
+    assert!(rss < 16 * 1024, "the agent holds metainfo in memory: RSS {rss} KiB");
 }

@@ -21,7 +21,7 @@ fn bad_configs_name_the_key_and_exit_2() {
         ("[daemon]\npeer_prot = 1\n", "peer_prot"),
         ("max_connections = 0\n", "`max_connections`"),
         ("max_connections_per_address = 100\n", "`max_connections_per_address`"),
-        ("[daemon]\nbind_address = \"::1\"\n", "daemon.bind_address"),
+        ("[daemon]\nbind_address = \"nowhere\"\n", "line 2, key `bind_address`"),
         ("token_file = 5\n", "`token_file`"),
         ("this is not toml", "line 1"),
     ];

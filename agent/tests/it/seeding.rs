@@ -23,6 +23,10 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
     let c = agent.client();
     c.put(&hash, &t.bytes).unwrap();
     crate::seeding(&c, &hash);
+    // The peer port listens where bind_address says, and on IPv6 loopback only.
+    let daemon = agent.daemon_pid().expect("daemon pid");
+    assert_eq!(listening(daemon, "tcp", 51413), vec![agent_ip.to_string()]);
+    assert_eq!(listening(daemon, "tcp6", 51413), vec!["::1".to_string()]);
 
     let leecher = Peer::start(w.dir.path(), "leecher", leecher_ip, json!({})).unwrap();
     leecher.add(&t.bytes).unwrap();
@@ -39,4 +43,27 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
     })
     .unwrap();
     assert!(uploaded.uploaded_bytes >= want.len() as u64);
+}
+
+/// The addresses listening on TCP `port` in `pid`'s network namespace (`/proc/PID/net/tcp` or
+/// `tcp6`: addresses in hex, each 32-bit word in host byte order).
+fn listening(pid: u32, table: &str, port: u16) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (addr, p) = fields.get(1)?.split_once(':')?;
+            (fields.get(3) == Some(&"0A") && u16::from_str_radix(p, 16).ok()? == port).then_some(addr)
+        })
+        .map(|hex| {
+            let words: Vec<u32> =
+                (0..hex.len() / 8).map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).unwrap()).collect();
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            match <[u8; 4]>::try_from(bytes.as_slice()) {
+                Ok(v4) => std::net::Ipv4Addr::from(v4).to_string(),
+                Err(_) => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes.as_slice()).unwrap()).to_string(),
+            }
+        })
+        .collect()
 }

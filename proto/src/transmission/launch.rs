@@ -66,6 +66,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings.json odseed gives a transmission-daemon, plus `extra` keys (which win).
 pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password: &str, extra: &Value) -> Value {
+    let peer_bind = peer_bind(d.bind_address);
     let mut settings = json!({
         "download-dir": data_dir,
         "incomplete-dir-enabled": false,
@@ -80,7 +81,8 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
         "peer-port": d.peer_port,
         "peer-port-random-on-start": false,
         "port-forwarding-enabled": false,
-        "bind-address-ipv4": d.bind_address.to_string(),
+        "bind-address-ipv4": peer_bind.0,
+        "bind-address-ipv6": peer_bind.1,
         "dht-enabled": d.dht,
         "lpd-enabled": d.lpd,
         "cache-size-mb": d.cache_mb,
@@ -104,6 +106,19 @@ pub fn settings_json(d: &DaemonConfig, data_dir: &Path, rpc_port: u16, password:
         map.extend(extra.clone());
     }
     settings
+}
+
+/// The daemon's IPv4 and IPv6 peer addresses for `bind_address`. Transmission always listens on
+/// both families: an unspecified address (`0.0.0.0` or `::`) means every address of both; a
+/// specific one binds its family to it and the other family to loopback only, so nothing outside
+/// reaches a port the config did not name.
+fn peer_bind(addr: std::net::IpAddr) -> (String, String) {
+    use std::net::IpAddr;
+    match addr {
+        a if a.is_unspecified() => ("0.0.0.0".into(), "::".into()),
+        IpAddr::V4(v4) => (v4.to_string(), "::1".into()),
+        IpAddr::V6(v6) => ("127.0.0.1".into(), v6.to_string()),
+    }
 }
 
 /// Writes settings.json into `config_dir` (the daemon must be stopped: it rewrites the file on exit),
