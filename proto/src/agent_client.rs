@@ -13,8 +13,9 @@ const MAX_ANSWER_BYTES: u64 = 16 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// No answer: refused, timed out, or the connection broke.
-    Unreachable { url: String, detail: String },
+    /// No answer: refused, timed out, or the connection broke. `sent`: the request may have
+    /// reached the agent (anything but a refused or failed connection).
+    Unreachable { url: String, detail: String, sent: bool },
     /// An error status, with the agent's error code and message when it sent them.
     Status { url: String, status: u16, code: Option<ErrorCode>, message: String },
     /// An answer that is not the API's JSON.
@@ -24,7 +25,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Unreachable { url, detail } => write!(f, "agent {url} unreachable: {detail}"),
+            Error::Unreachable { url, detail, .. } => write!(f, "agent {url} unreachable: {detail}"),
             Error::Status { url, status, code: Some(code), message } => {
                 write!(f, "agent {url} answered {status} {code}: {message}")
             }
@@ -35,6 +36,32 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// Whether the agent may have done what was asked although this side saw a failure: the
+    /// connection broke or timed out after the request went out, the agent failed on its side, or it
+    /// answered success in a form not understood. A change asked for must then be treated as made
+    /// until it is undone.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            Error::Unreachable { sent, .. } => *sent,
+            Error::Status { status, .. } => *status >= 500,
+            Error::BadAnswer { .. } => true,
+        }
+    }
+}
+
+/// True for a ureq failure after which the request may have reached the server.
+fn maybe_sent(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
+        ureq::Error::Io(io) => !matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::NotFound
+        ),
+        _ => true,
+    }
+}
 
 /// One agent, at `base` (e.g. `http://10.0.0.5:5050`).
 pub struct AgentClient {
@@ -105,7 +132,8 @@ impl AgentClient {
     /// Sends one request; the status and body, whatever the status.
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, Vec<u8>), Error> {
         let url = format!("{}{path}", self.base);
-        let unreachable = |e: ureq::Error| Error::Unreachable { url: self.base.clone(), detail: e.to_string() };
+        let unreachable =
+            |e: ureq::Error| Error::Unreachable { url: self.base.clone(), sent: maybe_sent(&e), detail: e.to_string() };
         let result = match (method, body) {
             ("PUT", Some(b)) => self
                 .agent

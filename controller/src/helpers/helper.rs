@@ -31,6 +31,14 @@ pub enum Kind {
     },
 }
 
+/// An engagement that failed, and whether the agent may have taken the torrent all the same (the
+/// `PUT` timed out or broke after it was sent): such a helper must be released like an engaged one.
+#[derive(Debug)]
+pub struct EngageFailure {
+    pub error: AgentError,
+    pub maybe_seeding: bool,
+}
+
 pub struct Helper {
     /// A board's name or an instance's id.
     pub name: String,
@@ -73,9 +81,12 @@ impl Helper {
     }
 
     /// Health check, then `PUT` of the torrent.
-    pub fn engage(&mut self, target: &Target) -> Result<(), AgentError> {
-        self.client.health()?;
-        let (session, _) = self.client.put(&target.meta.info_hash, &target.bytes)?;
+    pub fn engage(&mut self, target: &Target) -> Result<(), EngageFailure> {
+        self.client.health().map_err(|error| EngageFailure { error, maybe_seeding: false })?;
+        let (session, _) = self
+            .client
+            .put(&target.meta.info_hash, &target.bytes)
+            .map_err(|error| EngageFailure { maybe_seeding: error.maybe_applied(), error })?;
         self.session = Some(session);
         self.engaged = true;
         self.lost = false;

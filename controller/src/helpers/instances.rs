@@ -192,7 +192,7 @@ impl Pool {
         }
         // The ledger learns the agent's URL, for `odseed release` after a crash.
         self.ledger.record(self.entry(&h)).map_err(|e| e.to_string())?;
-        h.engage(&self.target).map_err(|e| format!("its agent refused the torrent: {e}"))?;
+        h.engage(&self.target).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
         Ok(Some(h))
     }
 

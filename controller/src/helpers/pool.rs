@@ -142,10 +142,17 @@ impl Pool {
                     done += 1;
                     events.push(Event::Engaged(b.name.clone()));
                 }
-                Err(e) => {
+                Err(f) if f.maybe_seeding => {
+                    // Treated as engaged but lost: kept in the ledger, DELETEd at release like any other.
+                    b.engaged = true;
+                    b.engaged_at = Some(now);
+                    let why = format!("unsure whether it took the torrent: {}", f.error);
+                    events.push(b.mark_lost(&why));
+                }
+                Err(f) => {
                     b.unhealthy_until = Some(now + UNHEALTHY_FOR);
                     let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
-                    events.push(Event::Fault(format!("{}: cannot engage: {e}; trying another", b.label())));
+                    events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
                 }
             }
         }

@@ -121,3 +121,67 @@ fn after_kill_9_odseed_release_releases_the_leftovers() {
     let out = w.odseed(&["release", "--config", cfg.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to release"));
 }
+
+/// A proxy in front of an agent that passes every request on but never lets an answer to a `PUT`
+/// through (it closes the connection instead): the agent takes the torrent, the controller cannot
+/// know it did.
+fn start_answer_eater(agent: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = TcpStream::connect(agent) else { continue };
+            let put = Arc::new(AtomicBool::new(false));
+            let (mut c_in, mut u_out, put_in) =
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap(), put.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = c_in.read(&mut buf) {
+                    if [&b"GET "[..], b"PUT ", b"DELETE ", b"HEAD "].iter().any(|m| buf[..n].starts_with(m)) {
+                        put_in.store(buf.starts_with(b"PUT "), Ordering::SeqCst);
+                    }
+                    if u_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut u_in, mut c_out) = (upstream, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = u_in.read(&mut buf) {
+                    if put.load(Ordering::SeqCst) {
+                        let _ = c_out.shutdown(Shutdown::Both);
+                        break;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_put_whose_answer_is_lost_stays_in_the_ledger_and_is_released() {
+    let w = world("unsure");
+    let spec = spec(1);
+    let (swarm, _) = w.swarm(&spec);
+    let board = &swarm.boards[0];
+    let agent_addr = board.url.trim_start_matches("http://").parse().unwrap();
+    let proxy = start_answer_eater(agent_addr);
+    let cfg = w.write_config(&swarm.controller_config().replace(&board.url, &format!("http://{proxy}")));
+    let torrent = swarm.torrent_file.to_str().unwrap();
+    let o = w.odseed(&["run", torrent, "1", "--once", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("board board0: lost (unsure whether it took the torrent"), "{err}");
+    assert!(board.log().contains("asked to seed"), "the PUT reached the agent: {}", board.log());
+    assert_eq!(board.client().get(&swarm.torrent.meta.info_hash).unwrap(), None, "the board still seeds: {err}");
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert!(ledger.contains("\"helpers\": []"), "{ledger}");
+}
