@@ -9,12 +9,19 @@ use odseed::ledger::{self, Ledger};
 use odseed::output::Printer;
 use odseed::settings::Settings;
 use odseed::{config, release, run, status};
+use odseed_proto::printable::printable_line;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
 fn main() -> ExitCode {
     let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    logger.format_timestamp(None).format_target(false);
+    // One line per record, with what agents, trackers and EC2 said escaped: nothing they send may
+    // act on the terminal or forge a log line.
+    logger.format(|buf, record| {
+        let text = printable_line(&record.args().to_string(), odseed::output::MAX_LINE_CHARS);
+        writeln!(buf, "[{:<5}] {text}", record.level())
+    });
     // ureq's trace level is its wire, unredacted: agents' tokens, AWS session tokens. Never that.
     if std::env::var("RUST_LOG").is_ok_and(|v| v.to_ascii_lowercase().contains("trace")) {
         logger.filter_module("ureq", log::LevelFilter::Debug).filter_module("ureq_proto", log::LevelFilter::Debug);
@@ -26,7 +33,7 @@ fn main() -> ExitCode {
             let code = exit_code(&e);
             // A usage or config error is the user's to fix: said plainly. A failure goes to the log.
             if code == 2 {
-                eprintln!("odseed: {e}");
+                eprintln!("odseed: {}", printable_line(&e.to_string(), odseed::output::MAX_LINE_CHARS));
             } else {
                 log::error!("{e}");
             }

@@ -3,9 +3,18 @@
 
 use crate::helpers::Event;
 use crate::policy::{Action, Counts, Decision};
+use odseed_proto::printable::printable_line;
 use serde_json::json;
 use std::io::Write;
 use std::time::Duration;
+
+/// A line printed for a person is cut here (an agent's error message could be megabytes).
+pub const MAX_LINE_CHARS: usize = 2000;
+
+/// Prints one line for a person on stdout, with outside text escaped (see [`printable_line`]).
+pub fn say(text: &str) {
+    println!("{}", printable_line(text, MAX_LINE_CHARS));
+}
 
 pub struct Printer {
     pub json: bool,
@@ -14,7 +23,8 @@ pub struct Printer {
 impl Printer {
     fn line(&self, text: String) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        // Faults quote agents and trackers: nothing they send may act on the terminal.
+        let _ = writeln!(out, "{}", printable_line(&text, MAX_LINE_CHARS));
         let _ = out.flush();
     }
 

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::helpers::ec2::{Fleet, URL_TAG};
 use crate::ledger::{HelperKind, Ledger};
+use crate::output::say;
 use odseed_proto::agent_client::AgentClient;
 use odseed_proto::wire::{DaemonState, Torrent};
 use odseed_proto::InfoHash;
@@ -139,7 +140,7 @@ fn board(name: &str, url: &str, token: &str) -> BoardStatus {
 impl Report {
     /// The human tables: boards, EC2 instances, the ledger.
     pub fn print(&self) {
-        println!("{:<16} {:<28} {:<10} {:<9} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON");
+        say(&format!("{:<16} {:<28} {:<10} {:<9} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON"));
         for b in &self.boards {
             let seeds: Vec<String> = (b.torrents.iter())
                 .map(|t| format!("{} ({}, {:.0}%)", t.name, t.state.as_str(), t.percent_done * 100.0))
@@ -151,27 +152,30 @@ impl Report {
             };
             let reach = if b.reachable { "yes" } else { "NO" };
             let daemon = b.daemon.map_or("-", DaemonState::as_str);
-            println!("{:<16} {:<28} {:<10} {:<9} {seeds}", b.name, b.url, reach, daemon);
+            say(&format!("{:<16} {:<28} {:<10} {:<9} {seeds}", b.name, b.url, reach, daemon));
         }
         if !self.ec2.is_empty() {
-            println!("\n{:<16} {:<22} {:<14} AGENT", "REGION", "INSTANCE", "STATE");
+            println!();
+            say(&format!("{:<16} {:<22} {:<14} AGENT", "REGION", "INSTANCE", "STATE"));
         }
         for p in &self.ec2 {
             let region = p.region.as_deref().unwrap_or("-");
             if let Some(err) = &p.error {
-                println!("{region:<16} {err}");
+                say(&format!("{region:<16} {err}"));
             }
             for i in &p.instances {
                 let agent = i.agent_url.as_deref().or(i.public_ip.as_deref()).unwrap_or("-");
-                println!("{region:<16} {:<22} {:<14} {agent}", i.id, i.state);
+                say(&format!("{region:<16} {:<22} {:<14} {agent}", i.id, i.state));
             }
         }
         let path = self.ledger_path.display();
         if self.ledger.is_empty() {
-            println!("\nledger {path}: nothing engaged");
+            println!();
+            say(&format!("ledger {path}: nothing engaged"));
             return;
         }
-        println!("\nledger {path}: engaged");
+        println!();
+        say(&format!("ledger {path}: engaged"));
         for e in &self.ledger {
             let owner = if e.owner_alive {
                 format!("run pid {}", e.owner_pid)
@@ -179,7 +183,7 @@ impl Report {
                 format!("dead run pid {} (run `odseed release`)", e.owner_pid)
             };
             let region = e.region.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
-            println!("  {} {}{region} seeds {} for {owner}", e.kind, e.name, e.info_hash);
+            say(&format!("  {} {}{region} seeds {} for {owner}", e.kind, e.name, e.info_hash));
         }
     }
 }

@@ -15,23 +15,35 @@ impl Printable<'_> {
 
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, c) in self.0.chars().enumerate() {
-            if i == Self::MAX_CHARS {
-                return f.write_str("...");
-            }
-            if needs_escape(c) {
-                write!(f, "{}", c.escape_debug())?;
-            } else {
-                fmt::Write::write_char(f, c)?;
-            }
-        }
-        Ok(())
+        escape(f, self.0, Self::MAX_CHARS)
     }
 }
 
 /// `s` made printable (see [`Printable`]).
 pub fn printable(s: &str) -> String {
     Printable(s).to_string()
+}
+
+/// A whole line for a terminal or a log (our own text with outside text in it): escaped like
+/// [`Printable`], cut after `max_chars` characters.
+pub fn printable_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars + 3));
+    let _ = escape(&mut out, s, max_chars);
+    out
+}
+
+fn escape(out: &mut impl fmt::Write, s: &str, max_chars: usize) -> fmt::Result {
+    for (i, c) in s.chars().enumerate() {
+        if i == max_chars {
+            return out.write_str("...");
+        }
+        if needs_escape(c) {
+            write!(out, "{}", c.escape_debug())?;
+        } else {
+            out.write_char(c)?;
+        }
+    }
+    Ok(())
 }
 
 fn needs_escape(c: char) -> bool {
@@ -49,5 +61,7 @@ mod tests {
         assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
         let long = "a".repeat(Printable::MAX_CHARS + 10);
         assert_eq!(printable(&long).len(), Printable::MAX_CHARS + 3);
+        assert_eq!(printable_line("a\u{1b}]0;x\u{7}b", 100), "a\\u{1b}]0;x\\u{7}b");
+        assert_eq!(printable_line("abcdef", 3), "abc...");
     }
 }

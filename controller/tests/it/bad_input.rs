@@ -140,3 +140,28 @@ fn bad_ec2_setups_are_refused_in_one_line_without_a_secret() {
         stderr(&o)
     );
 }
+
+#[test]
+fn names_from_an_agent_cannot_act_on_the_terminal() {
+    let w = world("escapes");
+    let agent = odseed_lab::Agent::start(
+        &odseed_lab::testing::agent_bin(),
+        &w.dir.path().join("a"),
+        &odseed_lab::AgentOptions::default(),
+    )
+    .unwrap();
+    // A torrent whose name clears the screen and sets a colour (ESC and the 8-bit CSI).
+    let name = "evil\u{1b}[2J\u{9b}31m.bin";
+    let t = odseed_lab::content::make(&agent.data_dir, name, 1000, 7, &[]).unwrap();
+    agent.client().put(&t.meta.info_hash, &t.bytes).unwrap();
+    let cfg = w.write_config(&format!(
+        "[[board]]\nname = \"b\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
+        agent.url,
+        agent.root.join("token").display()
+    ));
+    let o = w.odseed(&["status", "--config", cfg.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("evil\\u{1b}[2J\\u{9b}31m.bin"), "the name is shown escaped: {out}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{9b}'), "a raw control character reached the terminal");
+}
