@@ -9,8 +9,13 @@ use odseed_proto::fsutil::write_atomic;
 use odseed_proto::InfoHash;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// A ledger larger than this is not one odseed wrote (an entry is about 400 bytes).
+const MAX_LEDGER_BYTES: u64 = 16 << 20;
 
 /// One engaged helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,17 +125,34 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Reads the ledger: a regular file of at most [`MAX_LEDGER_BYTES`] (a FIFO, a device or a
+    /// link to one is refused, never read).
     fn read(&self) -> Result<Contents, Error> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Ledger(format!(
-                    "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",
-                    self.path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Contents::default()),
-            Err(e) => Err(Error::Ledger(format!("cannot read the ledger {}: {e}", self.path.display()))),
+        let cannot = |why: String| Error::Ledger(format!("cannot read the ledger {}: {why}", self.path.display()));
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+            Err(e) => return Err(cannot(e.to_string())),
+        };
+        let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(cannot("it is not a regular file".into()));
         }
+        if meta.len() > MAX_LEDGER_BYTES {
+            return Err(cannot(format!(
+                "it is {} bytes, more than a ledger ever holds ({MAX_LEDGER_BYTES})",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_LEDGER_BYTES + 1).read_to_end(&mut bytes).map_err(|e| cannot(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Ledger(format!(
+                "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",
+                self.path.display()
+            ))
+        })
     }
 
     /// Every entry.
@@ -163,7 +185,12 @@ impl Ledger {
 
     /// Forgets a released helper: the entry `owner` made for it.
     pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), Error> {
-        self.update(|h| h.retain(|e| !same(e, name, hash, owner)))
+        self.remove_all(&[(name, *hash, *owner)])
+    }
+
+    /// Forgets released helpers (name, torrent, owner), in one write.
+    pub fn remove_all(&self, released: &[(&str, InfoHash, Owner)]) -> Result<(), Error> {
+        self.update(|h| h.retain(|e| !released.iter().any(|(name, hash, owner)| same(e, name, hash, owner))))
     }
 }
 
@@ -221,6 +248,16 @@ mod tests {
         assert_eq!(l.entries().unwrap().len(), 2);
         l.remove("a", &InfoHash::from_bytes([3; 20]), &Owner::me()).unwrap();
         assert_eq!(l.entries().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
+
+        // A FIFO would hang a plain read, a link to /dev/zero would read forever: both refused.
+        std::fs::remove_file(l.path()).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", l.path()).unwrap();
+        assert!(l.entries().unwrap_err().to_string().contains("not a regular file"));
+        std::fs::remove_file(l.path()).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(l.path()).status().unwrap();
+        assert!(made.success());
+        assert!(l.entries().unwrap_err().to_string().contains("not a regular file"));
+        std::fs::remove_file(l.path()).unwrap();
 
         std::fs::write(l.path(), b"{not json").unwrap();
         assert!(l.record(entry("c", Owner::me())).unwrap_err().to_string().contains("damaged"));

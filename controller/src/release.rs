@@ -12,36 +12,51 @@ use crate::output::Printer;
 use odseed_proto::agent_client::AgentClient;
 use std::time::Duration;
 
-/// Releases one ledger entry: `DELETE` on its agent (404 counts: nothing to release), and for an
-/// instance StopInstances (which is what matters: the DELETE may fail, the stop may not); then
-/// forgets it.
+/// Releases one ledger entry and forgets it (see [`undo`]).
 pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
-    let deleted = delete(cfg, e);
-    if e.kind == HelperKind::Ec2 {
-        if let Err(why) = deleted {
-            log::warn!("instance {}: cannot remove the torrent ({why}); stopping it anyway", e.name);
-        }
-        return stop(ledger, cfg, e);
-    }
-    match deleted {
-        Ok(()) => forget(ledger, e),
-        Err(why) => {
-            Event::Fault(format!("{} {}: cannot release {} ({why}); still in the ledger", e.kind, e.name, e.info_hash))
-        }
+    match undo(cfg, e).0 {
+        Ok(()) => forget(ledger, &[e]).pop().unwrap_or_else(|| Event::Released(e.name.clone())),
+        Err(fault) => fault,
     }
 }
 
-fn forget(ledger: &Ledger, e: &Entry) -> Event {
-    match ledger.remove(&e.name, &e.info_hash, &e.owner) {
-        Ok(()) => Event::Released(e.name.clone()),
-        Err(err) => Event::Fault(err.to_string()),
+/// Undoes one entry's engagement without touching the ledger: `DELETE` on its agent (404 counts:
+/// nothing to release), and for an instance StopInstances (which is what matters: the DELETE may
+/// fail, the stop may not). `Err`: the fault that keeps it in the ledger. Also what the agent did.
+fn undo(cfg: Option<&Config>, e: &Entry) -> (Result<(), Event>, Result<(), AgentFailure>) {
+    let deleted = delete(cfg, e);
+    if e.kind == HelperKind::Ec2 {
+        if let Err(f) = &deleted {
+            log::warn!("instance {}: cannot remove the torrent ({}); stopping it anyway", e.name, f.why);
+        }
+        return (stop(cfg, e), deleted);
+    }
+    let result = deleted.as_ref().map(|_| ()).map_err(|f| {
+        Event::Fault(format!("{} {}: cannot release {} ({}); still in the ledger", e.kind, e.name, e.info_hash, f.why))
+    });
+    (result, deleted)
+}
+
+/// A `DELETE` that failed, and whether the agent could not be reached at all.
+struct AgentFailure {
+    why: String,
+    unreachable: bool,
+}
+
+/// Forgets released entries, in one write of the ledger; an event for each.
+fn forget(ledger: &Ledger, released: &[&Entry]) -> Vec<Event> {
+    let keys: Vec<_> = released.iter().map(|e| (e.name.as_str(), e.info_hash, e.owner)).collect();
+    match ledger.remove_all(&keys) {
+        Ok(()) => released.iter().map(|e| Event::Released(e.name.clone())).collect(),
+        Err(err) => vec![Event::Fault(err.to_string())],
     }
 }
 
 /// `DELETE` of the entry's torrent on its agent.
-fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), String> {
+fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
+    let fail = |why: String| AgentFailure { why, unreachable: false };
     if e.url.is_empty() {
-        return Err("its agent was never reached".into());
+        return Err(fail("its agent was never reached".into()));
     }
     // The token: from the config's board or pool if there is one, else the file the entry names.
     let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url)).map(|b| &b.token);
@@ -53,41 +68,38 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), String> {
         .or(pool)
         .cloned()
         .or_else(|| std::fs::read_to_string(&e.token_file).ok().map(|t| t.trim().to_string()))
-        .ok_or_else(|| format!("cannot read its token file {}", e.token_file.display()))?;
+        .ok_or_else(|| fail(format!("cannot read its token file {}", e.token_file.display())))?;
     let client = AgentClient::new(&e.url, &token, Duration::from_secs(10));
-    client.delete(&e.info_hash).map(drop).map_err(|err| err.to_string())
+    client.delete(&e.info_hash).map(drop).map_err(|err| AgentFailure {
+        unreachable: matches!(err, odseed_proto::agent_client::Error::Unreachable { .. }),
+        why: err.to_string(),
+    })
 }
 
 /// StopInstances for an entry's instance, with the credentials found now and the endpoint it was
 /// started through.
-fn stop(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event {
+fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
     let fault = |why: String| Event::Fault(format!("instance {}: cannot stop it ({why}); still in the ledger", e.name));
-    let Some(region) = &e.region else { return fault("the ledger does not say its region".into()) };
+    let Some(region) = &e.region else { return Err(fault("the ledger does not say its region".into())) };
     let ec2 = cfg.and_then(|c| c.ec2.as_ref());
     let env = Env::process();
-    let creds = match credentials::load(&env, ec2.and_then(|x| x.profile.as_deref())) {
-        Ok(c) => c,
-        Err(why) => return fault(why),
-    };
+    let creds = credentials::load(&env, ec2.and_then(|x| x.profile.as_deref())).map_err(fault)?;
     let endpoint = match &e.endpoint {
         Some(url) if credentials::check_endpoint(url).is_err() => {
-            return fault(format!("the ledger's endpoint {url:?} is not a URL"))
+            return Err(fault(format!("the ledger's endpoint {url:?} is not a URL")))
         }
         Some(url) => url.clone(),
-        None => match credentials::endpoint(&env, ec2.and_then(|x| x.endpoint_url.as_deref()), region) {
-            Ok(url) => url,
-            Err(why) => return fault(why),
-        },
+        None => credentials::endpoint(&env, ec2.and_then(|x| x.endpoint_url.as_deref()), region).map_err(fault)?,
     };
     let timeout = Duration::from_secs(ec2.map_or(20, |x| x.request_timeout));
     let client = Ec2::new(region, &endpoint, creds, timeout);
     match stop_and_wait(&client, std::slice::from_ref(&e.name)) {
-        Ok(()) => forget(ledger, e),
+        Ok(()) => Ok(()),
         Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
             log::warn!("instance {} ({region}) no longer exists; forgetting it", e.name);
-            forget(ledger, e)
+            Ok(())
         }
-        Err(err) => fault(format!("EC2 {region}: {err}")),
+        Err(err) => Err(fault(format!("EC2 {region}: {err}"))),
     }
 }
 
@@ -106,19 +118,84 @@ pub fn leftovers(ledger: &Ledger, cfg: &Config, printer: &Printer) {
     }
 }
 
-/// Releases `entries` at once (a slow agent or region does not hold up the others), each as
-/// `release_entry` does; the events in the entries' order.
+/// Agents and instances released at once, at most.
+const RELEASE_THREADS: usize = 16;
+
+/// Releases `entries`: one agent's entries one after another on one thread (an agent is asked one
+/// thing at a time, and once it does not answer its other entries are not tried), up to
+/// [`RELEASE_THREADS`] agents and instances at once; then forgets the released ones in one write of
+/// the ledger. Faults first, in the entries' order, then the releases.
 fn release_entries(ledger: &Ledger, cfg: Option<&Config>, entries: &[&Entry]) -> Vec<Event> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = entries.iter().map(|e| scope.spawn(move || release_entry(ledger, cfg, e))).collect();
-        handles
-            .into_iter()
-            .zip(entries)
-            .map(|(h, e)| {
-                h.join().unwrap_or_else(|_| Event::Fault(format!("{} {}: its release failed", e.kind, e.name)))
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_agent: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        match e.kind {
+            HelperKind::Board => {
+                let g = *by_agent.entry(e.url.as_str()).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[g].push(i);
+            }
+            HelperKind::Ec2 => groups.push(vec![i]),
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut outcomes: Vec<(usize, Result<(), Event>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..RELEASE_THREADS.min(groups.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(group) = groups.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                        done.extend(release_group(cfg, entries, group));
+                    }
+                    done
+                })
             })
-            .collect()
-    })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    });
+    outcomes.sort_by_key(|(i, _)| *i);
+    let mut events = Vec::new();
+    let mut released = Vec::new();
+    for (i, outcome) in outcomes {
+        match outcome {
+            Ok(()) => released.push(entries[i]),
+            Err(fault) => events.push(fault),
+        }
+    }
+    // An entry whose worker died (a panic) is neither released nor a fault yet: say so.
+    let answered = events.len() + released.len();
+    if answered < entries.len() {
+        events.push(Event::Fault(format!("{} release(s) failed; still in the ledger", entries.len() - answered)));
+    }
+    if !released.is_empty() {
+        events.extend(forget(ledger, &released));
+    }
+    events
+}
+
+/// One agent's entries (or one instance's), in turn; once the agent cannot be reached, the rest are
+/// faults without being tried.
+fn release_group(cfg: Option<&Config>, entries: &[&Entry], group: &[usize]) -> Vec<(usize, Result<(), Event>)> {
+    let mut out = Vec::with_capacity(group.len());
+    let mut unreachable = None;
+    for &i in group {
+        let e = entries[i];
+        if let Some(why) = &unreachable {
+            let fault = format!("{} {}: cannot release {} ({why}); still in the ledger", e.kind, e.name, e.info_hash);
+            out.push((i, Err(Event::Fault(fault))));
+            continue;
+        }
+        let outcome = undo(cfg, e);
+        if e.kind == HelperKind::Board {
+            if let Err(AgentFailure { why, unreachable: true }) = &outcome.1 {
+                unreachable = Some(why.clone());
+            }
+        }
+        out.push((i, outcome.0));
+    }
+    out
 }
 
 /// `odseed release`: every entry, whoever engaged it. [`Error::NotReleased`] if the ledger is not

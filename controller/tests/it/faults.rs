@@ -185,3 +185,38 @@ fn a_put_whose_answer_is_lost_stays_in_the_ledger_and_is_released() {
     let ledger = std::fs::read_to_string(w.ledger()).unwrap();
     assert!(ledger.contains("\"helpers\": []"), "{ledger}");
 }
+
+#[test]
+fn release_of_thousands_of_entries_asks_each_agent_in_turn_and_writes_the_ledger_once() {
+    let w = world("manyrelease");
+    let agent =
+        odseed_lab::Agent::start(&agent_bin(), &w.dir.path().join("a"), &odseed_lab::AgentOptions::default()).unwrap();
+    let token_file = agent.root.join("token");
+    let entry = |i: u32, url: &str| {
+        let hash: String = format!("{i:040x}");
+        serde_json::json!({
+            "kind": "board", "name": format!("b{i}"), "url": url, "token_file": token_file,
+            "info_hash": hash, "owner": {"pid": u32::MAX - 1, "start": 0}, "engaged_at": 1,
+        })
+    };
+    // 2,000 entries on a live agent (which seeds none of them: 404, released) and 2,000 on an
+    // address where nothing listens.
+    let mut helpers: Vec<_> = (0..2000).map(|i| entry(i, &agent.url)).collect();
+    helpers.extend((2000..4000).map(|i| entry(i, "http://127.0.0.1:1")));
+    std::fs::create_dir_all(w.ledger().parent().unwrap()).unwrap();
+    std::fs::write(w.ledger(), serde_json::json!({"version": 1, "helpers": helpers}).to_string()).unwrap();
+
+    let started = std::time::Instant::now();
+    let o = w.odseed(&["release", "--json"]);
+    eprintln!("odseed release of 4,000 entries: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(o.status.code(), Some(1), "not everything could be released");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().filter(|l| l.contains("\"event\":\"release\"")).count(), 2000);
+    assert_eq!(out.lines().filter(|l| l.contains("\"event\":\"fault\"")).count(), 2000);
+    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(w.ledger()).unwrap()).unwrap();
+    let left = ledger["helpers"].as_array().unwrap();
+    assert_eq!(left.len(), 2000);
+    assert!(left.iter().all(|e| e["url"] == "http://127.0.0.1:1"), "only the unreachable ones are kept");
+    // The live agent was asked one request at a time: none refused for its per-address cap.
+    assert!(!agent.log().contains("max_connections"), "{}", agent.log());
+}
