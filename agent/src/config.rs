@@ -72,7 +72,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
+        let text = odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES)
             .map_err(|e| ConfigError(format!("config {}: cannot read: {e}", path.display())))?;
         Config::parse(&text).map_err(|m| ConfigError(format!("config {}: {m}", path.display())))
     }

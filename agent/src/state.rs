@@ -7,7 +7,7 @@ use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, Metainfo};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -180,16 +180,9 @@ impl Desired {
     }
 }
 
-/// A file, if it is a regular file of at most [`MAX_FILE_BYTES`].
+/// A `.torrent` of the state dir (a regular file of at most [`MAX_FILE_BYTES`]).
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file of a torrent's size"));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    odseed_proto::fsutil::read_bounded(path, MAX_FILE_BYTES)
 }
 
 /// A path of `a` that is also a path of `b`, or a directory of one, or has one as a directory.

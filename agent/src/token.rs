@@ -1,13 +1,13 @@
 //! The API's bearer token: read from `token_file`, or created there (random, mode 0600) if missing.
 
-use odseed_proto::fsutil::random_hex;
+use odseed_proto::fsutil::{random_hex, read_text_bounded, MAX_SECRET_BYTES};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Reads the token, creating the file with a fresh random token if it does not exist.
 pub fn load_or_create(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
+    match read_text_bounded(path, MAX_SECRET_BYTES) {
         Ok(text) => {
             let token = text.trim().to_string();
             if token.len() < 16 {

@@ -171,7 +171,7 @@ pub fn default_path() -> PathBuf {
 
 /// Loads, validates and reads the secret files. The error is for the user (exit 2).
 pub fn load(path: &Path) -> Result<Config, Error> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::Config(format!(
@@ -267,7 +267,8 @@ pub fn resolve(base: &Path, p: &Path) -> PathBuf {
 }
 
 fn read_secret(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_SECRET_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let s = text.trim();
     if s.is_empty() {
         return Err(format!("{} is empty", path.display()));

@@ -9,9 +9,7 @@ use odseed_proto::fsutil::write_atomic;
 use odseed_proto::InfoHash;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A ledger larger than this is not one odseed wrote (an entry is about 400 bytes).
@@ -128,25 +126,11 @@ impl Ledger {
     /// Reads the ledger: a regular file of at most [`MAX_LEDGER_BYTES`] (a FIFO, a device or a
     /// link to one is refused, never read).
     fn read(&self) -> Result<Contents, Error> {
-        let cannot = |why: String| Error::Ledger(format!("cannot read the ledger {}: {why}", self.path.display()));
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
-            Ok(f) => f,
+        let bytes = match odseed_proto::fsutil::read_bounded(&self.path, MAX_LEDGER_BYTES) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
-            Err(e) => return Err(cannot(e.to_string())),
+            Err(e) => return Err(Error::Ledger(format!("cannot read the ledger {}: {e}", self.path.display()))),
         };
-        let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(cannot("it is not a regular file".into()));
-        }
-        if meta.len() > MAX_LEDGER_BYTES {
-            return Err(cannot(format!(
-                "it is {} bytes, more than a ledger ever holds ({MAX_LEDGER_BYTES})",
-                meta.len()
-            )));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(MAX_LEDGER_BYTES + 1).read_to_end(&mut bytes).map_err(|e| cannot(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::Ledger(format!(
                 "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",

@@ -10,6 +10,7 @@ use crate::helpers::Event;
 use crate::ledger::{Entry, HelperKind, Ledger};
 use crate::output::Printer;
 use odseed_proto::agent_client::AgentClient;
+use odseed_proto::fsutil::{read_text_bounded, MAX_SECRET_BYTES};
 use std::time::Duration;
 
 /// Releases one ledger entry and forgets it (see [`undo`]).
@@ -67,7 +68,7 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
     let token = board
         .or(pool)
         .cloned()
-        .or_else(|| std::fs::read_to_string(&e.token_file).ok().map(|t| t.trim().to_string()))
+        .or_else(|| read_text_bounded(&e.token_file, MAX_SECRET_BYTES).ok().map(|t| t.trim().to_string()))
         .ok_or_else(|| fail(format!("cannot read its token file {}", e.token_file.display())))?;
     let client = AgentClient::new(&e.url, &token, Duration::from_secs(10));
     client.delete(&e.info_hash).map(drop).map_err(|err| AgentFailure {

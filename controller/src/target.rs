@@ -56,7 +56,9 @@ fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
 }
 
 fn from_file(path: &Path) -> Result<Target, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // The agents take at most 10 MiB by default; a torrent of 64 MiB is none odseed could place.
+    let bytes = odseed_proto::fsutil::read_bounded(path, 64 << 20)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let meta = metainfo::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Target { meta, bytes })
 }

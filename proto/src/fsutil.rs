@@ -25,6 +25,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// A file's bytes, if it is a regular file of at most `max` bytes. A FIFO, a device or a link to
+/// one is refused without being read (opening does not wait for a FIFO's writer), so no path a user
+/// or an attacker names can hang or exhaust the reader.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_text_bounded(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_bounded(path, max)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Largest secret file (a token, a password) read.
+pub const MAX_SECRET_BYTES: u64 = 4096;
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// `n` random bytes from the kernel, as lowercase hex.
 pub fn random_hex(n: usize) -> io::Result<String> {
     let mut buf = vec![0u8; n];
@@ -57,6 +89,20 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temp file left");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bounded_reads_refuse_devices_fifos_and_large_files() {
+        let dir = std::env::temp_dir().join(format!("odseed-bounded-{}", random_hex(4).unwrap()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f"), b"12345").unwrap();
+        assert_eq!(read_text_bounded(&dir.join("f"), 5).unwrap(), "12345");
+        assert!(read_bounded(&dir.join("f"), 4).unwrap_err().to_string().contains("larger than 4"));
+        assert!(read_bounded(Path::new("/dev/zero"), 5).unwrap_err().to_string().contains("not a regular file"));
+        assert!(std::process::Command::new("mkfifo").arg(dir.join("p")).status().unwrap().success());
+        assert!(read_bounded(&dir.join("p"), 5).unwrap_err().to_string().contains("not a regular file"));
+        assert_eq!(read_bounded(&dir.join("missing"), 5).unwrap_err().kind(), io::ErrorKind::NotFound);
         fs::remove_dir_all(&dir).unwrap();
     }
 

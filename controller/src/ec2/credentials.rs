@@ -49,7 +49,7 @@ pub fn load(env: &Env, profile: Option<&str>) -> Result<Credentials, String> {
             None => PathBuf::from(p),
         })
         .unwrap_or_else(|| env.home.join(".aws/credentials"));
-    let text = match std::fs::read_to_string(&file) {
+    let text = match odseed_proto::fsutil::read_text_bounded(&file, odseed_proto::fsutil::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!(

@@ -103,7 +103,7 @@ pub fn parse_scrape(answer: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHa
     if action(answer)? != SCRAPE {
         return Err(Answer::Bad("not a scrape answer".into()));
     }
-    let body = &answer[8..];
+    let body = answer.get(8..).ok_or_else(|| Answer::Bad("short packet".into()))?;
     if body.len() < 12 * hashes.len() {
         return Err(Answer::Bad(format!("{} bytes of counts for {} hashes", body.len(), hashes.len())));
     }

@@ -74,9 +74,15 @@ pub fn request(
     reader.get_mut().write_all(head.as_bytes())?;
     reader.get_mut().write_all(body)?;
 
+    read_response(&mut reader, method, max_body)
+}
+
+/// Reads one answer to a `method` request from `reader`: status, headers, and a body of at most
+/// `max_body` bytes (by `Content-Length`, chunked, or up to the end).
+pub fn read_response(reader: &mut impl BufRead, method: &str, max_body: u64) -> io::Result<Response> {
     // Interim 1xx answers (100 Continue) come before the real one.
     let (status, headers) = loop {
-        let (status, headers) = read_head(&mut reader)?;
+        let (status, headers) = read_head(reader)?;
         if !(100..200).contains(&status) {
             break (status, headers);
         }
@@ -89,7 +95,7 @@ pub fn request(
     } else if resp.header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
         loop {
             line.clear();
-            read_line(&mut reader, &mut line)?;
+            read_line(reader, &mut line)?;
             let size = line.trim().split(';').next().unwrap_or_default();
             let size = u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
             if size == 0 {
@@ -99,12 +105,12 @@ pub fn request(
                 return Err(too_large());
             }
             let before = resp.body.len();
-            (&mut reader).take(size).read_to_end(&mut resp.body)?;
+            reader.take(size).read_to_end(&mut resp.body)?;
             if ((resp.body.len() - before) as u64) < size {
                 return Err(bad("chunk cut short"));
             }
             line.clear();
-            read_line(&mut reader, &mut line)?;
+            read_line(reader, &mut line)?;
             if line != "\r\n" {
                 return Err(bad("no line break after a chunk"));
             }
@@ -114,12 +120,12 @@ pub fn request(
         if len > max_body {
             return Err(too_large());
         }
-        (&mut reader).take(len).read_to_end(&mut resp.body)?;
+        reader.take(len).read_to_end(&mut resp.body)?;
         if (resp.body.len() as u64) < len {
             return Err(bad("answer body cut short"));
         }
     } else {
-        (&mut reader).take(max_body + 1).read_to_end(&mut resp.body)?;
+        reader.take(max_body + 1).read_to_end(&mut resp.body)?;
         if resp.body.len() as u64 > max_body {
             return Err(too_large());
         }

@@ -181,7 +181,8 @@ fn bad(method: &str, detail: &str) -> Error {
     Error::BadAnswer { method: method.into(), detail: detail.into() }
 }
 
-fn parse_answer(method: &str, text: &str) -> Result<Value, Error> {
+/// An RPC answer's `arguments`, or the error its `result` says.
+pub fn parse_answer(method: &str, text: &str) -> Result<Value, Error> {
     let mut v: Value = serde_json::from_str(text).map_err(|e| bad(method, &e.to_string()))?;
     match v.get("result").and_then(Value::as_str) {
         Some("success") => Ok(v.get_mut("arguments").map(Value::take).unwrap_or(json!({}))),
