@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 /// The largest piece length accepted. transmission-daemon 3.00 counts a piece's 16 KiB blocks in 16
 /// bits: at 2^30 (65,536 blocks) the count wraps to 0 and it dies dividing by it, as it does for a
-/// multiple of 2^32 (truncated to 0); 2^29 is seeded. Real torrents stay far below (BEP 52 clients
-/// offer up to 256 MiB).
+/// multiple of 2^32 (truncated to 0); 2^29 is seeded. transmission-daemon 4.1 refuses multiples of
+/// 2^32 and silently truncates 2^32 + 16384 to 16 KiB (a different torrent). Real torrents stay far
+/// below (BEP 52 clients offer up to 256 MiB).
 pub const MAX_PIECE_LENGTH: u64 = 1 << 29;
 
 /// What a validated torrent holds that odseed uses.
