@@ -56,14 +56,19 @@ impl Agent {
         let port = crate::free_port(o.listen);
         let config = root.join("agent.toml");
         let text = format!(
-            "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\nmax_torrents = {}\n\
+            "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n{}\
              [daemon]\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
             o.listen,
             root.join("token").display(),
             data_dir.display(),
             state_dir.display(),
             o.max_torrent_bytes,
-            o.max_torrents,
+            // Only when set: an agent from before the key existed still starts with the others.
+            if o.max_torrents == AgentOptions::default().max_torrents {
+                String::new()
+            } else {
+                format!("max_torrents = {}\n", o.max_torrents)
+            },
             o.host,
             o.idle_stop_secs,
             o.upload_kbps,

@@ -195,6 +195,8 @@ fn probe(addr: SocketAddr) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub rss_kib: u64,
+    /// The anonymous part of the RSS (the process's own memory, without its mapped binary).
+    pub anon_kib: u64,
     pub threads: u64,
     pub fds: u64,
 }
@@ -208,6 +210,6 @@ impl Sample {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         };
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-        Some(Sample { rss_kib: field("VmRSS:")?, threads: field("Threads:")?, fds })
+        Some(Sample { rss_kib: field("VmRSS:")?, anon_kib: field("RssAnon:")?, threads: field("Threads:")?, fds })
     }
 }
