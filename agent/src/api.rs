@@ -193,13 +193,19 @@ impl Api {
 
     fn put(&self, body: &mut Body<'_>, hash: InfoHash) -> Result<Response> {
         let max = self.max_torrent_bytes;
-        let body = body.read(max).map_err(|e| match e {
+        let body_error = |e| match e {
             BodyError::TooLarge { declared } => {
                 err(ErrorCode::TooLarge, format!("a .torrent may be at most {max} bytes; this one is {declared}"))
             }
             BodyError::Timeout => err(ErrorCode::Timeout, "the body came too slowly"),
             BodyError::Broken => err(ErrorCode::BadBody, "the connection broke while the body was read"),
-        })?;
+        };
+        // No room: the body is dropped as it comes, never held.
+        if let Err(e) = self.desired.has_room(&hash, body.declared(), self.bounds) {
+            body.discard(max).map_err(body_error)?;
+            return Err(err(ErrorCode::TooManyTorrents, e.to_string()));
+        }
+        let body = body.read(max).map_err(body_error)?;
         let meta = metainfo::parse(&body).map_err(|e| match e {
             MetainfoError::UnsafePath(_) => err(ErrorCode::UnsafePath, e.to_string()),
             _ => err(ErrorCode::BadTorrent, e.to_string()),

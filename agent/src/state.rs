@@ -120,19 +120,7 @@ impl Desired {
         if entries.contains_key(&meta.info_hash) {
             return Ok(false);
         }
-        if entries.len() >= bounds.max_torrents {
-            return Err(InsertError::Full(format!(
-                "this agent seeds {} torrents, its `max_torrents`; release one first",
-                entries.len()
-            )));
-        }
-        let total: u64 = entries.values().map(|e| e.bytes).sum::<u64>() + bytes.len() as u64;
-        if total > bounds.max_total_bytes {
-            return Err(InsertError::Full(format!(
-                "the .torrent files seeded here would take {total} bytes, over `max_total_torrent_bytes` ({})",
-                bounds.max_total_bytes
-            )));
-        }
+        room(&entries, bytes.len() as u64, bounds)?;
         // Every path of a torrent starts with its name: only torrents of the same name can overlap.
         for (other, _) in entries.iter().filter(|(_, e)| e.name == meta.name) {
             let theirs = metainfo::parse(&self.metainfo(other).map_err(InsertError::Io)?)
@@ -144,6 +132,16 @@ impl Desired {
         write_atomic(&self.file(&meta.info_hash), bytes, 0o644).map_err(InsertError::Io)?;
         entries.insert(meta.info_hash, Entry { name: meta.name.clone(), bytes: bytes.len() as u64 });
         Ok(true)
+    }
+
+    /// Whether a new torrent of `bytes` bytes would fit `bounds` now (a torrent already recorded
+    /// always does): for refusing a `PUT` before its body is read. [`Desired::insert`] decides.
+    pub fn has_room(&self, hash: &InfoHash, bytes: u64, bounds: Bounds) -> Result<(), InsertError> {
+        let entries = self.lock();
+        if entries.contains_key(hash) {
+            return Ok(());
+        }
+        room(&entries, bytes, bounds)
     }
 
     /// Forgets `hash`; true if it was there. Persisted before it returns.
@@ -178,6 +176,24 @@ impl Desired {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether one more torrent of `bytes` bytes keeps `entries` within `bounds`.
+fn room(entries: &BTreeMap<InfoHash, Entry>, bytes: u64, bounds: Bounds) -> Result<(), InsertError> {
+    if entries.len() >= bounds.max_torrents {
+        return Err(InsertError::Full(format!(
+            "this agent seeds {} torrents, its `max_torrents`; release one first",
+            entries.len()
+        )));
+    }
+    let total = entries.values().map(|e| e.bytes).sum::<u64>().saturating_add(bytes);
+    if total > bounds.max_total_bytes {
+        return Err(InsertError::Full(format!(
+            "the .torrent files seeded here would take {total} bytes, over `max_total_torrent_bytes` ({})",
+            bounds.max_total_bytes
+        )));
+    }
+    Ok(())
 }
 
 /// A `.torrent` of the state dir (a regular file of at most [`MAX_FILE_BYTES`]).

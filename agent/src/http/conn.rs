@@ -180,32 +180,48 @@ impl Body<'_> {
 
     /// Reads the whole body, if it is at most `max` bytes.
     pub fn read(&mut self, max: u64) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::with_capacity(if self.unread <= max { self.unread as usize } else { 0 });
+        self.consume(max, |bytes| body.extend_from_slice(bytes))?;
+        Ok(body)
+    }
+
+    /// Reads the body, if it is at most `max` bytes, and drops it: for a request refused for a
+    /// reason other than its size, so the client (which may send its whole body before it reads the
+    /// answer) gets the answer and the connection stays usable.
+    pub fn discard(&mut self, max: u64) -> Result<(), BodyError> {
+        self.consume(max, |_| {})
+    }
+
+    fn consume(&mut self, max: u64, mut take: impl FnMut(&[u8])) -> Result<(), BodyError> {
         let len = self.unread;
         if len > max {
             return Err(BodyError::TooLarge { declared: len });
         }
-        let len = len as usize;
         if self.expect_continue {
             self.expect_continue = false;
             self.conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| BodyError::Broken)?;
         }
-        let allowed = self.limits.head_timeout.as_secs() + len as u64 / self.limits.body_min_bytes_per_sec.max(1);
+        let allowed = self.limits.head_timeout.as_secs() + len / self.limits.body_min_bytes_per_sec.max(1);
         let deadline = Instant::now() + Duration::from_secs(allowed);
-        let mut body = Vec::with_capacity(len);
-        let from_buf = self.conn.buf.len().min(len);
-        body.extend(self.conn.buf.drain(..from_buf));
+        let from_buf = self.conn.buf.len().min(len as usize);
+        take(&self.conn.buf[..from_buf]);
+        self.conn.buf.drain(..from_buf);
+        let mut left = len - from_buf as u64;
         let mut chunk = vec![0u8; 16 * 1024];
-        while body.len() < len {
-            let want = (len - body.len()).min(chunk.len());
+        while left > 0 {
+            let want = (left as usize).min(chunk.len());
             match self.conn.read_until(&mut chunk[..want], deadline) {
                 Ok(0) => return Err(BodyError::Broken),
-                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    take(&chunk[..n]);
+                    left -= n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(BodyError::Timeout),
                 Err(_) => return Err(BodyError::Broken),
             }
         }
         self.unread = 0;
-        Ok(body)
+        Ok(())
     }
 }
 

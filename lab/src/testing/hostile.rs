@@ -169,8 +169,14 @@ impl Watch {
         Watch { stop, seen, thread: Some(thread) }
     }
 
-    /// Stops probing; what was seen.
+    /// Probes a few more times (so some probes see the state the attack left), then stops; what
+    /// was seen.
     pub fn finish(mut self) -> Seen {
+        let probes = || self.seen.lock().unwrap_or_else(|e| e.into_inner()).probes;
+        let (want, deadline) = (probes() + 5, Instant::now() + Duration::from_secs(30));
+        while probes() < want && Instant::now() < deadline && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
