@@ -10,6 +10,7 @@ use crate::policy::Counts;
 use crate::tracker::{Scrape, Scraper};
 use odseed_proto::transmission::Client;
 use odseed_proto::InfoHash;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 pub struct Observer {
@@ -21,6 +22,8 @@ pub struct Observer {
     pub local: Option<Arc<Client>>,
     /// The override, used once.
     pub override_counts: Option<(u32, u32)>,
+    /// Trackers that failed last round: warned about when they start failing, not every round.
+    pub failing: HashSet<String>,
 }
 
 impl Observer {
@@ -31,10 +34,20 @@ impl Observer {
             return Ok(Counts { seeders, leechers, peers_connected: None, size });
         }
         let (best, errors) = self.scraper.best(&self.trackers, &[self.hash]);
+        let failing: HashSet<String> = errors.iter().map(|e| e.url().to_string()).collect();
         for e in &errors {
-            log::warn!("{e}");
+            if self.failing.contains(e.url()) {
+                log::debug!("{e}");
+            } else {
+                log::warn!("{e} (no information from it until it answers well again)");
+            }
         }
-        // A tracker that answered without this torrent knows no peer of it: an empty swarm.
+        for url in self.failing.difference(&failing) {
+            log::info!("tracker {url} answers again");
+        }
+        self.failing = failing;
+        // A tracker that answered well without this torrent knows no peer of it (BEP 48): an empty
+        // swarm. A malformed answer is an error above, like no answer.
         let answered = errors.len() < self.trackers.len();
         let scraped = best.get(&self.hash).copied().or(answered.then(Scrape::default));
         let Some(local) = &self.local else {
@@ -78,6 +91,7 @@ mod tests {
             scraper: Scraper::default(),
             local: None,
             override_counts: Some((3, 8)),
+            failing: HashSet::new(),
         };
         assert_eq!(o.observe().unwrap(), Counts { seeders: 3, leechers: 8, peers_connected: None, size: Some(5) });
         assert!(o.observe().unwrap_err().contains("no tracker"));

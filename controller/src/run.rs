@@ -50,6 +50,7 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
         scraper: Scraper::default(),
         local: local.filter(|c| holds(c, &target)),
         override_counts: s.first_counts,
+        failing: Default::default(),
     };
     let start = Instant::now();
     let mut fleet = fleet;

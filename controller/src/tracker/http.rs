@@ -1,5 +1,7 @@
 //! HTTP scrape (BEP 48): GET <announce URL with `announce` -> `scrape`>?info_hash=..&info_hash=..,
-//! answered by a bencoded dictionary `files` keyed by the 20-byte hashes.
+//! answered by a bencoded dictionary `files` keyed by the 20-byte hashes. Some trackers (WebTorrent's
+//! `bittorrent-tracker`) write each key as the UTF-8 encoding of the hash read as Latin-1 text (every
+//! byte >= 0x80 becomes two): such keys are mapped back. Any other key is a malformed answer.
 
 use super::scrape::{Scrape, TrackerError};
 use odseed_proto::bencode::{self, Value};
@@ -72,8 +74,8 @@ pub fn parse(body: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHash, Scrap
     };
     let mut out = HashMap::new();
     for (key, v) in files {
-        let Ok(raw) = <[u8; 20]>::try_from(*key) else { continue };
-        let hash = InfoHash::from_bytes(raw);
+        let hash = key_hash(key)
+            .ok_or_else(|| Parsed::Bad(format!("a key of `files` is {} bytes, not an info hash", key.len())))?;
         if !hashes.contains(&hash) {
             continue;
         }
@@ -86,6 +88,16 @@ pub fn parse(body: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHash, Scrap
         }
     }
     Ok(out)
+}
+
+/// The info hash a key of `files` names: its 20 raw bytes, or 20 characters up to U+00FF in UTF-8.
+fn key_hash(key: &[u8]) -> Option<InfoHash> {
+    if let Ok(raw) = <[u8; 20]>::try_from(key) {
+        return Some(InfoHash::from_bytes(raw));
+    }
+    let text = std::str::from_utf8(key).ok()?;
+    let latin1: Vec<u8> = text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<_>>()?;
+    Some(InfoHash::from_bytes(latin1.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -119,8 +131,32 @@ mod tests {
         for bad in [&b"<html>"[..], &body[..body.len() - 3], b"de", b"d5:filesi1ee"] {
             assert!(matches!(parse(bad, &[h]), Err(Parsed::Bad(_))), "{:?}", String::from_utf8_lossy(bad));
         }
+        // A key that is no hash, raw or as text, makes the whole answer malformed (never "no peers").
+        let mut odd = std::collections::BTreeMap::new();
+        odd.insert(vec![7u8; 19], Owned::dict([("complete", Owned::Int(1)), ("incomplete", Owned::Int(1))]));
+        let odd = Owned::dict([("files", Owned::Dict(odd))]).encode();
+        assert!(matches!(parse(&odd, &[h]), Err(Parsed::Bad(d)) if d.contains("19 bytes")));
         let negative = body.clone();
         let negative = String::from_utf8_lossy(&negative).replace("i3e", "i-3e");
         assert!(parse(negative.as_bytes(), &[h]).is_err());
+    }
+
+    #[test]
+    fn keys_written_as_utf8_text_are_mapped_back() {
+        let raw: [u8; 20] = std::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(0x70));
+        let h = InfoHash::from_bytes(raw);
+        let text: String = raw.iter().map(|&b| char::from(b)).collect();
+        assert!(text.len() > 20, "the hash has bytes over 0x7f");
+        assert_eq!(key_hash(text.as_bytes()), Some(h));
+        assert_eq!(key_hash(&raw), Some(h));
+        // Text with a character past U+00FF, too few or too many characters, or not UTF-8: no hash.
+        for bad in ["\u{100}".repeat(20), "a".repeat(19), "é".repeat(21)] {
+            assert_eq!(key_hash(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(key_hash(&[0xff; 21]), None);
+        let mut files = std::collections::BTreeMap::new();
+        files.insert(text.into_bytes(), Owned::dict([("complete", Owned::Int(2)), ("incomplete", Owned::Int(5))]));
+        let body = Owned::dict([("files", Owned::Dict(files))]).encode();
+        assert_eq!(parse(&body, &[h]).ok().unwrap()[&h], Scrape { seeders: 2, leechers: 5, downloaded: 0 });
     }
 }

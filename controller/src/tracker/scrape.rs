@@ -25,6 +25,18 @@ pub enum TrackerError {
     Unsupported { url: String },
 }
 
+impl TrackerError {
+    /// The tracker's URL.
+    pub fn url(&self) -> &str {
+        match self {
+            TrackerError::Unreachable { url, .. }
+            | TrackerError::Failure { url, .. }
+            | TrackerError::BadAnswer { url, .. }
+            | TrackerError::Unsupported { url } => url,
+        }
+    }
+}
+
 impl fmt::Display for TrackerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,4 +1,5 @@
-//! The scrapers against a real opentracker: HTTP and UDP, several hashes per request.
+//! The scrapers against real trackers, HTTP and UDP, several hashes per request: opentracker, and
+//! WebTorrent's bittorrent-tracker (which writes the keys of its HTTP scrape answer as UTF-8 text).
 
 use crate::world;
 use odseed::tracker::{Scrape, Scraper, TrackerError};
@@ -15,13 +16,7 @@ fn http_and_udp_scrapes_agree_with_the_tracker() {
     let busy = InfoHash::from_bytes([0xab; 20]);
     let quiet = InfoHash::from_bytes([0xcd; 20]);
     let tracker = Tracker::start(&w.dir.path().join("t"), ip, 6969, &[busy, quiet]).unwrap();
-    // Two leechers and a seeder announce on `busy`.
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let hash: String = busy.as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
-    for (i, left) in [1000, 1000, 0].iter().enumerate() {
-        let url = format!("{}?info_hash={hash}&peer_id=-OD0001-{i:012}&port={}&uploaded=0&downloaded=0&left={left}&event=started&compact=1", tracker.announce_url(), 7000 + i);
-        agent.get(&url).call().unwrap();
-    }
+    announce_two_leechers_and_a_seeder(&tracker, busy);
     let scraper = Scraper { timeout: Duration::from_secs(3), retries: 1 };
     let want = Scrape { seeders: 1, leechers: 2, downloaded: 0 };
     let http = scraper.scrape(&tracker.announce_url(), &[busy, quiet]).unwrap();
@@ -35,4 +30,32 @@ fn http_and_udp_scrapes_agree_with_the_tracker() {
     assert_eq!(best.get(&busy), Some(&want));
     assert!(matches!(errors.as_slice(), [TrackerError::Unreachable { .. }]), "{errors:?}");
     assert!(matches!(scraper.scrape("wss://x/announce", &[busy]), Err(TrackerError::Unsupported { .. })));
+}
+
+/// A second implementation: its HTTP scrape answer keys hashes as UTF-8 text (0xab is two bytes),
+/// which must read as the same counts as its UDP answer, not as an empty swarm.
+#[test]
+fn a_tracker_that_writes_hashes_as_text_is_read_right() {
+    let w = world("webtorrent");
+    let ip = Ipv4Addr::new(10, 77, 0, 1);
+    w.ns.add_host(ip).unwrap();
+    let busy = InfoHash::from_bytes([0xab; 20]);
+    let tracker = Tracker::start_webtorrent(&w.dir.path().join("t"), ip, 8000).unwrap();
+    announce_two_leechers_and_a_seeder(&tracker, busy);
+    let scraper = Scraper { timeout: Duration::from_secs(3), retries: 1 };
+    let counts = |s: Option<&Scrape>| s.map(|s| (s.seeders, s.leechers));
+    let http = scraper.scrape(&tracker.announce_url(), &[busy]).unwrap();
+    assert_eq!(counts(http.get(&busy)), Some((1, 2)), "HTTP scrape");
+    let udp = scraper.scrape(&tracker.udp_url(), &[busy]).unwrap();
+    assert_eq!(counts(udp.get(&busy)), Some((1, 2)), "UDP scrape");
+}
+
+/// Two leechers and a seeder announce `hash` over HTTP.
+fn announce_two_leechers_and_a_seeder(tracker: &Tracker, hash: InfoHash) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    let hash: String = hash.as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
+    for (i, left) in [1000, 1000, 0].iter().enumerate() {
+        let url = format!("{}?info_hash={hash}&peer_id=-OD0001-{i:012}&port={}&uploaded=0&downloaded=0&left={left}&event=started&compact=1", tracker.announce_url(), 7000 + i);
+        agent.get(&url).call().unwrap();
+    }
 }
