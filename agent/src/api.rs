@@ -272,8 +272,12 @@ impl Api {
 
     fn metrics_text(&self) -> Response {
         let torrents = self.torrents(None);
-        let snapshot =
-            Snapshot { torrents: &torrents, daemon: self.supervisor.state(), restarts: self.supervisor.restarts() };
+        let snapshot = Snapshot {
+            torrents: &torrents,
+            daemon: self.supervisor.state(),
+            restarts: self.supervisor.restarts(),
+            uploaded_total: self.supervisor.uploaded_total(),
+        };
         let body = self.metrics.render(&snapshot).into_bytes();
         Response::new(200, "text/plain; version=0.0.4", body)
     }

@@ -7,6 +7,7 @@
 //! One thread owns the child; API handlers only read (`client()`, `state()`) and `notify()`.
 
 use crate::state::Desired;
+use crate::upload::Uploads;
 use odseed_proto::infohash::InfoHash;
 use odseed_proto::procfs;
 use odseed_proto::transmission::launch::{launch, signal, stop_child};
@@ -61,6 +62,7 @@ struct Shared {
     status: Mutex<Status>,
     wake: Condvar,
     restarts: AtomicU64,
+    uploads: Uploads,
 }
 
 struct Status {
@@ -84,6 +86,7 @@ impl Supervisor {
     pub fn start(settings: Settings, desired: Arc<Desired>) -> std::io::Result<Supervisor> {
         std::fs::create_dir_all(settings.config_dir())?;
         stop_leftover(&settings);
+        let settings_state_dir = settings.state_dir.clone();
         let shared = Arc::new(Shared {
             settings,
             desired,
@@ -96,6 +99,7 @@ impl Supervisor {
             }),
             wake: Condvar::new(),
             restarts: AtomicU64::new(0),
+            uploads: Uploads::open(&settings_state_dir),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name("supervisor".into()).spawn(move || supervise(&thread_shared))?;
@@ -121,6 +125,11 @@ impl Supervisor {
     /// Why the daemon refused `hash`, if it did.
     pub fn error_for(&self, hash: &InfoHash) -> Option<String> {
         self.shared.lock().errors.get(hash).cloned()
+    }
+
+    /// Bytes uploaded in all, ever (never goes down), as of the last check (every [`TICK`]).
+    pub fn uploaded_total(&self) -> u64 {
+        self.shared.uploads.total()
     }
 
     /// Times the daemon died and was started again.
@@ -225,8 +234,21 @@ fn supervise(shared: &Shared) {
     }
     if let Some(mut r) = s.running.take() {
         shared.set_state(DaemonState::Stopped, None);
+        count_uploads(shared, &r.client);
         log::info!("daemon: stopping transmission-daemon (pid {})", r.child.id());
         stop(&mut r.child, s.grace, &shared.settings.pid_file());
+    }
+    shared.uploads.persist();
+}
+
+/// Takes in the daemon's upload counts; whether it answered.
+fn count_uploads(shared: &Shared, client: &Client) -> bool {
+    match client.torrent_get_within(PROBE_TIMEOUT, None, &["hashString", "uploadedEver"]) {
+        Ok(list) => {
+            shared.uploads.observe(list.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -319,7 +341,7 @@ impl Supervision<'_> {
                 }
             }
         } else {
-            r.client.answers_within(PROBE_TIMEOUT)
+            count_uploads(self.shared, &r.client)
         };
         self.silent_ticks = if answered { 0 } else { self.silent_ticks + 1 };
         if self.silent_ticks >= HUNG_AFTER_TICKS {
@@ -336,6 +358,7 @@ impl Supervision<'_> {
             self.idle_since = None;
         } else if now.duration_since(*self.idle_since.get_or_insert(now)) >= self.idle_stop {
             log::info!("daemon: nothing to seed for {}s; stopping transmission-daemon", self.idle_stop.as_secs());
+            self.shared.uploads.persist();
             self.shared.set_state(DaemonState::Stopped, None);
             stop(&mut r.child, self.grace, &self.shared.settings.pid_file());
             self.running = None;
@@ -386,7 +409,11 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
     shared.lock().errors.retain(|h, _| wanted.contains(h));
     let extra: Vec<InfoHash> = have.difference(&wanted).copied().collect();
     if !extra.is_empty() {
+        // Their counts go with them: take them in one last time.
+        let last = client.torrent_get(Some(&extra), &["hashString", "uploadedEver"])?;
+        shared.uploads.observe(last.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
         client.torrent_remove(&extra)?;
+        shared.uploads.forget(&extra);
         extra.iter().for_each(|h| log::info!("daemon: stopped seeding {h}"));
     }
     if after_start {

@@ -16,6 +16,8 @@ pub struct Snapshot<'a> {
     pub torrents: &'a [Torrent],
     pub daemon: DaemonState,
     pub restarts: u64,
+    /// Bytes uploaded ever, across releases and restarts.
+    pub uploaded_total: u64,
 }
 
 impl Metrics {
@@ -31,6 +33,13 @@ impl Metrics {
             let n = s.torrents.iter().filter(|t| t.state == state).count();
             let _ = writeln!(out, "odseed_agent_torrents{{state=\"{}\"}} {n}", state.as_str());
         }
+        header(
+            &mut out,
+            "odseed_agent_uploaded_bytes_total",
+            "counter",
+            "Bytes uploaded, ever (kept across restarts).",
+        );
+        let _ = writeln!(out, "odseed_agent_uploaded_bytes_total {}", s.uploaded_total);
         header(&mut out, "odseed_agent_uploaded_bytes", "gauge", "Bytes uploaded by the torrents now seeded.");
         let _ =
             writeln!(out, "odseed_agent_uploaded_bytes {}", s.torrents.iter().map(|t| t.uploaded_bytes).sum::<u64>());
@@ -76,11 +85,13 @@ mod tests {
             uploaded_bytes: 42,
             error: None,
         };
-        let text = m.render(&Snapshot { torrents: &[t], daemon: DaemonState::Running, restarts: 3 });
+        let text =
+            m.render(&Snapshot { torrents: &[t], daemon: DaemonState::Running, restarts: 3, uploaded_total: 99 });
         for line in [
             "odseed_agent_torrents{state=\"seeding\"} 1",
             "odseed_agent_torrents{state=\"queued\"} 0",
             "odseed_agent_uploaded_bytes 42",
+            "odseed_agent_uploaded_bytes_total 99",
             "odseed_agent_daemon_up 1",
             "odseed_agent_daemon_restarts_total 3",
             "odseed_agent_requests_total{status=\"200\"} 2",

@@ -14,7 +14,7 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
     for ip in [tracker_ip, agent_ip, leecher_ip] {
         w.ns.add_host(ip).unwrap();
     }
-    let agent = w.agent("agent", &AgentOptions { host: agent_ip, ..AgentOptions::default() });
+    let mut agent = w.agent("agent", &AgentOptions { host: agent_ip, ..AgentOptions::default() });
     let announce = format!("http://{tracker_ip}:6969/announce");
     let t = content::make(&agent.data_dir, "payload.bin", 3 << 20, 42, &[announce]).unwrap();
     let hash = t.meta.info_hash;
@@ -43,6 +43,27 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
     })
     .unwrap();
     assert!(uploaded.uploaded_bytes >= want.len() as u64);
+
+    // The counter of bytes uploaded ever stays after the release and after a restart of the agent.
+    let metric = |agent: &odseed_lab::Agent, name: &str| -> u64 {
+        let (_, text) = crate::send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
+        let value = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok());
+        value.unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let total = wait_until(Duration::from_secs(10), "the counter to take the upload in", || {
+        let total = metric(&agent, "odseed_agent_uploaded_bytes_total");
+        (total >= want.len() as u64).then_some(total)
+    })
+    .unwrap();
+    assert!(c.delete(&hash).unwrap());
+    wait_until(Duration::from_secs(30), "the daemon to drop the torrent", || {
+        (metric(&agent, "odseed_agent_uploaded_bytes") == 0).then_some(())
+    })
+    .unwrap();
+    assert!(metric(&agent, "odseed_agent_uploaded_bytes_total") >= total, "the counter went down at release");
+    agent.terminate(Duration::from_secs(30)).expect("the agent stops");
+    agent.launch().unwrap();
+    assert!(metric(&agent, "odseed_agent_uploaded_bytes_total") >= total, "the counter went down at a restart");
 }
 
 /// The addresses listening on TCP `port` in `pid`'s network namespace (`/proc/PID/net/tcp` or

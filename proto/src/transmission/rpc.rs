@@ -88,11 +88,6 @@ impl Client {
         self.call_within(method, arguments, self.timeout)
     }
 
-    /// True if the daemon answers `session-get` within `timeout` (a liveness probe).
-    pub fn answers_within(&self, timeout: Duration) -> bool {
-        self.call_within("session-get", json!({}), timeout).is_ok()
-    }
-
     fn call_within(&self, method: &str, arguments: Value, timeout: Duration) -> Result<Value, Error> {
         let body = json!({ "method": method, "arguments": arguments }).to_string();
         // One retry: the first call of a session (or after a daemon restart) gets 409 and the id.
@@ -144,11 +139,21 @@ impl Client {
     /// `torrent-get` of `fields` (RPC names, e.g. `percentDone`) for `ids` (all torrents when
     /// `None`); in each entry, the fields not asked for are `None`.
     pub fn torrent_get(&self, ids: Option<&[InfoHash]>, fields: &[&str]) -> Result<Vec<TorrentInfo>, Error> {
+        self.torrent_get_within(self.timeout, ids, fields)
+    }
+
+    /// [`Client::torrent_get`] with a timeout of its own (a liveness probe that reads something).
+    pub fn torrent_get_within(
+        &self,
+        timeout: Duration,
+        ids: Option<&[InfoHash]>,
+        fields: &[&str],
+    ) -> Result<Vec<TorrentInfo>, Error> {
         let mut args = json!({ "fields": fields });
         if let Some(ids) = ids {
             args["ids"] = json!(ids.iter().map(|h| h.to_string()).collect::<Vec<_>>());
         }
-        match self.call("torrent-get", args)?.get_mut("torrents").map(Value::take) {
+        match self.call_within("torrent-get", args, timeout)?.get_mut("torrents").map(Value::take) {
             Some(Value::Array(list)) => Ok(list.into_iter().map(TorrentInfo::from_json).collect()),
             _ => Err(bad("torrent-get", "no `torrents` list")),
         }
