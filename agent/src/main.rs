@@ -80,7 +80,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cfg = match Config::load(&args.config) {
+    let loaded = Config::load(&args.config).map_err(|e| e.to_string());
+    let cfg = match loaded.and_then(|c| odseed_agent::token::check(&c.token_file).map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             log::error!("{e}");

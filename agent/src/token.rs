@@ -5,13 +5,29 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// The shortest token accepted.
+pub const MIN_LEN: usize = 16;
+
+/// Checks a token file that exists (a config error, exit 2, if its token is too short); a missing
+/// one is fine: the agent creates it.
+pub fn check(path: &Path) -> Result<(), String> {
+    match read_text_bounded(path, MAX_SECRET_BYTES) {
+        Ok(text) if text.trim().len() < MIN_LEN => Err(too_short(path)),
+        _ => Ok(()),
+    }
+}
+
+fn too_short(path: &Path) -> String {
+    format!("token file {}: the token must be at least {MIN_LEN} characters", path.display())
+}
+
 /// Reads the token, creating the file with a fresh random token if it does not exist.
 pub fn load_or_create(path: &Path) -> Result<String, String> {
     match read_text_bounded(path, MAX_SECRET_BYTES) {
         Ok(text) => {
             let token = text.trim().to_string();
-            if token.len() < 16 {
-                return Err(format!("token file {}: the token must be at least 16 characters", path.display()));
+            if token.len() < MIN_LEN {
+                return Err(too_short(path));
             }
             if let Ok(meta) = std::fs::metadata(path) {
                 if meta.permissions().mode() & 0o077 != 0 {

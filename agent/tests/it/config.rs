@@ -33,6 +33,17 @@ fn bad_configs_name_the_key_and_exit_2() {
         assert_eq!(err.trim().lines().count(), 1, "one line for {text:?}: {err}");
         assert!(err.contains(needle) && err.contains(path.to_str().unwrap()), "{text:?}: {err}");
     }
+    // A token shorter than 16 characters: a config error, with or without --check-config.
+    std::fs::write(dir.path().join("short.token"), "0123456789abcde\n").unwrap();
+    let path = dir.path().join("short.toml");
+    std::fs::write(&path, format!("token_file = \"{}\"\n", dir.path().join("short.token").display())).unwrap();
+    for args in [&["--config", path.to_str().unwrap(), "--check-config"][..], &["--config", path.to_str().unwrap()]] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("at least 16 characters") && err.contains("short.token"), "{err}");
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(readme.contains("at least 16 characters"), "README tells the token's minimum length");
     let (code, _, err) = run(&["--config", "/nonexistent/agent.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/agent.toml"), "{err}");
