@@ -188,6 +188,7 @@ impl Api {
             version: env!("CARGO_PKG_VERSION").into(),
             daemon: self.supervisor.state(),
             torrents: self.desired.len(),
+            daemon_version: self.supervisor.version().map(|v| v.text),
         }
     }
 
@@ -208,8 +209,18 @@ impl Api {
         let body = body.read(max).map_err(body_error)?;
         let meta = metainfo::parse(&body).map_err(|e| match e {
             MetainfoError::UnsafePath(_) => err(ErrorCode::UnsafePath, e.to_string()),
+            MetainfoError::Unsupported(_) => err(ErrorCode::UnsupportedTorrent, e.to_string()),
             _ => err(ErrorCode::BadTorrent, e.to_string()),
         })?;
+        if let Some(v) = self.supervisor.version().filter(|v| meta.hybrid && !v.opens_hybrid()) {
+            return Err(err(
+                ErrorCode::UnsupportedTorrent,
+                format!(
+                    "a hybrid v1+v2 torrent (BEP 52): transmission-daemon {} here cannot open it (4.0 and later can)",
+                    v.text
+                ),
+            ));
+        }
         if meta.info_hash != hash {
             return Err(err(
                 ErrorCode::HashMismatch,

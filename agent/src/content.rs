@@ -46,6 +46,7 @@ mod tests {
             piece_length: 1,
             files: paths.iter().map(|p| (PathBuf::from(p), 1)).collect(),
             trackers: Vec::new(),
+            hybrid: false,
         };
         assert_eq!(check_paths(&dir, &meta(&["t/sub/a", "t/new/b", "t/c"])), Ok(()));
         let e = check_paths(&dir, &meta(&["t/sub/a", "t/link/passwd"])).unwrap_err();

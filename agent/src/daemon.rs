@@ -12,7 +12,7 @@ use odseed_proto::infohash::InfoHash;
 use odseed_proto::procfs;
 use odseed_proto::transmission::launch::{launch, signal, stop_child};
 use odseed_proto::transmission::DaemonConfig;
-use odseed_proto::transmission::{Client, Status as TorrentStatus, TorrentInfo};
+use odseed_proto::transmission::{version, Client, Status as TorrentStatus, TorrentInfo, Version};
 use odseed_proto::wire::DaemonState;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,6 +72,8 @@ struct Status {
     shutdown: bool,
     /// Torrents the daemon refused, with its reason.
     errors: BTreeMap<InfoHash, String>,
+    /// The daemon's version: from `--version` at the agent's start, then from each daemon started.
+    version: Option<Version>,
 }
 
 /// The running child and how to reach it.
@@ -86,6 +88,16 @@ impl Supervisor {
     pub fn start(settings: Settings, desired: Arc<Desired>) -> std::io::Result<Supervisor> {
         std::fs::create_dir_all(settings.config_dir())?;
         stop_leftover(&settings);
+        let version = match version::probe(&settings.daemon.program, PROBE_TIMEOUT * 2) {
+            Ok(v) => {
+                log::info!("daemon: transmission-daemon {}", v.text);
+                Some(v)
+            }
+            Err(e) => {
+                log::warn!("daemon: {e}");
+                None
+            }
+        };
         let settings_state_dir = settings.state_dir.clone();
         let shared = Arc::new(Shared {
             settings,
@@ -96,6 +108,7 @@ impl Supervisor {
                 dirty: true,
                 shutdown: false,
                 errors: BTreeMap::new(),
+                version,
             }),
             wake: Condvar::new(),
             restarts: AtomicU64::new(0),
@@ -120,6 +133,11 @@ impl Supervisor {
     pub fn client(&self) -> Option<Arc<Client>> {
         let st = self.shared.lock();
         st.client.clone().filter(|_| st.state == DaemonState::Running)
+    }
+
+    /// The daemon's version, once known.
+    pub fn version(&self) -> Option<Version> {
+        self.shared.lock().version.clone()
     }
 
     /// Why the daemon refused `hash`, if it did.
@@ -309,7 +327,19 @@ impl Supervision<'_> {
         self.shared.set_state(DaemonState::Starting, None);
         match spawn(&self.shared.settings) {
             Ok(r) => {
-                log::info!("daemon: transmission-daemon running (pid {})", r.child.id());
+                let version = r.client.session_get().ok().and_then(|s| Version::from_session(&s));
+                match &version {
+                    Some(v) => log::info!(
+                        "daemon: transmission-daemon {} running (pid {}, RPC version {})",
+                        v.text,
+                        r.child.id(),
+                        v.rpc.map_or("?".into(), |n| n.to_string())
+                    ),
+                    None => log::info!("daemon: transmission-daemon running (pid {})", r.child.id()),
+                }
+                if version.is_some() {
+                    self.shared.lock().version = version;
+                }
                 self.shared.set_state(DaemonState::Running, Some(r.client.clone()));
                 self.running = Some(r);
                 self.backoff.retry_at = None;

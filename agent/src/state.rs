@@ -295,6 +295,7 @@ mod tests {
             piece_length: 1,
             files: paths.iter().map(|p| (PathBuf::from(p), 1)).collect(),
             trackers: Vec::new(),
+            hybrid: false,
         };
         let a = with(&["n/x/1", "n/y"]);
         assert_eq!(overlap(&a, &with(&["n/x/1"])), Some(PathBuf::from("n/x/1")));

@@ -20,6 +20,8 @@ pub struct AgentOptions {
     pub max_torrent_bytes: u64,
     pub max_torrents: usize,
     pub stop_grace_secs: u64,
+    /// The transmission-daemon to run (`daemon.program`).
+    pub program: PathBuf,
 }
 
 impl Default for AgentOptions {
@@ -32,6 +34,7 @@ impl Default for AgentOptions {
             max_torrent_bytes: 1 << 20,
             max_torrents: 100,
             stop_grace_secs: 10,
+            program: PathBuf::from("transmission-daemon"),
         }
     }
 }
@@ -57,7 +60,7 @@ impl Agent {
         let config = root.join("agent.toml");
         let text = format!(
             "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n{}\
-             [daemon]\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
+             [daemon]\nprogram = \"{}\"\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
             o.listen,
             root.join("token").display(),
             data_dir.display(),
@@ -69,6 +72,7 @@ impl Agent {
             } else {
                 format!("max_torrents = {}\n", o.max_torrents)
             },
+            o.program.display(),
             o.host,
             o.idle_stop_secs,
             o.upload_kbps,

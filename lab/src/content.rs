@@ -47,3 +47,41 @@ pub fn torrent_for(path: &Path, name: &str, trackers: &[String]) -> Result<Made,
     let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;
     Ok(Made { bytes, meta })
 }
+
+/// What kind of torrent libtorrent makes ([`libtorrent_torrent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// v1 and v2 hashes (BEP 52), libtorrent 2.0's default.
+    Hybrid,
+    /// v2 hashes only.
+    V2Only,
+}
+
+/// The torrent libtorrent (Debian's python3-libtorrent) makes of the file at `path`: software
+/// nobody here wrote, as a publisher using qBittorrent would have.
+pub fn libtorrent_torrent(path: &Path, trackers: &[String], flavour: Flavour) -> Result<Vec<u8>, String> {
+    const SCRIPT: &str = "import libtorrent as lt, os, sys\n\
+        path, flags, trackers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]\n\
+        fs = lt.file_storage()\n\
+        lt.add_files(fs, path)\n\
+        t = lt.create_torrent(fs, 0, flags)\n\
+        [t.add_tracker(u, i) for i, u in enumerate(trackers)]\n\
+        lt.set_piece_hashes(t, os.path.dirname(path))\n\
+        sys.stdout.buffer.write(lt.bencode(t.generate()))\n";
+    let flags = match flavour {
+        Flavour::Hybrid => "0",
+        Flavour::V2Only => "32", // lt.create_torrent.v2_only
+    };
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(path)
+        .arg(flags)
+        .args(trackers)
+        .output()
+        .map_err(|e| format!("cannot run /usr/bin/python3 (python3-libtorrent): {e}"))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(format!("libtorrent could not make a torrent: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
+}

@@ -25,10 +25,20 @@ impl Peer {
     /// Starts a daemon under `dir/<name>` bound to `ip`, with `extra` settings.json keys
     /// (e.g. `{"speed-limit-down": 500, "speed-limit-down-enabled": true}`).
     pub fn start(dir: &Path, name: &str, ip: Ipv4Addr, extra: Value) -> Result<Peer, String> {
+        Peer::start_program(dir, name, ip, extra, &DaemonConfig::default().program)
+    }
+
+    /// [`Peer::start`] with another transmission-daemon `program`.
+    pub fn start_program(dir: &Path, name: &str, ip: Ipv4Addr, extra: Value, program: &Path) -> Result<Peer, String> {
         let root = dir.join(name);
         let data_dir = root.join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("{name}: {e}"))?;
-        let d = DaemonConfig { peer_port: 51413, bind_address: ip.into(), ..DaemonConfig::default() };
+        let d = DaemonConfig {
+            program: program.to_path_buf(),
+            peer_port: 51413,
+            bind_address: ip.into(),
+            ..DaemonConfig::default()
+        };
         let (child, client) = launch(&d, &data_dir, &root.join("config"), &extra, None, Some(&root.join("daemon.log")))
             .map_err(|e| format!("{name}: {e}"))?;
         let password = extra.get("rpc-password").and_then(Value::as_str).map(str::to_string);

@@ -1,5 +1,7 @@
 //! Torrent metainfo (BEP 3, v1): validation of a `.torrent` and its info hash, and creation of a
-//! single-file torrent (for the lab and tests). Every file path a torrent names must stay inside the
+//! single-file torrent (for the lab and tests). A hybrid v1+v2 torrent (BEP 52: `meta version` 2 and
+//! a `file tree` beside the v1 keys) is read by its v1 half and marked [`Metainfo::hybrid`]; a
+//! v2-only one (no `pieces`) is [`MetainfoError::Unsupported`]: no Transmission opens it. Every file path a torrent names must stay inside the
 //! download directory: components like `..`, `.`, empty ones or ones holding `/`, `\` or NUL are refused.
 
 use crate::bencode::{self, Owned, Value};
@@ -27,6 +29,8 @@ pub struct Metainfo {
     pub files: Vec<(PathBuf, u64)>,
     /// `announce` then `announce-list`, without duplicates.
     pub trackers: Vec<String>,
+    /// A hybrid v1+v2 torrent (BEP 52): transmission-daemon 4.0 and later open it, 3.00 does not.
+    pub hybrid: bool,
 }
 
 /// Why bytes are not a usable torrent.
@@ -38,6 +42,8 @@ pub enum MetainfoError {
     Invalid(String),
     /// A file name would escape the download directory.
     UnsafePath(String),
+    /// A well-formed torrent that no transmission-daemon can seed (v2-only).
+    Unsupported(String),
 }
 
 impl fmt::Display for MetainfoError {
@@ -46,6 +52,7 @@ impl fmt::Display for MetainfoError {
             MetainfoError::Bencode(e) => write!(f, "not a torrent: {e}"),
             MetainfoError::Invalid(m) => write!(f, "not a valid v1 torrent: {m}"),
             MetainfoError::UnsafePath(p) => write!(f, "unsafe file name in torrent: {p:?}"),
+            MetainfoError::Unsupported(m) => f.write_str(m),
         }
     }
 }
@@ -55,6 +62,10 @@ impl std::error::Error for MetainfoError {}
 fn invalid(m: impl Into<String>) -> MetainfoError {
     MetainfoError::Invalid(m.into())
 }
+
+/// Why a v2-only torrent is refused, for users.
+pub const V2_ONLY: &str = "a v2-only torrent (BEP 52, no v1 piece hashes): no transmission-daemon can seed it; \
+make it hybrid v1+v2 (libtorrent's default) or v1";
 
 /// Validates a `.torrent` and reads what odseed needs from it.
 pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
@@ -76,10 +87,13 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
     if piece_length > MAX_PIECE_LENGTH {
         return Err(invalid(format!("`info.piece length` {piece_length} is over {MAX_PIECE_LENGTH} (512 MiB)")));
     }
-    let pieces = info
-        .get("pieces")
-        .and_then(Value::as_bytes)
-        .ok_or_else(|| invalid("missing `info.pieces` (v2-only torrents are not supported)"))?;
+    let v2 = info.get("meta version").and_then(Value::as_int) == Some(2);
+    let hybrid = v2 && info.get("file tree").is_some();
+    let pieces = match info.get("pieces") {
+        Some(p) => p.as_bytes().ok_or_else(|| invalid("`info.pieces` is not a string"))?,
+        None if v2 => return Err(MetainfoError::Unsupported(V2_ONLY.into())),
+        None => return Err(invalid("missing `info.pieces`")),
+    };
     if pieces.is_empty() || pieces.len() % 20 != 0 {
         return Err(invalid("`info.pieces` is not a non-empty multiple of 20 bytes"));
     }
@@ -105,7 +119,7 @@ pub fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         )));
     }
 
-    Ok(Metainfo { info_hash, name, total_size, piece_length, files, trackers: trackers(&root) })
+    Ok(Metainfo { info_hash, name, total_size, piece_length, files, trackers: trackers(&root), hybrid })
 }
 
 fn multi_files(name: &str, list: &Value<'_>) -> Result<Vec<(PathBuf, u64)>, MetainfoError> {

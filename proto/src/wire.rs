@@ -57,6 +57,9 @@ pub struct Health {
     pub version: String,
     pub daemon: DaemonState,
     pub torrents: usize,
+    /// The transmission-daemon's version ("3.00 (bb6b5a062e)"), once known; absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_version: Option<String>,
 }
 
 /// The agent's transmission-daemon, as the supervisor sees it.
@@ -129,6 +132,8 @@ pub enum ErrorCode {
     HttpVersion,
     /// 507: the agent seeds as many torrents as it may (`max_torrents`).
     TooManyTorrents,
+    /// 400: a torrent this agent's daemon cannot seed (v2-only; hybrid v1+v2 on Transmission 3).
+    UnsupportedTorrent,
     /// A code this side does not know (a newer agent's); only ever read, never sent.
     #[serde(other)]
     Unknown,
@@ -147,6 +152,7 @@ impl ErrorCode {
             | ErrorCode::BadTorrent
             | ErrorCode::UnsafePath
             | ErrorCode::HashMismatch
+            | ErrorCode::UnsupportedTorrent
             | ErrorCode::BadRequest => 400,
             ErrorCode::Timeout => 408,
             ErrorCode::FilesOverlap => 409,
@@ -180,6 +186,7 @@ impl ErrorCode {
             ErrorCode::HeadTooLarge => "head_too_large",
             ErrorCode::HttpVersion => "http_version",
             ErrorCode::TooManyTorrents => "too_many_torrents",
+            ErrorCode::UnsupportedTorrent => "unsupported_torrent",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -205,10 +212,11 @@ mod tests {
             ErrorCode::HeadTooLarge,
             ErrorCode::TooManyTorrents,
             ErrorCode::FilesOverlap,
+            ErrorCode::UnsupportedTorrent,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
             assert_eq!(serde_json::from_str::<ErrorCode>(&format!("\"{code}\"")).unwrap(), code);
         }
-        assert_eq!(serde_json::from_str::<ErrorCode>("\"unsupported_torrent\"").unwrap(), ErrorCode::Unknown);
+        assert_eq!(serde_json::from_str::<ErrorCode>("\"from_the_future\"").unwrap(), ErrorCode::Unknown);
     }
 }

@@ -1,6 +1,6 @@
 //! The v1 routes' success paths and auth.
 
-use crate::{code, send, torrent_in, world};
+use crate::{code, send, torrent_in, world, world_with};
 use odseed_lab::{wait_until, AgentOptions};
 use odseed_proto::wire::DaemonState;
 use std::time::Duration;
@@ -34,9 +34,9 @@ fn health_is_open_and_every_other_route_needs_the_token() {
     assert!(!agent.log().contains(&agent.token), "the token leaked into the log");
 }
 
-#[test]
-fn put_get_list_delete_and_put_is_idempotent() {
-    let w = world("routes");
+each_daemon! {
+fn put_get_list_delete_and_put_is_idempotent(d: Daemon) {
+    let w = world_with("routes", d);
     let agent = w.agent("a", &AgentOptions::default());
     let t = torrent_in(&agent.data_dir, "one.bin", 100_000);
     let c = agent.client();
@@ -54,6 +54,8 @@ fn put_get_list_delete_and_put_is_idempotent() {
     assert_eq!(list.iter().map(|t| t.info_hash).collect::<Vec<_>>(), vec![hash]);
     let health = c.health().unwrap();
     assert_eq!((health.daemon, health.torrents), (DaemonState::Running, 1));
+    let version = health.daemon_version.unwrap_or_default();
+    assert!(version.starts_with(&format!("{}.", d.major())), "the daemon that runs is {version:?}");
 
     assert!(c.delete(&hash).unwrap(), "first DELETE is 204");
     assert!(!c.delete(&hash).unwrap(), "second DELETE is 404");
@@ -62,10 +64,11 @@ fn put_get_list_delete_and_put_is_idempotent() {
     assert!(agent.data_dir.join("one.bin").exists(), "content stays on disk");
     assert!(!agent.state_dir.join(format!("torrents/{hash}.torrent")).exists(), "desired state forgot it");
 }
+}
 
-#[test]
-fn metrics_report_torrents_daemon_and_requests() {
-    let w = world("metrics");
+each_daemon! {
+fn metrics_report_torrents_daemon_and_requests(d: Daemon) {
+    let w = world_with("metrics", d);
     let agent = w.agent("a", &AgentOptions::default());
     let t = torrent_in(&agent.data_dir, "m.bin", 50_000);
     let c = agent.client();
@@ -84,10 +87,11 @@ fn metrics_report_torrents_daemon_and_requests() {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
 }
+}
 
-#[test]
-fn idle_daemon_is_stopped_and_started_again_on_demand() {
-    let w = world("idle");
+each_daemon! {
+fn idle_daemon_is_stopped_and_started_again_on_demand(d: Daemon) {
+    let w = world_with("idle", d);
     let agent = w.agent("a", &AgentOptions { idle_stop_secs: 1, ..AgentOptions::default() });
     let t = torrent_in(&agent.data_dir, "i.bin", 40_000);
     let c = agent.client();
@@ -104,4 +108,5 @@ fn idle_daemon_is_stopped_and_started_again_on_demand() {
     .unwrap();
     c.put(&t.meta.info_hash, &t.bytes).unwrap();
     crate::seeding(&c, &t.meta.info_hash);
+}
 }

@@ -1,6 +1,6 @@
 //! Every bad request gets its status and a JSON error naming the problem; the agent keeps serving.
 
-use crate::{code, raw_torrent, seeding, send, torrent_in, world};
+use crate::{code, raw_torrent, seeding, send, torrent_in, world, world_with};
 use odseed_lab::AgentOptions;
 use odseed_proto::bencode::Owned;
 
@@ -87,13 +87,13 @@ fn raw(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+each_daemon! {
 /// Piece lengths at the edges of what transmission-daemon 3.00 can hold: the largest the agent
 /// accepts (2^29) is seeded without the daemon dying; past it (where 3.00 divides by zero: 2^30 is
 /// 65,536 blocks, one more than its 16-bit count; a multiple of 2^32 is truncated to 0) the agent
 /// refuses with 400 before anything reaches the daemon.
-#[test]
-fn piece_lengths_the_daemon_cannot_hold_are_refused() {
-    let w = world("piecelen");
+fn piece_lengths_the_daemon_cannot_hold_are_refused(d: Daemon) {
+    let w = world_with("piecelen", d);
     let one_piece = |dir: &std::path::Path, name: &str, len: u64| {
         std::fs::write(dir.join(name), b"12345").unwrap();
         raw_torrent(Owned::dict([
@@ -123,12 +123,13 @@ fn piece_lengths_the_daemon_cannot_hold_are_refused() {
     let (_, metrics) = send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
     assert!(metrics.lines().any(|l| l == "odseed_agent_daemon_restarts_total 0"), "{metrics}");
 }
+}
 
+each_daemon! {
 /// What the agent holds is bounded (torrents, metainfo bytes, and the metainfo stays on disk), and
 /// what a torrent writes stays in data_dir: no symbolic link out of it, no file shared with another.
-#[test]
-fn state_is_bounded_and_content_stays_in_data_dir() {
-    let w = world("bounds");
+fn state_is_bounded_and_content_stays_in_data_dir(d: Daemon) {
+    let w = world_with("bounds", d);
     let mut agent =
         w.agent("a", &AgentOptions { max_torrents: 3, max_torrent_bytes: 10 << 20, ..AgentOptions::default() });
     let c = agent.client();
@@ -192,4 +193,44 @@ fn state_is_bounded_and_content_stays_in_data_dir() {
         (anon < 12 * 1024).then_some(())
     });
     assert!(settled.is_ok(), "the agent holds metainfo in memory: {anon} KiB anonymous RSS");
+}
+}
+
+each_daemon! {
+/// Torrents made by libtorrent 2.0 (software nobody here wrote): a hybrid v1+v2 one is seeded by
+/// Transmission 4 and refused up front on 3.00 (which would call it corrupt); a v2-only one is
+/// refused by both, with a message that says why.
+fn what_the_daemon_cannot_open_is_refused_up_front(d: Daemon) {
+    use odseed_lab::content::{libtorrent_torrent, write_file, Flavour};
+    let w = world_with("v2", d);
+    let agent = w.agent("a", &AgentOptions::default());
+    let path = agent.data_dir.join("lt.bin");
+    write_file(&path, 300_000, 9).unwrap();
+    let trackers = ["http://10.77.0.1:6969/announce".to_string()];
+    let put = |bytes: &[u8]| {
+        // The path names the SHA-1 of the info dict (a v2-only torrent has no v1 hash of its own).
+        let info = odseed_proto::bencode::decode(bytes).unwrap().get("info").unwrap().raw_dict().unwrap().to_vec();
+        let hash = sha1_smol::Sha1::from(&info).digest().to_string();
+        let (status, body) = send(&format!("{}/v1/torrents/{hash}", agent.url), "PUT", Some(&agent.token), Some(bytes));
+        (status, body, hash)
+    };
+
+    let v2 = libtorrent_torrent(&path, &trackers, Flavour::V2Only).unwrap();
+    let (status, body, _) = put(&v2);
+    assert_eq!((status, code(&body).as_str()), (400, "unsupported_torrent"), "{body}");
+    assert!(body.contains("v2-only"), "{body}");
+
+    let hybrid = libtorrent_torrent(&path, &trackers, Flavour::Hybrid).unwrap();
+    let (status, body, hash) = put(&hybrid);
+    if d.major() < 4 {
+        assert_eq!((status, code(&body).as_str()), (400, "unsupported_torrent"), "{body}");
+        assert!(body.contains("hybrid") && body.contains("3.00"), "{body}");
+        assert!(agent.client().list().unwrap().is_empty(), "nothing was recorded");
+    } else {
+        assert_eq!(status, 201, "{body}");
+        let hash = odseed_proto::InfoHash::from_hex_any_case(&hash).unwrap();
+        let t = seeding(&agent.client(), &hash);
+        assert_eq!(t.percent_done, 1.0);
+    }
+}
 }

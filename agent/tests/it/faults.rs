@@ -1,15 +1,15 @@
 //! Crashes and signals: nothing the agent was told to seed is lost, and no process is left behind.
 
-use crate::{seeding, torrent_in, world};
+use crate::{seeding, torrent_in, world, world_with};
 use odseed_lab::process::alive;
 use odseed_lab::{wait_until, AgentOptions};
 use odseed_proto::wire::{DaemonState, TorrentState};
 use odseed_proto::InfoHash;
 use std::time::Duration;
 
-#[test]
-fn a_killed_daemon_is_restarted_and_seeds_again() {
-    let w = world("daemonkill");
+each_daemon! {
+fn a_killed_daemon_is_restarted_and_seeds_again(d: Daemon) {
+    let w = world_with("daemonkill", d);
     let agent = w.agent("a", &AgentOptions::default());
     let t = torrent_in(&agent.data_dir, "d.bin", 100_000);
     let c = agent.client();
@@ -24,10 +24,11 @@ fn a_killed_daemon_is_restarted_and_seeds_again() {
     let (_, metrics) = crate::send(&format!("{}/metrics", agent.url), "GET", Some(&agent.token), None);
     assert!(metrics.lines().any(|l| l == "odseed_agent_daemon_restarts_total 1"), "{metrics}");
 }
+}
 
-#[test]
-fn a_killed_agent_restores_every_torrent_when_started_again() {
-    let w = world("agentkill");
+each_daemon! {
+fn a_killed_agent_restores_every_torrent_when_started_again(d: Daemon) {
+    let w = world_with("agentkill", d);
     let mut agent = w.agent("a", &AgentOptions::default());
     let a = torrent_in(&agent.data_dir, "a.bin", 60_000);
     let b = torrent_in(&agent.data_dir, "b.bin", 80_000);
@@ -49,10 +50,11 @@ fn a_killed_agent_restores_every_torrent_when_started_again() {
     seeding(&c, &b.meta.info_hash);
     assert!(!alive(old_daemon), "the old daemon is gone");
 }
+}
 
-#[test]
-fn killing_agent_and_daemon_together_loses_nothing() {
-    let w = world("bothkill");
+each_daemon! {
+fn killing_agent_and_daemon_together_loses_nothing(d: Daemon) {
+    let w = world_with("bothkill", d);
     let mut agent = w.agent("a", &AgentOptions::default());
     let t = torrent_in(&agent.data_dir, "k.bin", 90_000);
     let c = agent.client();
@@ -64,10 +66,11 @@ fn killing_agent_and_daemon_together_loses_nothing() {
     agent.launch().unwrap();
     seeding(&agent.client(), &t.meta.info_hash);
 }
+}
 
-#[test]
-fn sigterm_stops_the_daemon_and_leaves_no_process() {
-    let w = world("sigterm");
+each_daemon! {
+fn sigterm_stops_the_daemon_and_leaves_no_process(d: Daemon) {
+    let w = world_with("sigterm", d);
     let mut agent = w.agent("a", &AgentOptions::default());
     let t = torrent_in(&agent.data_dir, "s.bin", 50_000);
     let c = agent.client();
@@ -79,6 +82,7 @@ fn sigterm_stops_the_daemon_and_leaves_no_process() {
     assert!(!alive(daemon), "transmission-daemon {daemon} outlived the agent");
     assert!(agent.log().contains("stopping transmission-daemon"));
 }
+}
 
 #[test]
 fn a_missing_daemon_program_is_reported_and_retried_while_the_api_serves() {
@@ -86,7 +90,7 @@ fn a_missing_daemon_program_is_reported_and_retried_while_the_api_serves() {
     let mut agent = w.agent("a", &AgentOptions::default());
     let text = std::fs::read_to_string(&agent.config)
         .unwrap()
-        .replace("[daemon]\n", "[daemon]\nprogram = \"/nonexistent/transmission-daemon\"\n");
+        .replace("program = \"transmission-daemon\"", "program = \"/nonexistent/transmission-daemon\"");
     std::fs::write(&agent.config, text).unwrap();
     agent.kill9();
     agent.launch().unwrap();
@@ -106,9 +110,9 @@ fn unsafe_kill(pid: u32, sig: i32) {
     }
 }
 
-#[test]
-fn a_hung_daemon_is_restarted() {
-    let w = world("hung");
+each_daemon! {
+fn a_hung_daemon_is_restarted(d: Daemon) {
+    let w = world_with("hung", d);
     let agent = w.agent("a", &AgentOptions { stop_grace_secs: 2, ..AgentOptions::default() });
     let t = torrent_in(&agent.data_dir, "h.bin", 50_000);
     let c = agent.client();
@@ -125,10 +129,11 @@ fn a_hung_daemon_is_restarted() {
     seeding(&c, &t.meta.info_hash);
     assert!(agent.log().contains("RPC silent"), "{}", agent.log());
 }
+}
 
-#[test]
-fn a_daemon_left_by_an_earlier_agent_is_stopped_first() {
-    let w = world("leftover");
+each_daemon! {
+fn a_daemon_left_by_an_earlier_agent_is_stopped_first(d: Daemon) {
+    let w = world_with("leftover", d);
     let mut agent = w.agent("a", &AgentOptions::default());
     agent.terminate(Duration::from_secs(30)).expect("first agent stops");
     // A daemon on the agent's config dir and pid file that no agent owns (as if the parent-death
@@ -157,4 +162,5 @@ fn a_daemon_left_by_an_earlier_agent_is_stopped_first() {
     agent.client().put(&t.meta.info_hash, &t.bytes).unwrap();
     seeding(&agent.client(), &t.meta.info_hash);
     assert_ne!(agent.daemon_pid(), Some(orphan_pid));
+}
 }

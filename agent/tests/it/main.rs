@@ -1,6 +1,27 @@
 //! odseed-agent's integration tests: the real agent binary, a real transmission-daemon and
 //! opentracker, each test inside a network namespace of its own (so ports never clash and no packet
-//! leaves the machine).
+//! leaves the machine). Tests that touch the daemon run against transmission-daemon 3.00 and 4.x
+//! ([`each_daemon!`]: `<test>::transmission_3` and `<test>::transmission_4`).
+
+/// Declares `fn $name(d: Daemon)` and one test per daemon version calling it.
+macro_rules! each_daemon {
+    ($(#[$doc:meta])* fn $name:ident($d:ident: Daemon) $body:block) => {
+        $(#[$doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run($d: odseed_lab::testing::Daemon) $body
+            #[test]
+            fn transmission_3() {
+                run(odseed_lab::testing::Daemon::T3)
+            }
+            #[test]
+            fn transmission_4() {
+                run(odseed_lab::testing::Daemon::T4)
+            }
+        }
+    };
+}
 
 mod api;
 mod bad_input;
@@ -10,6 +31,7 @@ mod hostile;
 mod seeding;
 mod transmission;
 
+use odseed_lab::testing::Daemon;
 use odseed_lab::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
 use odseed_proto::agent_client::AgentClient;
 use odseed_proto::bencode::Owned;
@@ -23,20 +45,29 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_odseed-agent"))
 }
 
-/// A test's world: its namespace and its temp dir. Declare it first so it is dropped last.
+/// A test's world: its namespace, its temp dir, and the transmission-daemon its agents run.
+/// Declare it first so it is dropped last.
 pub struct World {
     pub dir: TempDir,
     pub ns: Netns,
+    pub daemon: Daemon,
 }
 
+/// A world whose agents run Debian 12's transmission-daemon 3.00.
 pub fn world(name: &str) -> World {
+    world_with(name, Daemon::T3)
+}
+
+pub fn world_with(name: &str, daemon: Daemon) -> World {
     let _ = env_logger::builder().is_test(true).try_init();
-    World { ns: Netns::enter().expect("network namespace"), dir: TempDir::new(name).expect("temp dir") }
+    World { ns: Netns::enter().expect("network namespace"), dir: TempDir::new(name).expect("temp dir"), daemon }
 }
 
 impl World {
+    /// An agent under the world's dir running the world's daemon.
     pub fn agent(&self, name: &str, o: &AgentOptions) -> Agent {
-        Agent::start(bin(), &self.dir.path().join(name), o).unwrap_or_else(|e| panic!("{e}"))
+        let o = AgentOptions { program: self.daemon.program(), ..o.clone() };
+        Agent::start(bin(), &self.dir.path().join(name), &o).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

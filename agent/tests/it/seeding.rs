@@ -1,14 +1,14 @@
 //! Seeding for real: a leecher in the same namespace downloads the whole file from the agent.
 
-use crate::world;
+use crate::world_with;
 use odseed_lab::{content, wait_until, AgentOptions, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-#[test]
-fn a_leecher_downloads_the_whole_file_from_the_agent() {
-    let w = world("swarm");
+each_daemon! {
+fn a_leecher_downloads_the_whole_file_from_the_agent(d: Daemon) {
+    let w = world_with("swarm", d);
     let (tracker_ip, agent_ip, leecher_ip) =
         (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3));
     for ip in [tracker_ip, agent_ip, leecher_ip] {
@@ -64,6 +64,7 @@ fn a_leecher_downloads_the_whole_file_from_the_agent() {
     agent.terminate(Duration::from_secs(30)).expect("the agent stops");
     agent.launch().unwrap();
     assert!(metric(&agent, "odseed_agent_uploaded_bytes_total") >= total, "the counter went down at a restart");
+}
 }
 
 /// The addresses listening on TCP `port` in `pid`'s network namespace (`/proc/PID/net/tcp` or

@@ -1,16 +1,16 @@
 //! The RPC client against a real transmission-daemon: handshake, auth, add, get, verify, remove.
 
-use crate::world;
+use crate::world_with;
 use odseed_lab::{content, Peer};
 use odseed_proto::transmission::{Client, Error};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-#[test]
-fn the_rpc_client_speaks_to_a_real_daemon() {
-    let w = world("rpc");
-    let peer = Peer::start(w.dir.path(), "p", Ipv4Addr::LOCALHOST, json!({})).unwrap();
+each_daemon! {
+fn the_rpc_client_speaks_to_a_real_daemon(d: Daemon) {
+    let w = world_with("rpc", d);
+    let peer = Peer::start_program(w.dir.path(), "p", Ipv4Addr::LOCALHOST, json!({}), &d.program()).unwrap();
     let c = peer.client();
     let session = c.session_get().unwrap();
     assert!(session["rpc-version"].as_i64().is_some_and(|v| v >= 15), "{session}");
@@ -36,4 +36,5 @@ fn the_rpc_client_speaks_to_a_real_daemon() {
     c.torrent_remove(&[t.meta.info_hash]).unwrap();
     assert!(c.torrent_get(None, &["hashString"]).unwrap().is_empty());
     assert!(peer.data_dir.join("r.bin").exists(), "remove keeps the data");
+}
 }

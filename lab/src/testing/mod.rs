@@ -35,3 +35,35 @@ pub fn agent_bin() -> PathBuf {
         })
         .clone()
 }
+
+/// The transmission-daemon versions the daemon tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    /// Debian 12's 3.00, from PATH.
+    T3,
+    /// 4.x from a Debian 13 root, through `$ODSEED_TRANSMISSION_4` (scripts/transmission-daemon-4).
+    T4,
+}
+
+impl Daemon {
+    pub const ALL: [Daemon; 2] = [Daemon::T3, Daemon::T4];
+
+    /// The program to give as `daemon.program`. Panics if 4.x is not set up: a test of it must not
+    /// pass without it.
+    pub fn program(self) -> PathBuf {
+        match self {
+            Daemon::T3 => PathBuf::from("transmission-daemon"),
+            Daemon::T4 => std::env::var_os("ODSEED_TRANSMISSION_4")
+                .map(PathBuf::from)
+                .expect("ODSEED_TRANSMISSION_4 is not set (scripts/test points it at scripts/transmission-daemon-4)"),
+        }
+    }
+
+    /// Its major version.
+    pub fn major(self) -> u32 {
+        match self {
+            Daemon::T3 => 3,
+            Daemon::T4 => 4,
+        }
+    }
+}
