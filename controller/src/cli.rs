@@ -94,6 +94,7 @@ impl Default for LabArgs {
             helper_kbps: 200,
             leecher_kbps: 1000,
             leecher_up_kbps: 0,
+            daemon: None,
         };
         LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900 }
     }

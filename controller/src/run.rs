@@ -56,7 +56,8 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
     let mut fleet = fleet;
     fleet.deadline = start.checked_add(s.params.max_time);
     let boards = cfg.boards.iter().map(board::helper).collect();
-    let pool = Pool::new(boards, fleet, target, ledger.clone());
+    let mut pool = Pool::new(boards, fleet, target, ledger.clone());
+    pool.check_torrent();
     let mut round = Round {
         s,
         printer: &printer,

@@ -30,6 +30,8 @@ pub struct BoardStatus {
     pub url: String,
     pub reachable: bool,
     pub daemon: Option<DaemonState>,
+    /// Its transmission-daemon's version, once its agent knows it.
+    pub daemon_version: Option<String>,
     /// Why it could not be asked, or could not list its torrents.
     pub error: Option<String>,
     pub torrents: Vec<Torrent>,
@@ -132,6 +134,7 @@ fn board(name: &str, url: &str, token: &str) -> BoardStatus {
         url: url.into(),
         reachable: health.is_ok(),
         daemon: health.as_ref().ok().map(|h| h.daemon),
+        daemon_version: health.as_ref().ok().and_then(|h| h.daemon_version.clone()),
         error,
         torrents: torrents.and_then(Result::ok).unwrap_or_default(),
     }
@@ -140,7 +143,7 @@ fn board(name: &str, url: &str, token: &str) -> BoardStatus {
 impl Report {
     /// The human tables: boards, EC2 instances, the ledger.
     pub fn print(&self) {
-        say(&format!("{:<16} {:<28} {:<10} {:<9} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON"));
+        say(&format!("{:<16} {:<28} {:<10} {:<9} {:<8} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON", "VERSION"));
         for b in &self.boards {
             let seeds: Vec<String> = (b.torrents.iter())
                 .map(|t| format!("{} ({}, {:.0}%)", t.name, t.state.as_str(), t.percent_done * 100.0))
@@ -152,7 +155,9 @@ impl Report {
             };
             let reach = if b.reachable { "yes" } else { "NO" };
             let daemon = b.daemon.map_or("-", DaemonState::as_str);
-            say(&format!("{:<16} {:<28} {:<10} {:<9} {seeds}", b.name, b.url, reach, daemon));
+            // "3.00 (bb6b5a062e)" -> "3.00": the build id is in --json.
+            let version = b.daemon_version.as_deref().and_then(|v| v.split_whitespace().next()).unwrap_or("-");
+            say(&format!("{:<16} {:<28} {:<10} {:<9} {:<8} {seeds}", b.name, b.url, reach, daemon, version));
         }
         if !self.ec2.is_empty() {
             println!();

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// The shape of a swarm.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Spec {
     pub size: u64,
     pub leechers: usize,
@@ -21,6 +21,14 @@ pub struct Spec {
     pub leecher_kbps: u32,
     /// Upload cap of each leecher (0 = none).
     pub leecher_up_kbps: u32,
+    /// The transmission-daemon of the origin, the leechers and the boards (None: the one on PATH).
+    pub daemon: Option<PathBuf>,
+}
+
+impl Spec {
+    fn program(&self) -> PathBuf {
+        self.daemon.clone().unwrap_or_else(|| odseed_proto::transmission::DaemonConfig::default().program)
+    }
 }
 
 pub struct Swarm {
@@ -65,7 +73,7 @@ impl Swarm {
         }
         let mut origin_settings = limit("up", spec.origin_kbps);
         origin_settings["rpc-password"] = json!(odseed_proto::fsutil::random_hex(12).map_err(|e| e.to_string())?);
-        let origin = Peer::start(dir, "origin", origin_ip(), origin_settings)?;
+        let origin = Peer::start_program(dir, "origin", origin_ip(), origin_settings, &spec.program())?;
         let announce = format!("http://{}:6969/announce", tracker_ip());
         let torrent = content::make(&origin.data_dir, "payload.bin", spec.size, 0x0d5eed, &[announce])?;
         let torrent_file = dir.join("payload.torrent");
@@ -78,6 +86,7 @@ impl Swarm {
                 host: board_ip(i),
                 listen: board_ip(i),
                 upload_kbps: spec.helper_kbps,
+                program: spec.program(),
                 ..AgentOptions::default()
             };
             let root = dir.join(format!("board{i}"));
@@ -97,7 +106,7 @@ impl Swarm {
             if let (Some(s), Some(up)) = (settings.as_object_mut(), limit("up", spec.leecher_up_kbps).as_object()) {
                 s.extend(up.clone());
             }
-            let p = Peer::start(&self.dir, &format!("leecher{i}"), leecher_ip(i), settings)?;
+            let p = Peer::start_program(&self.dir, &format!("leecher{i}"), leecher_ip(i), settings, &spec.program())?;
             p.add(&self.torrent.bytes)?;
             self.leechers.push(p);
         }

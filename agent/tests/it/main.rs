@@ -1,27 +1,10 @@
 //! odseed-agent's integration tests: the real agent binary, a real transmission-daemon and
 //! opentracker, each test inside a network namespace of its own (so ports never clash and no packet
 //! leaves the machine). Tests that touch the daemon run against transmission-daemon 3.00 and 4.x
-//! ([`each_daemon!`]: `<test>::transmission_3` and `<test>::transmission_4`).
+//! (`odseed_lab::each_daemon!`: `<test>::transmission_3` and `<test>::transmission_4`).
 
-/// Declares `fn $name(d: Daemon)` and one test per daemon version calling it.
-macro_rules! each_daemon {
-    ($(#[$doc:meta])* fn $name:ident($d:ident: Daemon) $body:block) => {
-        $(#[$doc])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            fn run($d: odseed_lab::testing::Daemon) $body
-            #[test]
-            fn transmission_3() {
-                run(odseed_lab::testing::Daemon::T3)
-            }
-            #[test]
-            fn transmission_4() {
-                run(odseed_lab::testing::Daemon::T4)
-            }
-        }
-    };
-}
+#[macro_use]
+extern crate odseed_lab;
 
 mod api;
 mod bad_input;

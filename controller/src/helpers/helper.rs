@@ -4,12 +4,14 @@
 
 use crate::target::Target;
 use odseed_proto::agent_client::{AgentClient, Error as AgentError};
-use odseed_proto::wire::Torrent;
+use odseed_proto::wire::{ErrorCode, Torrent, TorrentState};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A failed helper is not tried again for this long.
 pub(super) const UNHEALTHY_FOR: Duration = Duration::from_secs(120);
+/// An engaged helper whose torrent stays queued or verifying without progress this long has failed.
+pub(super) const STALLED_AFTER: Duration = Duration::from_secs(300);
 
 /// Something that happened to a helper, for the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub struct Helper {
     pub lost: bool,
     pub session: Option<Torrent>,
     pub unhealthy_until: Option<Instant>,
+    /// Why it cannot seed this run's torrent (its daemon refused it or failed on it): never used again.
+    pub cannot_seed: Option<String>,
+    /// The last change of its session's state or progress, to tell a stalled one.
+    pub progress: Option<(TorrentState, u64, Instant)>,
 }
 
 impl Helper {
@@ -65,6 +71,8 @@ impl Helper {
             lost: false,
             session: None,
             unhealthy_until: None,
+            cannot_seed: None,
+            progress: None,
         }
     }
 
@@ -77,7 +85,29 @@ impl Helper {
     }
 
     pub fn healthy(&self, now: Instant) -> bool {
-        self.unhealthy_until.is_none_or(|t| now >= t)
+        self.cannot_seed.is_none() && self.unhealthy_until.is_none_or(|t| now >= t)
+    }
+
+    /// Takes in what its agent says of the torrent; why it has failed there, if it has: the daemon
+    /// reports an error, or the torrent has stayed queued or verifying with no progress for
+    /// [`STALLED_AFTER`].
+    pub(super) fn update(&mut self, t: Torrent, now: Instant) -> Option<String> {
+        let mark = (t.state, (t.percent_done * 1e6) as u64);
+        if self.progress.is_none_or(|(s, p, _)| (s, p) != mark) {
+            self.progress = Some((mark.0, mark.1, now));
+        }
+        let failed = match t.state {
+            TorrentState::Error => Some(t.error.clone().unwrap_or_else(|| "the daemon reports an error".into())),
+            TorrentState::Queued | TorrentState::Verifying => {
+                let since = self.progress.map_or(now, |(_, _, at)| at);
+                (now.duration_since(since) >= STALLED_AFTER).then(|| {
+                    format!("{} with no progress for {} s", t.state.as_str(), now.duration_since(since).as_secs())
+                })
+            }
+            _ => None,
+        };
+        self.session = Some(t);
+        failed
     }
 
     /// Health check, then `PUT` of the torrent.
@@ -94,6 +124,12 @@ impl Helper {
         Ok(())
     }
 
+    /// Sets the helper aside for this torrent for good; the one line that says so.
+    pub(super) fn cannot_seed(&mut self, why: &str) -> Event {
+        self.cannot_seed = Some(why.to_string());
+        Event::Fault(format!("{}: cannot seed this torrent ({why}); another helper will be used", self.label()))
+    }
+
     /// Marks an engaged helper unreachable; the one line that says so.
     pub(super) fn mark_lost(&mut self, why: &str) -> Event {
         self.lost = true;
@@ -101,4 +137,9 @@ impl Helper {
         self.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
         Event::Fault(format!("{}: lost ({why}); another helper will be used", self.label()))
     }
+}
+
+/// Whether an agent refused the torrent as one its daemon cannot seed (v2-only, or hybrid on 3.00).
+pub fn unsupported(e: &AgentError) -> bool {
+    matches!(e, AgentError::Status { code: Some(ErrorCode::UnsupportedTorrent), .. })
 }

@@ -3,11 +3,12 @@
 //! never stops a run: it is set aside for a while and another one is used.
 
 use super::ec2::Fleet;
-use super::helper::{Event, Helper, Kind, UNHEALTHY_FOR};
+use super::helper::{unsupported, Event, Helper, Kind, UNHEALTHY_FOR};
 use crate::error::Error;
 use crate::ledger::{now_secs, Entry, HelperKind, Ledger, Owner};
 use crate::policy;
 use crate::target::Target;
+use odseed_proto::transmission::Version;
 use odseed_proto::wire::TorrentState;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +24,41 @@ pub struct Pool {
 impl Pool {
     pub fn new(boards: Vec<Helper>, fleet: Fleet, target: Target, ledger: Ledger) -> Pool {
         Pool { helpers: boards, fleet, target, ledger, owner: Owner::me() }
+    }
+
+    /// For a hybrid v1+v2 torrent, asks every board which transmission-daemon it runs, sets aside
+    /// those that cannot open it (3.x) and says once which can. Nothing to do for a v1 torrent.
+    pub fn check_torrent(&mut self) {
+        if !self.target.meta.hybrid {
+            return;
+        }
+        let boards: Vec<&mut Helper> = self.helpers.iter_mut().filter(|h| h.kind == Kind::Board).collect();
+        let versions: Vec<Option<String>> = std::thread::scope(|s| {
+            let asks: Vec<_> =
+                boards.iter().map(|h| s.spawn(|| h.client.health().ok().and_then(|h| h.daemon_version))).collect();
+            asks.into_iter().map(|a| a.join().ok().flatten()).collect()
+        });
+        let (mut can, mut cannot, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        for (h, v) in boards.into_iter().zip(versions) {
+            match v.as_deref().and_then(Version::parse) {
+                Some(v) if v.opens_hybrid() => can.push(format!("{} ({})", h.name, v.text)),
+                Some(v) => {
+                    cannot.push(format!("{} ({})", h.name, v.text));
+                    h.cannot_seed = Some(format!("transmission-daemon {} cannot open a hybrid v1+v2 torrent", v.text));
+                }
+                None => unknown.push(h.name.clone()),
+            }
+        }
+        let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+        log::info!(
+            "{} is a hybrid v1+v2 torrent (BEP 52): Transmission 4.0 and later seed it, 3.x cannot. Boards that can: {}; \
+             cannot (not used): {}; not known yet (tried, set aside if they refuse): {}{}",
+            self.target.meta.name,
+            list(&can),
+            list(&cannot),
+            list(&unknown),
+            if self.fleet.pools.is_empty() { "" } else { "; EC2 instances are asked once started" },
+        );
     }
 
     pub(super) fn entry(&self, h: &Helper) -> Entry {
@@ -89,10 +125,12 @@ impl Pool {
 
     /// Asks every engaged helper how its session is going, and EC2 which instances are there. An
     /// instance whose agent is still lost a round later is stopped: it costs money and helps no one.
+    /// A helper on which the torrent failed (an error, or stalled) is released and not used again.
     pub fn refresh(&mut self) -> Vec<Event> {
         let hash = self.target.meta.info_hash;
         let mut events = self.fleet.refresh();
-        let mut gone = Vec::new();
+        let (mut gone, mut failed) = (Vec::new(), Vec::new());
+        let now = Instant::now();
         for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged) {
             match h.client.get(&hash) {
                 Ok(Some(t)) => {
@@ -100,12 +138,15 @@ impl Pool {
                         log::info!("{}: reachable again", h.label());
                     }
                     h.lost = false;
-                    h.session = Some(t);
+                    if let Some(why) = h.update(t, now) {
+                        failed.push((i, why));
+                    }
                 }
                 Ok(None) => {
                     // The agent lost its state (reinstalled?): give it the torrent again.
                     match h.client.put(&hash, &self.target.bytes) {
                         Ok((t, _)) => h.session = Some(t),
+                        Err(e) if unsupported(&e) => failed.push((i, e.to_string())),
                         Err(_) if h.lost && matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
                         Err(e) => events.push(h.mark_lost(&e.to_string())),
                     }
@@ -113,6 +154,17 @@ impl Pool {
                 Err(e) if !h.lost => events.push(h.mark_lost(&e.to_string())),
                 Err(_) if matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
                 Err(_) => {}
+            }
+        }
+        for (i, why) in failed {
+            events.push(self.helpers[i].cannot_seed(&format!("it failed there: {why}")));
+            match self.helpers[i].kind {
+                Kind::Board => events.push(self.release_board(i)),
+                Kind::Instance { pool, .. } => {
+                    // Stopped with the others below, and not started again by this run.
+                    self.fleet.pools[pool].failed.push(self.helpers[i].name.clone());
+                    gone.push(i);
+                }
             }
         }
         if !gone.is_empty() {
@@ -150,9 +202,13 @@ impl Pool {
                     events.push(b.mark_lost(&why));
                 }
                 Err(f) => {
-                    b.unhealthy_until = Some(now + UNHEALTHY_FOR);
                     let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
-                    events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
+                    if unsupported(&f.error) {
+                        events.push(b.cannot_seed(&f.error.to_string()));
+                    } else {
+                        b.unhealthy_until = Some(now + UNHEALTHY_FOR);
+                        events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
+                    }
                 }
             }
         }

@@ -47,6 +47,17 @@ fn unknown_and_malformed_torrents_are_refused() {
     let o = w.odseed(&["run", bad.to_str().unwrap(), "0.5", "--config", cfg]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bad.torrent") && stderr(&o).contains("not a torrent"), "{}", stderr(&o));
+
+    // A v2-only torrent (libtorrent's v2_only): no helper could seed it; said before anything is engaged.
+    let content = w.dir.path().join("v2.bin");
+    odseed_lab::content::write_file(&content, 50_000, 1).unwrap();
+    let v2 = odseed_lab::content::libtorrent_torrent(&content, &[], odseed_lab::content::Flavour::V2Only).unwrap();
+    let file = w.dir.path().join("v2.torrent");
+    std::fs::write(&file, v2).unwrap();
+    let o = w.odseed(&["run", file.to_str().unwrap(), "0.5", "--config", cfg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("v2-only") && stderr(&o).contains("hybrid"), "{}", stderr(&o));
 }
 
 #[test]

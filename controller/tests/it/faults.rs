@@ -8,7 +8,16 @@ use odseed_lab::wait_until;
 use std::time::Duration;
 
 fn spec(boards: usize) -> Spec {
-    Spec { size: 2 << 20, leechers: 4, boards, origin_kbps: 20, helper_kbps: 20, leecher_kbps: 50, leecher_up_kbps: 0 }
+    Spec {
+        size: 2 << 20,
+        leechers: 4,
+        boards,
+        origin_kbps: 20,
+        helper_kbps: 20,
+        leecher_kbps: 50,
+        leecher_up_kbps: 0,
+        daemon: None,
+    }
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! odseed's integration tests: the real `odseed` binary against real agents, transmission-daemons and
 //! opentracker, each test in a network namespace of its own.
 
+#[macro_use]
+extern crate odseed_lab;
+
 mod bad_input;
 mod boards;
+mod compat;
 mod ec2;
 mod ec2_api;
 mod ec2_faults;
@@ -118,6 +122,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         helper_kbps: 0,
         leecher_kbps: 400,
         leecher_up_kbps: 0,
+        daemon: None,
     }
 }
 

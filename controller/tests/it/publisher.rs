@@ -7,8 +7,9 @@ use odseed_lab::testing::agent_bin;
 use serde_json::Value;
 use std::time::Duration;
 
-#[test]
-fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected() {
+each_daemon! {
+/// The publisher's Transmission 3.00 or 4.x (and the swarm's other peers and agents alike).
+fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected(d: Daemon) {
     let w = world("publisher");
     let spec = Spec {
         size: 1 << 20,
@@ -18,6 +19,7 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected() 
         helper_kbps: 0,
         leecher_kbps: 0,
         leecher_up_kbps: 0,
+        daemon: Some(d.program()),
     };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
@@ -52,8 +54,11 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected() 
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["boards"][0]["name"].as_str(), v["boards"][0]["reachable"].as_bool()), (Some("board0"), Some(true)));
     assert_eq!(v["boards"][0]["torrents"].as_array().map(Vec::len), Some(0));
+    let version = v["boards"][0]["daemon_version"].as_str().unwrap_or_default();
+    assert!(version.starts_with(&format!("{}.", d.major())), "status shows the board's daemon: {version:?}");
     assert_eq!(v["ledger"].as_array().map(Vec::len), Some(0));
     let o = w.odseed(&["status", "--config", cfg]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.lines().any(|l| l.starts_with("board0") && l.contains("yes")), "{table}");
+}
 }

@@ -67,3 +67,24 @@ impl Daemon {
         }
     }
 }
+
+/// Declares `fn $name(d: Daemon)` and one test per daemon version calling it.
+#[macro_export]
+macro_rules! each_daemon {
+    ($(#[$doc:meta])* fn $name:ident($d:ident: Daemon) $body:block) => {
+        $(#[$doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn run($d: $crate::testing::Daemon) $body
+            #[test]
+            fn transmission_3() {
+                run($crate::testing::Daemon::T3)
+            }
+            #[test]
+            fn transmission_4() {
+                run($crate::testing::Daemon::T4)
+            }
+        }
+    };
+}
