@@ -1,11 +1,12 @@
 //! odseed-lab: a BitTorrent swarm on one machine, from real parts, for `odseed lab`, the tests and
 //! the benchmarks: network namespaces ([`netns`]), processes stopped on drop ([`process`]), temp
-//! dirs ([`dir`]), opentracker ([`tracker`]), plain transmission-daemon peers ([`peer`]), odseed
+//! dirs ([`dir`]), opentracker ([`tracker`]), plain transmission-daemon peers ([`peer`]), aria2c and libtorrent leechers ([`clients`]), odseed
 //! agents ([`agent`]), generated content ([`content`]), the whole swarm ([`swarm`]) and what a lab
 //! run measured ([`report`]). Nothing here is a mock: every part is the real program, on addresses
 //! inside a namespace we made. What only tests need is behind the `testing` feature ([`testing`]).
 
 pub mod agent;
+pub mod clients;
 pub mod content;
 pub mod dir;
 pub mod netns;

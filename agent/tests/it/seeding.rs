@@ -1,4 +1,5 @@
-//! Seeding for real: a leecher in the same namespace downloads the whole file from the agent.
+//! Seeding for real: leechers in the same namespace download the whole file from the agent, with
+//! Transmission and with clients nobody here wrote (aria2c, libtorrent).
 
 use crate::world_with;
 use odseed_lab::{content, wait_until, AgentOptions, Peer, Tracker};
@@ -88,4 +89,41 @@ fn listening(pid: u32, table: &str, port: u16) -> Vec<String> {
             }
         })
         .collect()
+}
+
+each_daemon! {
+/// aria2c and libtorrent leechers, with the agent as the only seeder: each gets the whole file,
+/// byte for byte.
+fn leechers_that_are_not_transmission_download_from_the_agent(d: Daemon) {
+    use odseed_lab::clients::{Client, Leecher};
+    let w = world_with("clients", d);
+    let ips: Vec<Ipv4Addr> = (1..=4).map(|i| Ipv4Addr::new(10, 77, 0, i)).collect();
+    for ip in &ips {
+        w.ns.add_host(*ip).unwrap();
+    }
+    let agent = w.agent("agent", &AgentOptions { host: ips[1], ..AgentOptions::default() });
+    let announce = format!("http://{}:6969/announce", ips[0]);
+    let t = content::make(&agent.data_dir, "payload.bin", 3 << 20, 77, &[announce]).unwrap();
+    let hash = t.meta.info_hash;
+    let _tracker = Tracker::start(&w.dir.path().join("tracker"), ips[0], 6969, &[hash]).unwrap();
+    let c = agent.client();
+    c.put(&hash, &t.bytes).unwrap();
+    crate::seeding(&c, &hash);
+
+    let mut leechers: Vec<Leecher> = [(Client::Aria2, ips[2]), (Client::Libtorrent, ips[3])]
+        .into_iter()
+        .map(|(client, ip)| Leecher::start(w.dir.path(), client.as_str(), client, ip, &t.bytes).unwrap())
+        .collect();
+    let want = std::fs::read(agent.data_dir.join("payload.bin")).unwrap();
+    for l in &mut leechers {
+        let status = l.proc.wait_exit(Duration::from_secs(240));
+        assert!(status.is_some_and(|s| s.success()), "{} did not finish: {status:?}\n{}", l.client.as_str(), l.proc.log_tail(10));
+        let got = std::fs::read(l.data_dir.join("payload.bin")).unwrap();
+        assert!(got == want, "{}'s bytes differ from the agent's", l.client.as_str());
+    }
+    let uploaded = wait_until(Duration::from_secs(30), "the agent to count its upload", || {
+        c.get(&hash).ok().flatten().filter(|t| t.uploaded_bytes >= want.len() as u64)
+    });
+    assert!(uploaded.is_ok(), "the agent uploaded less than one copy: {:?}", c.get(&hash));
+}
 }
