@@ -8,12 +8,14 @@ use std::path::Path;
 /// The shortest token accepted.
 pub const MIN_LEN: usize = 16;
 
-/// Checks a token file that exists (a config error, exit 2, if its token is too short); a missing
-/// one is fine: the agent creates it.
+/// Checks a token file that exists (a config error, exit 2, if its token is too short or it cannot
+/// be read); a missing one is fine: the agent creates it.
 pub fn check(path: &Path) -> Result<(), String> {
     match read_text_bounded(path, MAX_SECRET_BYTES) {
-        Ok(text) if text.trim().len() < MIN_LEN => Err(too_short(path)),
-        _ => Ok(()),
+        Ok(text) if text.trim().chars().count() < MIN_LEN => Err(too_short(path)),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("token file {}: cannot read: {e}", path.display())),
     }
 }
 
@@ -26,7 +28,7 @@ pub fn load_or_create(path: &Path) -> Result<String, String> {
     match read_text_bounded(path, MAX_SECRET_BYTES) {
         Ok(text) => {
             let token = text.trim().to_string();
-            if token.len() < MIN_LEN {
+            if token.chars().count() < MIN_LEN {
                 return Err(too_short(path));
             }
             if let Ok(meta) = std::fs::metadata(path) {

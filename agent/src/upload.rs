@@ -28,45 +28,67 @@ struct Counts {
 #[derive(Debug)]
 pub struct Uploads {
     path: PathBuf,
-    inner: Mutex<(Counts, Option<Instant>)>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    counts: Counts,
+    /// When the file was last written.
+    written: Option<Instant>,
+    /// Something changed since.
+    dirty: bool,
 }
 
 impl Uploads {
-    /// Reads `<state_dir>/uploaded.json`; one that cannot be read is set aside as `.bad` (warned
-    /// about) and counting starts again from 0.
+    /// Reads `<state_dir>/uploaded.json`. One that cannot be read or parsed is set aside as `.bad`
+    /// (warned about, never overwritten) and counting starts again from 0.
     pub fn open(state_dir: &Path) -> Uploads {
         let path = state_dir.join("uploaded.json");
-        let counts = match read_bounded(&path, MAX_FILE_BYTES) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                log::warn!("uploads: {} is unreadable ({e}); set aside as .bad, counting from 0", path.display());
-                let _ = std::fs::rename(&path, path.with_extension("json.bad"));
-                Counts::default()
-            }),
+        let read = read_bounded(&path, MAX_FILE_BYTES).and_then(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        });
+        let counts = match read {
+            Ok(counts) => counts,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Counts::default(),
             Err(e) => {
-                log::warn!("uploads: cannot read {} ({e}); counting from 0", path.display());
+                let aside = path.with_extension("json.bad");
+                match std::fs::rename(&path, &aside) {
+                    Ok(()) => log::warn!(
+                        "uploads: {} is unreadable ({e}); set aside as {}, counting from 0",
+                        path.display(),
+                        aside.display()
+                    ),
+                    Err(re) => log::warn!(
+                        "uploads: {} is unreadable ({e}) and cannot be set aside ({re}); counting from 0",
+                        path.display()
+                    ),
+                }
                 Counts::default()
             }
         };
-        Uploads { path, inner: Mutex::new((counts, None)) }
+        Uploads { path, inner: Mutex::new(Inner { counts, written: None, dirty: false }) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, (Counts, Option<Instant>)> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes in the daemon's `uploadedEver` of some torrents; persists now and then.
+    /// Takes in the daemon's `uploadedEver` of some torrents; persists what changed at most
+    /// [`PERSIST_EVERY`] after the change (the supervisor calls this every tick).
     pub fn observe(&self, now: impl IntoIterator<Item = (InfoHash, u64)>) {
         let mut g = self.lock();
-        let (counts, written) = &mut *g;
-        let before = counts.total;
         for (hash, up) in now {
-            let last = counts.seen.insert(hash, up).unwrap_or(0);
-            counts.total = counts.total.saturating_add(up.saturating_sub(last));
+            let last = g.counts.seen.insert(hash, up);
+            if last != Some(up) {
+                g.dirty = true;
+            }
+            g.counts.total = g.counts.total.saturating_add(up.saturating_sub(last.unwrap_or(0)));
         }
-        if counts.total != before && written.is_none_or(|t| t.elapsed() >= PERSIST_EVERY) {
-            persist(&self.path, counts);
-            *written = Some(Instant::now());
+        if g.dirty && g.written.is_none_or(|t| t.elapsed() >= PERSIST_EVERY) {
+            persist(&self.path, &g.counts);
+            g.written = Some(Instant::now());
+            g.dirty = false;
         }
     }
 
@@ -74,18 +96,19 @@ impl Uploads {
     pub fn forget(&self, gone: &[InfoHash]) {
         let mut g = self.lock();
         for h in gone {
-            g.0.seen.remove(h);
+            g.dirty |= g.counts.seen.remove(h).is_some();
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.lock().0.total
+        self.lock().counts.total
     }
 
     /// Writes the counts now (at shutdown).
     pub fn persist(&self) {
-        let g = self.lock();
-        persist(&self.path, &g.0);
+        let mut g = self.lock();
+        persist(&self.path, &g.counts);
+        g.dirty = false;
     }
 }
 
@@ -126,6 +149,13 @@ mod tests {
         std::fs::write(dir.join("uploaded.json"), b"{not json").unwrap();
         assert_eq!(Uploads::open(&dir).total(), 0);
         assert!(dir.join("uploaded.json.bad").exists(), "set aside, not deleted");
+        // Not a regular file (or unreadable in any other way): set aside too, never overwritten.
+        std::fs::remove_file(dir.join("uploaded.json.bad")).unwrap();
+        std::fs::create_dir(dir.join("uploaded.json")).unwrap();
+        let u = Uploads::open(&dir);
+        assert!(dir.join("uploaded.json.bad").is_dir(), "set aside");
+        u.observe([(a, 1)]);
+        assert!(dir.join("uploaded.json").is_file());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

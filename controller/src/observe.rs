@@ -43,7 +43,7 @@ impl Observer {
             }
         }
         for url in self.failing.difference(&failing) {
-            log::info!("tracker {url} answers again");
+            log::info!("tracker {} answers again", crate::tracker::scrape::shown(url));
         }
         self.failing = failing;
         // A tracker that answered well without this torrent knows no peer of it (BEP 48): an empty

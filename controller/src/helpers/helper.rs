@@ -118,6 +118,7 @@ impl Helper {
             .put(&target.meta.info_hash, &target.bytes)
             .map_err(|error| EngageFailure { maybe_seeding: error.maybe_applied(), error })?;
         self.session = Some(session);
+        self.progress = None;
         self.engaged = true;
         self.lost = false;
         self.engaged_at = Some(Instant::now());
@@ -134,6 +135,7 @@ impl Helper {
     pub(super) fn mark_lost(&mut self, why: &str) -> Event {
         self.lost = true;
         self.session = None;
+        self.progress = None;
         self.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
         Event::Fault(format!("{}: lost ({why}); another helper will be used", self.label()))
     }

@@ -145,7 +145,10 @@ impl Pool {
                 Ok(None) => {
                     // The agent lost its state (reinstalled?): give it the torrent again.
                     match h.client.put(&hash, &self.target.bytes) {
-                        Ok((t, _)) => h.session = Some(t),
+                        Ok((t, _)) => {
+                            h.session = Some(t);
+                            h.progress = None;
+                        }
                         Err(e) if unsupported(&e) => failed.push((i, e.to_string())),
                         Err(_) if h.lost && matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
                         Err(e) => events.push(h.mark_lost(&e.to_string())),
@@ -267,6 +270,7 @@ impl Pool {
             Ok(_) => {
                 b.engaged = false;
                 b.session = None;
+                b.progress = None;
                 if let Err(e) = self.ledger.remove(&b.name, &hash, &self.owner) {
                     return Event::Fault(e.to_string());
                 }

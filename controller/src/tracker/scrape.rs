@@ -39,13 +39,43 @@ impl TrackerError {
 
 impl fmt::Display for TrackerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = shown(self.url());
         match self {
-            TrackerError::Unreachable { url, detail } => write!(f, "tracker {url} unreachable: {detail}"),
-            TrackerError::Failure { url, reason } => write!(f, "tracker {url} refused the scrape: {reason}"),
-            TrackerError::BadAnswer { url, detail } => write!(f, "tracker {url} gave a malformed answer: {detail}"),
-            TrackerError::Unsupported { url } => write!(f, "tracker {url} cannot be scraped"),
+            TrackerError::Unreachable { detail, .. } => write!(f, "tracker {url} unreachable: {detail}"),
+            TrackerError::Failure { reason, .. } => write!(f, "tracker {url} refused the scrape: {reason}"),
+            TrackerError::BadAnswer { detail, .. } => write!(f, "tracker {url} gave a malformed answer: {detail}"),
+            TrackerError::Unsupported { .. } => write!(f, "tracker {url} cannot be scraped"),
         }
     }
 }
 
+/// A tracker's URL as it may be shown: scheme, host and port. Private trackers put a passkey in
+/// the path or the query (`/announce/KEY`, `?passkey=KEY`), and user info may hold a password:
+/// none of it is logged.
+pub fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "(not a URL)".into() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest[..end].rsplit('@').next().unwrap_or_default();
+    let path = match &rest[end..] {
+        "" | "/" => "",
+        "/announce" => "/announce",
+        _ => "/…",
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
 impl std::error::Error for TrackerError {}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_shown_url_holds_no_passkey() {
+        assert_eq!(shown("http://t.example:6969/announce"), "http://t.example:6969/announce");
+        assert_eq!(shown("https://t.example/announce/0123abcd"), "https://t.example/…");
+        assert_eq!(shown("http://t.example/announce.php?passkey=s3cr3t"), "http://t.example/…");
+        assert_eq!(shown("udp://user:pw@t.example:80"), "udp://t.example:80");
+        assert_eq!(shown("garbage"), "(not a URL)");
+    }
+}

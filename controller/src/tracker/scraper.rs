@@ -46,7 +46,7 @@ impl Scraper {
             };
             match result {
                 Err(TrackerError::Unreachable { .. }) if attempt < self.retries => {
-                    log::debug!("tracker {url}: no answer, retrying");
+                    log::debug!("tracker {}: no answer, retrying", super::scrape::shown(url));
                     attempt += 1;
                     std::thread::sleep(timeout / 4);
                     timeout *= 2;

@@ -89,9 +89,11 @@ fn garbage_truncated_and_failing_trackers_are_observations_not_crashes() {
             ("piece length", Owned::Int(1 << 22)),
             ("pieces", Owned::Bytes(vec![0; 20 * 25])),
         ]);
-        let torrent =
-            Owned::dict([("announce", Owned::str(&format!("http://127.0.0.1:{port}/announce"))), ("info", info)])
-                .encode();
+        let torrent = Owned::dict([
+            ("announce", Owned::str(&format!("http://127.0.0.1:{port}/announce?passkey=s3cr3tk3y"))),
+            ("info", info),
+        ])
+        .encode();
         let path = w.dir.path().join(format!("t{i}.torrent"));
         std::fs::write(&path, torrent).unwrap();
         let cfg = w.write_config("");
@@ -103,6 +105,7 @@ fn garbage_truncated_and_failing_trackers_are_observations_not_crashes() {
         let e = stderr(&o);
         let want = ["malformed answer", "malformed answer", "not whitelisted"][i];
         assert!(e.lines().any(|l| l.contains(want)), "{i}: {e}");
+        assert!(!e.contains("s3cr3tk3y") && !out.contains("s3cr3tk3y"), "a tracker's passkey was shown: {e}");
         drop(server);
     }
 }
