@@ -37,6 +37,36 @@ pub struct Config {
     /// configs still load, with a warning.
     pub workers: Option<usize>,
     pub daemon: DaemonConfig,
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`: the API over TLS (for agents reached over the internet, e.g. on EC2). The controller
+/// trusts the certificate by its SHA-256 fingerprint, so a self-signed one is the usual choice.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    /// PEM certificate (chain); made self-signed at first start, with `key_file`, if both are missing.
+    pub cert_file: PathBuf,
+    /// PEM private key (mode 0600).
+    pub key_file: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: false,
+            cert_file: PathBuf::from("/etc/odseed/cert.pem"),
+            key_file: PathBuf::from("/etc/odseed/key.pem"),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Where the certificate's fingerprint is written: beside it, as `<name>.sha256`.
+    pub fn fingerprint_file(&self) -> PathBuf {
+        self.cert_file.with_extension("sha256")
+    }
 }
 
 impl Default for Config {
@@ -53,6 +83,7 @@ impl Default for Config {
             max_connections_per_address: 8,
             workers: None,
             daemon: DaemonConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -109,6 +140,17 @@ impl Config {
         }
         if !(1..=self.max_connections).contains(&self.max_connections_per_address) {
             return Err("`max_connections_per_address` must be between 1 and `max_connections`".into());
+        }
+        if self.tls.enabled {
+            if !cfg!(feature = "tls") {
+                return Err("`tls.enabled`: this odseed-agent was built without TLS (cargo feature `tls`)".into());
+            }
+            if empty(&self.tls.cert_file) || empty(&self.tls.key_file) {
+                return Err("`tls.cert_file` and `tls.key_file` must not be empty".into());
+            }
+            if self.tls.cert_file == self.tls.key_file {
+                return Err("`tls.cert_file` and `tls.key_file` must differ".into());
+            }
         }
         let d = &self.daemon;
         if empty(&d.program) {

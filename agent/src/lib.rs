@@ -13,5 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelog;
 pub mod state;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 pub mod upload;

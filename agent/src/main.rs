@@ -14,11 +14,13 @@ odseed-agent: a helper seeder for odseed. Owns one transmission-daemon and seeds
 odseed controller asks for over an authenticated HTTP API (v1).
 
 USAGE:
-    odseed-agent [--config PATH] [--check-config]
+    odseed-agent [--config PATH] [--check-config | --fingerprint]
 
 OPTIONS:
     -c, --config PATH   config file (default /etc/odseed/agent.toml); every key has a default
         --check-config  validate the config and exit (0 ok, 2 bad)
+        --fingerprint   print the SHA-256 of the API's TLS certificate (the controller's
+                        cert_sha256), making a self-signed one first if [tls] names none yet
     -h, --help          this text
     -V, --version       the version
 
@@ -28,16 +30,18 @@ Exit codes: 0 after SIGTERM/SIGINT, 1 a runtime failure, 2 a usage or config err
 struct Args {
     config: PathBuf,
     check_only: bool,
+    fingerprint: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut args = Args { config: PathBuf::from(config::DEFAULT_PATH), check_only: false };
+    let mut args = Args { config: PathBuf::from(config::DEFAULT_PATH), check_only: false, fingerprint: false };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => args.config = parser.value()?.into(),
             Long("check-config") => args.check_only = true,
+            Long("fingerprint") => args.fingerprint = true,
             Short('h') | Long("help") => {
                 println!("{HELP}");
                 return Ok(None);
@@ -92,6 +96,9 @@ fn main() -> ExitCode {
         println!("config {}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }
+    if args.fingerprint {
+        return print_fingerprint(&cfg);
+    }
     match run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -99,6 +106,45 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(feature = "tls")]
+fn print_fingerprint(cfg: &Config) -> ExitCode {
+    if !cfg.tls.enabled {
+        log::error!("TLS is off in this config ([tls] enabled = false): there is no certificate");
+        return ExitCode::from(2);
+    }
+    match odseed_agent::tls::load_or_create(&cfg.tls) {
+        Ok(f) => {
+            println!("{f}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn print_fingerprint(_: &Config) -> ExitCode {
+    log::error!("this odseed-agent was built without TLS (cargo feature `tls`)");
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "tls")]
+fn tls_acceptor(cfg: &Config) -> Result<Option<odseed_agent::http::Acceptor>, String> {
+    if !cfg.tls.enabled {
+        return Ok(None);
+    }
+    let (acceptor, fingerprint) = odseed_agent::tls::acceptor(&cfg.tls)?;
+    log::info!("API over TLS; certificate SHA-256 {fingerprint}");
+    Ok(Some(acceptor))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_acceptor(_: &Config) -> Result<Option<odseed_agent::http::Acceptor>, String> {
+    Ok(None) // Config::validate refuses `tls.enabled` in this build.
 }
 
 fn run(cfg: Config) -> Result<(), String> {
@@ -121,7 +167,9 @@ fn run(cfg: Config) -> Result<(), String> {
         max_per_address: cfg.max_connections_per_address,
         ..Limits::default()
     };
-    let server = Server::bind(cfg.listen, limits).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let tls = tls_acceptor(&cfg)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = Server::bind(cfg.listen, limits, tls).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let listening = server.local_addr().map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let settings =
         Settings { daemon: cfg.daemon.clone(), data_dir: cfg.data_dir.clone(), state_dir: cfg.state_dir.clone() };
@@ -129,7 +177,7 @@ fn run(cfg: Config) -> Result<(), String> {
         Supervisor::start(settings, desired.clone()).map_err(|e| format!("cannot start the supervisor: {e}"))?,
     );
     let api = Arc::new(Api::new(token, desired, supervisor.clone(), &cfg));
-    log::info!("odseed-agent {} listening on {listening}", env!("CARGO_PKG_VERSION"));
+    log::info!("odseed-agent {} listening on {scheme}://{listening}", env!("CARGO_PKG_VERSION"));
 
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;

@@ -3,6 +3,7 @@
 
 use crate::process::Proc;
 use odseed_proto::agent_client::AgentClient;
+use odseed_proto::tls::Fingerprint;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,8 @@ pub struct AgentOptions {
     pub stop_grace_secs: u64,
     /// The transmission-daemon to run (`daemon.program`).
     pub program: PathBuf,
+    /// The API over TLS, with a self-signed certificate the agent makes at its first start.
+    pub tls: bool,
 }
 
 impl Default for AgentOptions {
@@ -35,6 +38,7 @@ impl Default for AgentOptions {
             max_torrents: 100,
             stop_grace_secs: 10,
             program: PathBuf::from("transmission-daemon"),
+            tls: false,
         }
     }
 }
@@ -46,6 +50,8 @@ pub struct Agent {
     pub config: PathBuf,
     pub url: String,
     pub token: String,
+    /// With TLS: its certificate's fingerprint, read from the file the agent writes.
+    pub pin: Option<Fingerprint>,
     bin: PathBuf,
     proc: Option<Proc>,
     starts: u32,
@@ -77,15 +83,25 @@ impl Agent {
             o.idle_stop_secs,
             o.upload_kbps,
             o.stop_grace_secs,
-        );
+        ) + &if o.tls {
+            let tls = root.join("tls");
+            format!(
+                "[tls]\nenabled = true\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+                tls.join("cert.pem").display(),
+                tls.join("key.pem").display()
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(&config, text).map_err(|e| format!("agent config: {e}"))?;
         let mut agent = Agent {
             root: root.to_path_buf(),
             data_dir,
             state_dir,
             config,
-            url: format!("http://{}:{port}", o.listen),
+            url: format!("{}://{}:{port}", if o.tls { "https" } else { "http" }, o.listen),
             token: String::new(),
+            pin: None,
             bin: bin.to_path_buf(),
             proc: None,
             starts: 0,
@@ -102,22 +118,28 @@ impl Agent {
         let log = self.root.join(format!("agent-{}.log", self.starts));
         let mut proc = Proc::spawn("odseed-agent", cmd, &log)?;
         let token_file = self.root.join("token");
+        let pin_file = self.root.join("tls").join("cert.sha256");
+        let tls = self.url.starts_with("https://");
         let ready = crate::wait_until(Duration::from_secs(20), "the agent's /v1/health", || {
             if let Some(s) = proc.exited() {
                 return Some(Err(format!("odseed-agent exited ({s}): {}", proc.log_tail(5))));
             }
             let token = std::fs::read_to_string(&token_file).ok()?.trim().to_string();
-            let client = AgentClient::new(&self.url, &token, Duration::from_secs(2));
-            client.health().ok().map(|_| Ok(token))
+            let pin = match tls {
+                true => Some(Fingerprint::parse(&std::fs::read_to_string(&pin_file).ok()?).ok()?),
+                false => None,
+            };
+            let client = AgentClient::pinned(&self.url, &token, pin, Duration::from_secs(2));
+            client.health().ok().map(|_| Ok((token, pin)))
         });
-        self.token = ready??;
+        (self.token, self.pin) = ready??;
         self.proc = Some(proc);
         Ok(())
     }
 
     /// An API client with the right token.
     pub fn client(&self) -> AgentClient {
-        AgentClient::new(&self.url, &self.token, Duration::from_secs(15))
+        AgentClient::pinned(&self.url, &self.token, self.pin, Duration::from_secs(15))
     }
 
     pub fn proc(&mut self) -> Option<&mut Proc> {

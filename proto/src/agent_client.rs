@@ -2,9 +2,14 @@
 //! Errors name the agent's URL and the API's error code; the token never appears in them.
 
 use crate::infohash::InfoHash;
+use crate::pinned::{HandshakeFailed, PinnedTls};
+use crate::tls::Fingerprint;
 use crate::wire::{ErrorBody, ErrorCode, Health, Torrent};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
 
 /// Answers larger than this are refused.
 const MAX_ANSWER_BYTES: u64 = 16 << 20;
@@ -55,11 +60,55 @@ impl Error {
 fn maybe_sent(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
+        ureq::Error::Other(e) if e.is::<HandshakeFailed>() => false,
         ureq::Error::Io(io) => !matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::NotFound
         ),
         _ => true,
+    }
+}
+
+/// In place of TLS when nothing is pinned: an `https://` request fails before anything is sent.
+#[derive(Debug)]
+struct NoTls;
+
+impl<In: ureq::unversioned::transport::Transport> Connector<In> for NoTls {
+    type Out = In;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
+        if details.needs_tls() {
+            return Err(ureq::Error::Other(Box::new(HandshakeFailed(
+                "no cert_sha256 is pinned for this agent".into(),
+            ))));
+        }
+        Ok(chained)
+    }
+}
+
+/// Whether a token may go to `url` in clear: plain `http://` to a loopback or private address
+/// (RFC 1918, IPv6 unique local and link-local), where the path is the publisher's own network.
+/// Host names are not resolved for this: only literal addresses pass.
+pub fn clear_text_is_local(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Err(_) => false,
     }
 }
 
@@ -77,7 +126,15 @@ impl fmt::Debug for AgentClient {
 }
 
 impl AgentClient {
+    /// A client of a plain `http://` agent (or an `https://` one, which then fails every request
+    /// without sending anything: nothing is pinned).
     pub fn new(base: &str, token: &str, timeout: Duration) -> AgentClient {
+        AgentClient::pinned(base, token, None, timeout)
+    }
+
+    /// A client that reaches an `https://` agent over TLS and trusts only a certificate whose
+    /// SHA-256 is `pin` (plain `http://` URLs are unaffected).
+    pub fn pinned(base: &str, token: &str, pin: Option<Fingerprint>, timeout: Duration) -> AgentClient {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
@@ -86,11 +143,12 @@ impl AgentClient {
             // is closing.
             .max_idle_age(Duration::from_secs(4))
             .build();
-        AgentClient {
-            base: base.trim_end_matches('/').to_string(),
-            authorization: format!("Bearer {token}"),
-            agent: config.into(),
-        }
+        let tcp = ().chain(TcpConnector::default());
+        let agent = match pin {
+            Some(pin) => ureq::Agent::with_parts(config, tcp.chain(PinnedTls::new(pin)), DefaultResolver::default()),
+            None => ureq::Agent::with_parts(config, tcp.chain(NoTls), DefaultResolver::default()),
+        };
+        AgentClient { base: base.trim_end_matches('/').to_string(), authorization: format!("Bearer {token}"), agent }
     }
 
     pub fn base(&self) -> &str {
@@ -163,5 +221,35 @@ impl AgentClient {
 
     fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, Error> {
         serde_json::from_slice(body).map_err(|e| Error::BadAnswer { url: self.base.clone(), detail: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clear_text_is_local;
+
+    #[test]
+    fn only_local_addresses_take_a_token_in_clear() {
+        for url in [
+            "http://127.0.0.1:5050",
+            "http://10.1.2.3:5050/",
+            "http://192.168.0.9",
+            "http://[::1]:5050",
+            "http://[fd00::5]:5050",
+            "http://localhost:5050",
+            "http://172.16.0.1:1",
+        ] {
+            assert!(clear_text_is_local(url), "{url}");
+        }
+        for url in [
+            "http://8.8.8.8:5050",
+            "https://10.0.0.1:5050",
+            "http://board.lan:5050",
+            "http://[2001:db8::1]:5050",
+            "http://172.32.0.1:1",
+            "ftp://10.0.0.1",
+        ] {
+            assert!(!clear_text_is_local(url), "{url}");
+        }
     }
 }

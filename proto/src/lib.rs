@@ -8,6 +8,8 @@
 //!   and stopping a `transmission-daemon` process).
 //! - Files and processes: [`fsutil`] (atomic writes, random secrets), [`procfs`], [`toml_error`].
 //! - Text from outside made safe to print: [`printable`].
+//! - TLS, behind the `tls` feature: [`tls`] (fingerprints, PEM, self-signed certificates) and, with
+//!   `client`, [`pinned`] (the client's trust in one certificate).
 #![deny(unsafe_code)]
 
 #[cfg(feature = "client")]
@@ -16,8 +18,12 @@ pub mod bencode;
 pub mod fsutil;
 pub mod infohash;
 pub mod metainfo;
+#[cfg(feature = "client")]
+pub mod pinned;
 pub mod printable;
 pub mod procfs;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod toml_error;
 pub mod transmission;
 pub mod wire;

@@ -2,9 +2,10 @@
 //! minimum rate), answers written under a timeout, kept alive only when everything sent was read.
 
 use super::head::{self, Head, Refusal, MAX_HEAD_BYTES};
+use super::tls::{Acceptor, Session};
 use super::{Handler, Limits, Request, Response};
 use odseed_proto::wire::ErrorCode;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,15 +17,24 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 
 pub(super) struct Conn {
     stream: TcpStream,
+    session: Session,
     /// Bytes read but not yet used (the start of a body, or of the next request).
     buf: Vec<u8>,
 }
 
 /// Serves requests on `stream` until the client closes, a limit is hit, or the server stops.
-pub(super) fn serve<H: Handler>(stream: TcpStream, peer: SocketAddr, handler: &H, limits: &Limits, stop: &AtomicBool) {
+pub(super) fn serve<H: Handler>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&Acceptor>,
+    handler: &H,
+    limits: &Limits,
+    stop: &AtomicBool,
+) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    let mut conn = Conn { stream, buf: Vec::new() };
+    let Ok(session) = Session::new(tls) else { return };
+    let mut conn = Conn { stream, session, buf: Vec::new() };
     let mut idle = None;
     loop {
         let head = match conn.read_head(idle, limits.head_timeout) {
@@ -103,7 +113,7 @@ impl Conn {
                 return Err(io::ErrorKind::TimedOut.into());
             }
             self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(into) {
+            match self.session.read(&mut self.stream, into) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return other,
@@ -129,17 +139,19 @@ impl Conn {
         if !head_only && resp.status != 204 {
             out.extend_from_slice(&resp.body);
         }
-        self.stream.write_all(&out).and_then(|()| self.stream.flush()).is_ok()
+        self.session.write_all(&mut self.stream, &out).is_ok()
     }
 
     /// Closes after an answer when everything the client sent was read.
-    fn close(self) {
+    fn close(mut self) {
+        self.session.close_notify(&mut self.stream);
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// Closes after an answer when the client may still be sending: its remaining bytes are read and
     /// dropped (bounded) so the kernel does not reset the connection before it reads the answer.
     fn linger(mut self) {
+        self.session.close_notify(&mut self.stream);
         let _ = self.stream.shutdown(Shutdown::Write);
         let deadline = Instant::now() + LINGER_TIME;
         let mut chunk = [0u8; 4096];
@@ -199,7 +211,10 @@ impl Body<'_> {
         }
         if self.expect_continue {
             self.expect_continue = false;
-            self.conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| BodyError::Broken)?;
+            let conn = &mut *self.conn;
+            conn.session
+                .write_all(&mut conn.stream, b"HTTP/1.1 100 Continue\r\n\r\n")
+                .map_err(|_| BodyError::Broken)?;
         }
         let allowed = self.limits.head_timeout.as_secs() + len / self.limits.body_min_bytes_per_sec.max(1);
         let deadline = Instant::now() + Duration::from_secs(allowed);

@@ -10,10 +10,12 @@
 pub mod conn;
 pub mod head;
 pub mod server;
+pub mod tls;
 
 pub use conn::{Body, BodyError};
 pub use head::Head;
 pub use server::{Server, Stopper};
+pub use tls::Acceptor;
 
 use odseed_proto::wire::{ErrorBody, ErrorCode};
 use std::net::SocketAddr;

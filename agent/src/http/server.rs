@@ -1,7 +1,7 @@
 //! The listener: an accept loop that survives every error, connection caps checked before a thread
 //! is started, and a stop that is honoured whatever the clients do.
 
-use super::{conn, Handler, Limits};
+use super::{conn, Acceptor, Handler, Limits};
 use crate::ratelog::RateLog;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -18,6 +18,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 pub struct Server {
     listener: TcpListener,
     limits: Limits,
+    tls: Option<Acceptor>,
     shared: Arc<Shared>,
 }
 
@@ -44,7 +45,8 @@ struct Slot {
 }
 
 impl Server {
-    pub fn bind(addr: SocketAddr, limits: Limits) -> io::Result<Server> {
+    /// Listens on `addr`; with `tls`, every connection speaks TLS.
+    pub fn bind(addr: SocketAddr, limits: Limits, tls: Option<Acceptor>) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let wake_ip = match local.ip() {
@@ -61,7 +63,7 @@ impl Server {
             refused: RateLog::new(SUMMARY_EVERY),
             accept_failed: RateLog::new(SUMMARY_EVERY),
         });
-        Ok(Server { listener, limits, shared })
+        Ok(Server { listener, limits, tls, shared })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -137,9 +139,10 @@ impl Server {
             let Ok(handle) = stream.try_clone() else { return };
             conns.push(Slot { id, ip: peer.ip(), stream: handle });
         }
-        let (shared, handler, limits) = (self.shared.clone(), handler.clone(), self.limits.clone());
+        let (shared, handler, limits, tls) =
+            (self.shared.clone(), handler.clone(), self.limits.clone(), self.tls.clone());
         let spawned = std::thread::Builder::new().stack_size(CONN_STACK).spawn(move || {
-            conn::serve(stream, peer, &*handler, &limits, &shared.stopping);
+            conn::serve(stream, peer, tls.as_ref(), &*handler, &limits, &shared.stopping);
             shared.remove(id);
         });
         if let Err(e) = spawned {

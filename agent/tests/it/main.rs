@@ -12,6 +12,7 @@ mod config;
 mod faults;
 mod hostile;
 mod seeding;
+mod tls;
 mod transmission;
 
 use odseed_lab::testing::Daemon;
