@@ -4,6 +4,8 @@
 
 use crate::error::Error;
 use crate::policy::Placement;
+use odseed_proto::agent_client::Trust;
+use odseed_proto::tls::Fingerprint;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -68,6 +70,44 @@ pub struct Ec2PoolConfig {
     /// Read from `token_file` at load; never printed.
     #[serde(skip)]
     pub token: String,
+    /// SHA-256 of the certificate the pool's agents serve (`odseed ec2 provision` makes it). An
+    /// instance's agent is reached over TLS, trusting that certificate only.
+    #[serde(default, deserialize_with = "fingerprint")]
+    pub cert_sha256: Option<Fingerprint>,
+    /// Reach instances over plain HTTP instead (the token crosses the internet in clear).
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+/// `cert_sha256 = "..."`, read as a [`Fingerprint`].
+fn fingerprint<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Fingerprint>, D::Error> {
+    let text = String::deserialize(d)?;
+    Fingerprint::parse(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Whether a helper at `url` may be given its token: `https://` needs a pinned certificate, and
+/// plain `http://` a loopback or private address unless `plain_http` says otherwise (a host name is
+/// checked by the client as it resolves).
+pub fn check_transport(url: &str, pin: Option<Fingerprint>, plain_http: bool) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return match pin {
+            Some(_) => Ok(()),
+            None => Err("is https:// but no `cert_sha256` is pinned (run `odseed-agent --fingerprint` on the \
+                         helper and set `cert_sha256`)"
+                .into()),
+        };
+    }
+    if pin.is_some() {
+        return Err("has a `cert_sha256` but is not https://".into());
+    }
+    // A host name is checked as it resolves, when the client connects.
+    let address = odseed_proto::agent_client::host_address(url);
+    if plain_http || address.is_none_or(odseed_proto::agent_client::local_address) {
+        return Ok(());
+    }
+    Err("is plain http:// to an address outside loopback and the private ranges: the token would \
+         cross that network in clear (use https:// with `cert_sha256`, or set `plain_http = true`)"
+        .into())
 }
 
 impl Ec2PoolConfig {
@@ -146,6 +186,20 @@ pub struct BoardConfig {
     /// Read from `token_file` at load; never printed.
     #[serde(skip)]
     pub token: String,
+    /// SHA-256 of the agent's TLS certificate (`odseed-agent --fingerprint`): required with an
+    /// `https://` URL, the only certificate trusted there.
+    #[serde(default, deserialize_with = "fingerprint")]
+    pub cert_sha256: Option<Fingerprint>,
+    /// Allows a plain `http://` URL to an address outside loopback and the private ranges (the
+    /// token then crosses that network in clear).
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+impl BoardConfig {
+    pub fn trust(&self) -> Trust {
+        Trust { pin: self.cert_sha256, plain_http: self.plain_http }
+    }
 }
 
 impl fmt::Debug for BoardConfig {
@@ -203,6 +257,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
             return Err(format!("board {}: `name` is empty", i + 1));
         }
         check_url(&b.url, &format!("board {}: `url`", b.name))?;
+        check_transport(&b.url, b.cert_sha256, b.plain_http)
+            .map_err(|why| format!("board {}: `url` {:?} {why}", b.name, b.url))?;
         b.token_file = resolve(base, &b.token_file);
         b.token = read_secret(&b.token_file).map_err(|e| format!("board {}: `token_file` {e}", b.name))?;
     }
@@ -236,6 +292,9 @@ fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
         }
         if p.agent_port == 0 {
             return Err(format!("{at}: `agent_port` must be from 1 to 65535"));
+        }
+        if p.plain_http && p.cert_sha256.is_some() {
+            return Err(format!("{at}: `plain_http` and `cert_sha256` exclude each other"));
         }
         p.token_file = resolve(base, &p.token_file);
         p.token = read_secret(&p.token_file).map_err(|e| format!("{at}: `token_file` {e}"))?;

@@ -98,6 +98,8 @@ impl Controller {
                 url: b.url.clone(),
                 token_file: b.root.join("token"),
                 token: b.token.clone(),
+                cert_sha256: b.pin,
+                plain_http: false,
             })
             .collect();
         // The run reads its policy from `settings`; the config only names the boards.

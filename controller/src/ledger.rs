@@ -33,6 +33,12 @@ pub struct Entry {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The SHA-256 of the agent's certificate, when it is reached over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+    /// Its config allowed plain HTTP to a public address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
 }
 
 /// What kind of helper an entry records: written as "board" or "ec2".
@@ -218,6 +224,8 @@ mod tests {
             engaged_at: 1,
             region: None,
             endpoint: None,
+            cert_sha256: None,
+            plain_http: false,
         }
     }
 

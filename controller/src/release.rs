@@ -9,8 +9,9 @@ use crate::helpers::ec2::stop_and_wait;
 use crate::helpers::Event;
 use crate::ledger::{Entry, HelperKind, Ledger};
 use crate::output::Printer;
-use odseed_proto::agent_client::AgentClient;
+use odseed_proto::agent_client::{AgentClient, Trust};
 use odseed_proto::fsutil::{read_text_bounded, MAX_SECRET_BYTES};
+use odseed_proto::tls::Fingerprint;
 use std::time::Duration;
 
 /// Releases one ledger entry and forgets it (see [`undo`]).
@@ -70,7 +71,16 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
         .cloned()
         .or_else(|| read_text_bounded(&e.token_file, MAX_SECRET_BYTES).ok().map(|t| t.trim().to_string()))
         .ok_or_else(|| fail(format!("cannot read its token file {}", e.token_file.display())))?;
-    let client = AgentClient::new(&e.url, &token, Duration::from_secs(10));
+    // How to trust it: as it was engaged, else as the config says for that board or pool.
+    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url)).map(|b| b.trust());
+    let pool = cfg
+        .and_then(|c| c.ec2.as_ref())
+        .and_then(|x| x.pools.iter().find(|p| Some(&p.region) == e.region.as_ref()))
+        .map(|p| Trust { pin: p.cert_sha256, plain_http: p.plain_http });
+    let pin = e.cert_sha256.as_deref().and_then(|p| Fingerprint::parse(p).ok());
+    let recorded = Trust { pin, plain_http: e.plain_http };
+    let trust = if pin.is_some() || e.plain_http { recorded } else { board.or(pool).unwrap_or(recorded) };
+    let client = AgentClient::with_trust(&e.url, &token, trust, Duration::from_secs(10));
     client.delete(&e.info_hash).map(drop).map_err(|err| AgentFailure {
         unreachable: matches!(err, odseed_proto::agent_client::Error::Unreachable { .. }),
         why: err.to_string(),

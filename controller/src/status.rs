@@ -3,12 +3,13 @@
 //! which prints itself as a table or, with `--json`, as one JSON object.
 
 use crate::config::Config;
+use crate::ec2::{Instance, InstanceState};
 use crate::error::Error;
-use crate::helpers::ec2::{Fleet, URL_TAG};
+use crate::helpers::ec2::{Ec2Pool, Fleet, URL_TAG};
 use crate::ledger::{HelperKind, Ledger};
 use crate::output::say;
-use odseed_proto::agent_client::AgentClient;
-use odseed_proto::wire::{DaemonState, Torrent};
+use odseed_proto::agent_client::{AgentClient, Error as AgentError};
+use odseed_proto::wire::{DaemonState, Health, Torrent};
 use odseed_proto::InfoHash;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ pub struct Report {
 pub struct BoardStatus {
     pub name: String,
     pub url: String,
+    /// "http" or "https".
+    pub transport: &'static str,
+    /// Over https: whether the agent's certificate is the pinned one.
+    pub pin: Option<Pin>,
     pub reachable: bool,
     pub daemon: Option<DaemonState>,
     /// Its transmission-daemon's version, once its agent knows it.
@@ -51,6 +56,51 @@ pub struct InstanceStatus {
     pub state: String,
     pub public_ip: Option<String>,
     pub agent_url: Option<String>,
+    /// "http" or "https", for a running instance's agent.
+    pub transport: Option<&'static str>,
+    /// Over https, for a running instance: whether its agent's certificate is the pinned one.
+    pub pin: Option<Pin>,
+    /// Why a running instance's agent could not be asked.
+    pub error: Option<String>,
+}
+
+/// What became of a pinned certificate when the agent was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pin {
+    /// The agent served the pinned certificate.
+    Matched,
+    /// The TLS handshake failed: another certificate (or none pinned).
+    Failed,
+    /// No answer at all: nothing is known of its certificate.
+    Unknown,
+}
+
+impl Pin {
+    fn of(url: &str, result: &Result<Health, AgentError>) -> Option<Pin> {
+        url.starts_with("https://").then_some(match result {
+            Ok(_) => Pin::Matched,
+            Err(AgentError::Tls { .. }) => Pin::Failed,
+            Err(_) => Pin::Unknown,
+        })
+    }
+
+    fn column(pin: Option<Pin>) -> &'static str {
+        match pin {
+            None => "-",
+            Some(Pin::Matched) => "pinned",
+            Some(Pin::Failed) => "PIN FAILED",
+            Some(Pin::Unknown) => "pinned?",
+        }
+    }
+}
+
+fn transport(url: &str) -> &'static str {
+    if url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// One ledger entry, with whether the run that engaged it still lives.
@@ -77,7 +127,11 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), Error>
 
 /// Asks every board and EC2 pool, and reads the ledger.
 pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
-    let boards = cfg.boards.iter().map(|b| board(&b.name, &b.url, &b.token)).collect();
+    let boards = cfg
+        .boards
+        .iter()
+        .map(|b| board(&b.name, AgentClient::with_trust(&b.url, &b.token, b.trust(), Duration::from_secs(5))))
+        .collect();
     let ec2 = match Fleet::from_config(cfg.ec2.as_ref()) {
         Err(e) => vec![PoolStatus { region: None, error: Some(e.to_string()), instances: Vec::new() }],
         Ok(fleet) => fleet
@@ -87,15 +141,7 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
                 Ok(list) => PoolStatus {
                     region: Some(p.region().to_string()),
                     error: None,
-                    instances: list
-                        .iter()
-                        .map(|i| InstanceStatus {
-                            id: i.id.clone(),
-                            state: i.state.to_string(),
-                            public_ip: i.public_ip.clone(),
-                            agent_url: i.tag(URL_TAG).map(str::to_string),
-                        })
-                        .collect(),
+                    instances: list.iter().map(|i| instance(p, i)).collect(),
                 },
                 Err(e) => PoolStatus {
                     region: Some(p.region().to_string()),
@@ -120,8 +166,36 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
     Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf() })
 }
 
-fn board(name: &str, url: &str, token: &str) -> BoardStatus {
-    let c = AgentClient::new(url, token, Duration::from_secs(5));
+/// An instance, and for a running one its agent's transport and certificate.
+fn instance(p: &Ec2Pool, i: &Instance) -> InstanceStatus {
+    let mut s = InstanceStatus {
+        id: i.id.clone(),
+        state: i.state.to_string(),
+        public_ip: i.public_ip.clone(),
+        agent_url: i.tag(URL_TAG).map(str::to_string),
+        transport: None,
+        pin: None,
+        error: None,
+    };
+    if i.state != InstanceState::Running {
+        return s;
+    }
+    let Some(url) = p.agent_url(i) else { return s };
+    s.transport = Some(transport(&url));
+    match p.client(&url, Duration::from_secs(5)) {
+        Ok(c) => {
+            let health = c.health();
+            s.pin = Pin::of(&url, &health);
+            s.error = health.err().map(|e| e.to_string());
+        }
+        Err(why) => s.error = Some(why),
+    }
+    s.agent_url = Some(url);
+    s
+}
+
+fn board(name: &str, c: AgentClient) -> BoardStatus {
+    let url = c.base();
     let health = c.health();
     let torrents = health.as_ref().ok().map(|_| c.list());
     let error = match (&health, &torrents) {
@@ -132,6 +206,8 @@ fn board(name: &str, url: &str, token: &str) -> BoardStatus {
     BoardStatus {
         name: name.into(),
         url: url.into(),
+        transport: transport(url),
+        pin: Pin::of(url, &health),
         reachable: health.is_ok(),
         daemon: health.as_ref().ok().map(|h| h.daemon),
         daemon_version: health.as_ref().ok().and_then(|h| h.daemon_version.clone()),
@@ -143,7 +219,10 @@ fn board(name: &str, url: &str, token: &str) -> BoardStatus {
 impl Report {
     /// The human tables: boards, EC2 instances, the ledger.
     pub fn print(&self) {
-        say(&format!("{:<16} {:<28} {:<10} {:<9} {:<8} SEEDS", "BOARD", "URL", "REACHABLE", "DAEMON", "VERSION"));
+        say(&format!(
+            "{:<16} {:<28} {:<11} {:<10} {:<9} {:<8} SEEDS",
+            "BOARD", "URL", "TLS", "REACHABLE", "DAEMON", "VERSION"
+        ));
         for b in &self.boards {
             let seeds: Vec<String> = (b.torrents.iter())
                 .map(|t| format!("{} ({}, {:.0}%)", t.name, t.state.as_str(), t.percent_done * 100.0))
@@ -157,11 +236,12 @@ impl Report {
             let daemon = b.daemon.map_or("-", DaemonState::as_str);
             // "3.00 (bb6b5a062e)" -> "3.00": the build id is in --json.
             let version = b.daemon_version.as_deref().and_then(|v| v.split_whitespace().next()).unwrap_or("-");
-            say(&format!("{:<16} {:<28} {:<10} {:<9} {:<8} {seeds}", b.name, b.url, reach, daemon, version));
+            let tls = Pin::column(b.pin);
+            say(&format!("{:<16} {:<28} {tls:<11} {reach:<10} {daemon:<9} {version:<8} {seeds}", b.name, b.url));
         }
         if !self.ec2.is_empty() {
             println!();
-            say(&format!("{:<16} {:<22} {:<14} AGENT", "REGION", "INSTANCE", "STATE"));
+            say(&format!("{:<16} {:<22} {:<14} {:<11} AGENT", "REGION", "INSTANCE", "STATE", "TLS"));
         }
         for p in &self.ec2 {
             let region = p.region.as_deref().unwrap_or("-");
@@ -170,7 +250,9 @@ impl Report {
             }
             for i in &p.instances {
                 let agent = i.agent_url.as_deref().or(i.public_ip.as_deref()).unwrap_or("-");
-                say(&format!("{region:<16} {:<22} {:<14} {agent}", i.id, i.state));
+                let error = i.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default();
+                let tls = Pin::column(i.pin);
+                say(&format!("{region:<16} {:<22} {:<14} {tls:<11} {agent}{error}", i.id, i.state));
             }
         }
         let path = self.ledger_path.display();

@@ -25,6 +25,9 @@ pub enum Error {
     Status { url: String, status: u16, code: Option<ErrorCode>, message: String },
     /// An answer that is not the API's JSON.
     BadAnswer { url: String, detail: String },
+    /// An `https://` agent whose TLS failed: its certificate is not the pinned one, nothing is
+    /// pinned, or the handshake broke. Nothing was sent over it.
+    Tls { url: String, detail: String },
 }
 
 impl fmt::Display for Error {
@@ -36,6 +39,7 @@ impl fmt::Display for Error {
             }
             Error::Status { url, status, code: None, message } => write!(f, "agent {url} answered {status}: {message}"),
             Error::BadAnswer { url, detail } => write!(f, "agent {url} gave a malformed answer: {detail}"),
+            Error::Tls { url, detail } => write!(f, "agent {url}: {detail}"),
         }
     }
 }
@@ -52,6 +56,7 @@ impl Error {
             Error::Unreachable { sent, .. } => *sent,
             Error::Status { status, .. } => *status >= 500,
             Error::BadAnswer { .. } => true,
+            Error::Tls { .. } => false,
         }
     }
 }
@@ -60,7 +65,6 @@ impl Error {
 fn maybe_sent(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
-        ureq::Error::Other(e) if e.is::<HandshakeFailed>() => false,
         ureq::Error::Io(io) => !matches!(
             io.kind(),
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::NotFound
@@ -90,31 +94,74 @@ impl<In: ureq::unversioned::transport::Transport> Connector<In> for NoTls {
     }
 }
 
-/// Whether a token may go to `url` in clear: plain `http://` to a loopback or private address
-/// (RFC 1918, IPv6 unique local and link-local), where the path is the publisher's own network.
-/// Host names are not resolved for this: only literal addresses pass.
-pub fn clear_text_is_local(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
+/// Whether a token may cross the network to `ip` in clear: loopback and private addresses (RFC
+/// 1918, link-local, IPv6 unique local), where the path is the publisher's own network, and the
+/// unspecified address (a connection to it reaches this host).
+pub fn local_address(ip: IpAddr) -> bool {
+    if ip.is_unspecified() {
+        return true;
+    }
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => local_address(IpAddr::V4(v4)),
+            None => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80,
+        },
+    }
+}
+
+/// The address literal of an `http(s)://` URL's host, if it is one (not a name).
+pub fn host_address(url: &str) -> Option<IpAddr> {
+    let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80
+    host.parse().ok()
+}
+
+/// How far a client trusts the way to its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// For `https://`: the only certificate trusted.
+    pub pin: Option<Fingerprint>,
+    /// For `http://`: send the token in clear to any address, not only local ones.
+    pub plain_http: bool,
+}
+
+/// First in the connector chain: refuses a plain `http://` connection to any address outside
+/// [`local_address`] (names are checked as resolved), so the token never leaves in clear.
+#[derive(Debug)]
+struct ClearTextGuard {
+    allowed: bool,
+}
+
+impl<In: ureq::unversioned::transport::Transport> Connector<In> for ClearTextGuard {
+    type Out = In;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
+        if !self.allowed && !details.needs_tls() {
+            if let Some(a) = details.addrs.iter().find(|a| !local_address(a.ip())) {
+                return Err(ureq::Error::Other(Box::new(HandshakeFailed(format!(
+                    "refused to send the token in clear to {} (not a loopback or private address; use https:// \
+                     with cert_sha256, or plain_http = true)",
+                    a.ip()
+                )))));
+            }
         }
-        Err(_) => false,
+        Ok(chained)
     }
 }
 
 /// One agent, at `base` (e.g. `http://10.0.0.5:5050`).
 pub struct AgentClient {
     base: String,
+    trust: Trust,
     authorization: String,
     agent: ureq::Agent,
 }
@@ -133,8 +180,12 @@ impl AgentClient {
     }
 
     /// A client that reaches an `https://` agent over TLS and trusts only a certificate whose
-    /// SHA-256 is `pin` (plain `http://` URLs are unaffected).
+    /// SHA-256 is `pin`, and a plain `http://` one only at a local address.
     pub fn pinned(base: &str, token: &str, pin: Option<Fingerprint>, timeout: Duration) -> AgentClient {
+        AgentClient::with_trust(base, token, Trust { pin, plain_http: false }, timeout)
+    }
+
+    pub fn with_trust(base: &str, token: &str, trust: Trust, timeout: Duration) -> AgentClient {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
@@ -143,12 +194,22 @@ impl AgentClient {
             // is closing.
             .max_idle_age(Duration::from_secs(4))
             .build();
-        let tcp = ().chain(TcpConnector::default());
-        let agent = match pin {
+        let tcp = ().chain(ClearTextGuard { allowed: trust.plain_http }).chain(TcpConnector::default());
+        let agent = match trust.pin {
             Some(pin) => ureq::Agent::with_parts(config, tcp.chain(PinnedTls::new(pin)), DefaultResolver::default()),
             None => ureq::Agent::with_parts(config, tcp.chain(NoTls), DefaultResolver::default()),
         };
-        AgentClient { base: base.trim_end_matches('/').to_string(), authorization: format!("Bearer {token}"), agent }
+        AgentClient {
+            base: base.trim_end_matches('/').to_string(),
+            trust,
+            authorization: format!("Bearer {token}"),
+            agent,
+        }
+    }
+
+    /// What it trusts: the fingerprint its TLS accepts, and whether plain HTTP may go anywhere.
+    pub fn trust(&self) -> Trust {
+        self.trust
     }
 
     pub fn base(&self) -> &str {
@@ -190,8 +251,12 @@ impl AgentClient {
     /// Sends one request; the status and body, whatever the status.
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, Vec<u8>), Error> {
         let url = format!("{}{path}", self.base);
-        let unreachable =
-            |e: ureq::Error| Error::Unreachable { url: self.base.clone(), sent: maybe_sent(&e), detail: e.to_string() };
+        let unreachable = |e: ureq::Error| match e {
+            ureq::Error::Other(e) if e.is::<HandshakeFailed>() => {
+                Error::Tls { url: self.base.clone(), detail: e.to_string() }
+            }
+            e => Error::Unreachable { url: self.base.clone(), sent: maybe_sent(&e), detail: e.to_string() },
+        };
         let result = match (method, body) {
             ("PUT", Some(b)) => self
                 .agent
@@ -226,30 +291,28 @@ impl AgentClient {
 
 #[cfg(test)]
 mod tests {
-    use super::clear_text_is_local;
+    use super::{host_address, local_address};
 
     #[test]
     fn only_local_addresses_take_a_token_in_clear() {
-        for url in [
-            "http://127.0.0.1:5050",
-            "http://10.1.2.3:5050/",
-            "http://192.168.0.9",
-            "http://[::1]:5050",
-            "http://[fd00::5]:5050",
-            "http://localhost:5050",
-            "http://172.16.0.1:1",
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "172.16.0.1",
+            "169.254.1.1",
+            "::1",
+            "fd00::5",
+            "fe80::1",
+            "::ffff:10.0.0.1",
         ] {
-            assert!(clear_text_is_local(url), "{url}");
+            assert!(local_address(ip.parse().unwrap()), "{ip}");
         }
-        for url in [
-            "http://8.8.8.8:5050",
-            "https://10.0.0.1:5050",
-            "http://board.lan:5050",
-            "http://[2001:db8::1]:5050",
-            "http://172.32.0.1:1",
-            "ftp://10.0.0.1",
-        ] {
-            assert!(!clear_text_is_local(url), "{url}");
+        for ip in ["8.8.8.8", "172.32.0.1", "203.0.113.7", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!local_address(ip.parse().unwrap()), "{ip}");
         }
+        assert_eq!(host_address("http://10.0.0.1:5050/x"), "10.0.0.1".parse().ok());
+        assert_eq!(host_address("https://[::1]:5050"), "::1".parse().ok());
+        assert_eq!(host_address("http://board.lan:5050"), None);
     }
 }

@@ -114,7 +114,11 @@ impl<In: Transport> Connector<In> for PinnedTls {
         if let Err(e) = conn.complete_io(&mut sock) {
             // A timeout or a broken connection is the network's; anything else is TLS's own.
             return Err(match e.kind() {
-                std::io::ErrorKind::InvalidData => failed(e.to_string()),
+                std::io::ErrorKind::InvalidData => failed(match e.get_ref().and_then(|i| i.downcast_ref()) {
+                    // Our verifier's own words, without rustls's "unexpected error: ".
+                    Some(rustls::Error::General(why)) => why.clone(),
+                    _ => e.to_string(),
+                }),
                 _ => ureq::Error::Io(e),
             });
         }

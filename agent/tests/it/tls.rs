@@ -49,7 +49,7 @@ fn the_api_speaks_tls_to_clients_that_pinned_its_certificate() {
     let unpinned = AgentClient::new(&agent.url, &agent.token, Duration::from_secs(5));
     for (client, says) in [(&wrong, "cert_sha256"), (&unpinned, "no cert_sha256")] {
         let e = client.health().unwrap_err();
-        assert!(matches!(e, Error::Unreachable { sent: false, .. }), "{e:?}");
+        assert!(matches!(e, Error::Tls { .. }), "{e:?}");
         assert!(e.to_string().contains(says) && !e.to_string().contains(&agent.token), "{e}");
         let put = client.put(&hash, &bytes).unwrap_err();
         assert!(!put.maybe_applied(), "{put:?}");

@@ -8,5 +8,10 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn helper(c: &BoardConfig) -> Helper {
-    Helper::new(&c.name, Kind::Board, AgentClient::new(&c.url, &c.token, TIMEOUT), c.token_file.clone())
+    Helper::new(
+        &c.name,
+        Kind::Board,
+        AgentClient::with_trust(&c.url, &c.token, c.trust(), TIMEOUT),
+        c.token_file.clone(),
+    )
 }

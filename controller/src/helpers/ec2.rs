@@ -7,6 +7,8 @@ use super::helper::Event;
 use crate::config::Ec2Config;
 use crate::ec2::credentials::{self, Env};
 use crate::ec2::{Ec2, Error, Instance, InstanceState};
+use odseed_proto::agent_client::{AgentClient, Trust};
+use odseed_proto::tls::Fingerprint;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ pub struct Ec2Pool {
     pub agent_port: u16,
     pub token: String,
     pub token_file: PathBuf,
+    /// The certificate its agents serve, and whether plain HTTP is allowed instead.
+    pub pin: Option<Fingerprint>,
+    pub plain_http: bool,
     /// What the last DescribeInstances said.
     pub instances: Vec<Instance>,
     pub unusable_until: Option<Instant>,
@@ -57,11 +62,21 @@ impl Ec2Pool {
         self.client.describe(&[(&tag, &[&self.tag.1])])
     }
 
-    /// The agent URL of an instance: its `odseed:agent-url` tag, else its public IP and `agent_port`.
-    pub(super) fn agent_url(&self, i: &Instance) -> Option<String> {
+    /// The agent URL of an instance: its `odseed:agent-url` tag, else its public IP and
+    /// `agent_port` over TLS (plain HTTP only if the pool says `plain_http`).
+    pub fn agent_url(&self, i: &Instance) -> Option<String> {
+        let scheme = if self.plain_http { "http" } else { "https" };
         i.tag(URL_TAG)
             .map(str::to_string)
-            .or_else(|| i.public_ip.as_ref().map(|ip| format!("http://{ip}:{}", self.agent_port)))
+            .or_else(|| i.public_ip.as_ref().map(|ip| format!("{scheme}://{ip}:{}", self.agent_port)))
+    }
+
+    /// A client of an instance's agent at `url`, if the token may be sent there (see
+    /// [`crate::config::check_transport`]).
+    pub fn client(&self, url: &str, timeout: Duration) -> Result<AgentClient, String> {
+        crate::config::check_transport(url, self.pin, self.plain_http)
+            .map_err(|why| format!("its agent URL {url:?} {why}"))?;
+        Ok(AgentClient::with_trust(url, &self.token, Trust { pin: self.pin, plain_http: self.plain_http }, timeout))
     }
 }
 
@@ -107,6 +122,8 @@ impl Fleet {
                 agent_port: p.agent_port,
                 token: p.token.clone(),
                 token_file: p.token_file.clone(),
+                pin: p.cert_sha256,
+                plain_http: p.plain_http,
                 instances: Vec::new(),
                 unusable_until: None,
                 failed: Vec::new(),

@@ -8,7 +8,6 @@ use super::helper::{Event, Helper, Kind};
 use super::pool::Pool;
 use crate::ec2::client::REFUSALS;
 use crate::ec2::{Error, InstanceState, StartFailure};
-use odseed_proto::agent_client::AgentClient;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -180,10 +179,15 @@ impl Pool {
         let mut h = Helper::new(
             &b.id,
             Kind::Instance { pool: b.pool, region: ep.region().to_string(), started: b.started },
-            AgentClient::new(&url, &ep.token, AGENT_TIMEOUT),
+            ep.client(&url, AGENT_TIMEOUT)?,
             ep.token_file.clone(),
         );
-        let Ok(list) = h.client.list() else { return Ok(None) };
+        let list = match h.client.list() {
+            Ok(list) => list,
+            // Its agent answered TLS with another certificate: waiting will not change that.
+            Err(e @ odseed_proto::agent_client::Error::Tls { .. }) => return Err(e.to_string()),
+            Err(_) => return Ok(None),
+        };
         // The instance is this run's alone (the ledger says so): what an earlier run left on it goes.
         let hash = self.target.meta.info_hash;
         for t in list.iter().filter(|t| t.info_hash != hash) {

@@ -62,7 +62,12 @@ impl Pool {
     }
 
     pub(super) fn entry(&self, h: &Helper) -> Entry {
-        self.entry_for(&h.name, &h.kind, h.client.base(), &h.token_file)
+        let trust = h.client.trust();
+        Entry {
+            cert_sha256: trust.pin.map(|p| p.to_string()),
+            plain_http: trust.plain_http,
+            ..self.entry_for(&h.name, &h.kind, h.client.base(), &h.token_file)
+        }
     }
 
     /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (empty: not known yet).
@@ -83,6 +88,8 @@ impl Pool {
             engaged_at: now_secs(),
             region,
             endpoint,
+            cert_sha256: None,
+            plain_http: false,
         }
     }
 

@@ -57,14 +57,22 @@ impl Cloud {
 /// Agents on 127.0.0.1 (no swarm) and a torrent whose tracker does not answer: the first round's
 /// counts (`1 4` leechers) make the run engage, the rounds after are blind and hold.
 pub fn idle_agents(w: &World, n: usize) -> (Vec<Agent>, PathBuf) {
+    agents_serving(w, n, None)
+}
+
+/// As [`idle_agents`]; with `tls`, each agent serves that certificate and key (PEM), as the
+/// instances of one provisioned pool do.
+pub fn agents_serving(w: &World, n: usize, tls: Option<(&str, &str)>) -> (Vec<Agent>, PathBuf) {
     let agents: Vec<Agent> = (0..n)
         .map(|i| {
-            Agent::start(
-                &odseed_lab::testing::agent_bin(),
-                &w.dir.path().join(format!("agent{i}")),
-                &AgentOptions::default(),
-            )
-            .unwrap()
+            let root = w.dir.path().join(format!("agent{i}"));
+            if let Some((cert, key)) = tls {
+                std::fs::create_dir_all(root.join("tls")).unwrap();
+                std::fs::write(root.join("tls/cert.pem"), cert).unwrap();
+                std::fs::write(root.join("tls/key.pem"), key).unwrap();
+            }
+            let o = AgentOptions { tls: tls.is_some(), ..AgentOptions::default() };
+            Agent::start(&odseed_lab::testing::agent_bin(), &root, &o).unwrap()
         })
         .collect();
     let made =
@@ -245,4 +253,51 @@ fn an_instance_whose_agent_never_answers_is_replaced_and_one_gone_silent_is_stop
     assert!(status.success(), "{}", run.log_text());
     assert!(run.log_text().contains("still booting at max_time; stopped"), "{}", run.log_text());
     assert!(all_stopped(&eu, &good) && all_stopped(&eu, &dead));
+}
+
+#[test]
+fn instances_are_engaged_over_tls_with_the_pools_pinned_certificate() {
+    use odseed_proto::tls::{pem, self_signed, Fingerprint};
+    let w = world("ec2tls");
+    // One certificate for the pool, as `odseed ec2 provision` makes it.
+    let (cert, key) = self_signed("odseed-pool").unwrap();
+    let pin = Fingerprint::of(&cert);
+    let (cert, key) = (pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &key));
+    let (mut agents, torrent) = agents_serving(&w, 2, Some((&cert, &key)));
+    assert!(agents.iter().all(|a| a.pin == Some(pin) && a.url.starts_with("https://")));
+    let cloud = Cloud::start(&w);
+    let ids = cloud.instances_for("eu-west-3", &mut agents);
+    let eu = cloud.ec2("eu-west-3");
+    let pool = cloud.config(&cloud.moto.url(), &["eu-west-3"], 2, 30);
+    let cfg = w.write_config(&format!("{pool}cert_sha256 = \"{pin}\"\n"));
+    let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
+
+    let mut run = w.spawn("tls", &run_args(torrent, cfg, &[]));
+    wait_engaged(&run, 2);
+    assert!(agents.iter().all(|a| a.client().list().unwrap().len() == 1), "{}", run.log_text());
+    let ledger = std::fs::read_to_string(w.ledger()).unwrap();
+    assert_eq!(ledger.matches(&pin.to_string()).count(), 2, "the ledger keeps each pin: {ledger}");
+
+    // A run killed -9: `odseed release` reaches the agents with the pins the ledger kept, even
+    // with a config whose pool names none.
+    run.kill9();
+    let bare = w.write_config(&pool);
+    let o = w.odseed(&["release", "--config", bare.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(agents.iter().all(|a| a.client().list().unwrap().is_empty()), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(all_stopped(&eu, &ids));
+
+    // A pool whose pin is not the agents' certificate: nothing is engaged, no token is sent.
+    let wrong = w.write_config(&format!("{pool}cert_sha256 = \"{}\"\n", Fingerprint::of(b"x")));
+    let o = w.odseed(&run_args(torrent, wrong.to_str().unwrap(), &["--once"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("\"event\":\"engage\""), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cert_sha256") || out.contains("cert_sha256"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(agents.iter().all(|a| a.client().list().unwrap().is_empty()));
+    odseed_lab::wait_until(Duration::from_secs(30), "the instances to stop", || all_stopped(&eu, &ids).then_some(()))
+        .unwrap();
 }

@@ -13,6 +13,7 @@ mod ec2_faults;
 mod faults;
 mod lab;
 mod publisher;
+mod tls;
 mod tracker;
 
 use odseed_lab::{Netns, Proc, TempDir};
