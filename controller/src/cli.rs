@@ -16,6 +16,10 @@ USAGE:
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
                                                (stops the instances a killed run left running)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
+    odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
+                                               make EC2 helpers from nothing (see EC2 PROVISION)
+    odseed ec2 deprovision --region R --yes    terminate what provision made in R, delete its
+                                               security group and the agent's S3 object
 
 RUN ARGUMENTS:
     TORRENT     a torrent's name in your Transmission, a .torrent file, or a 40-hex info hash
@@ -39,6 +43,20 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --keep            keep the lab's directory (logs, data) afterwards
     --timeout SECS    give up after this long (900)
     --json            one JSON object per line
+
+EC2 PROVISION: launches N instances of the newest official Debian 13 image that set themselves up
+(transmission-daemon, the agent over TLS, the region's token and certificate, made and kept 0600
+under $XDG_CONFIG_HOME/odseed/ec2-REGION/) and power off; waits (bounded) until each has stopped,
+then adds the region's [[ec2.pool]] (with cert_sha256) to the config, or prints it.
+    --allow-from CIDR     who may reach the agent's port (your controller's address); required
+    --count N             instances (1 to 20)
+    --arch x86_64|arm64   (x86_64)       --instance-type T   (t3.small; t4g.small on arm64)
+    --agent PATH          the odseed-agent binary for that architecture (default: beside odseed)
+    --ami ID              an image instead of Debian's newest
+    --bucket NAME         the S3 bucket for the agent binary (default: one made for this region)
+    --wait SECS           how long to wait for the instances to stop (900)
+    --no-wait             return once the instances are launched and tagged
+    --config PATH  --json
 
 A run ends (exit 0, after releasing every helper) when: the publisher's client has no connected
 peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was met at the start
@@ -100,12 +118,39 @@ impl Default for LabArgs {
     }
 }
 
+/// `odseed ec2 provision`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisionArgs {
+    pub region: String,
+    pub count: u32,
+    pub allow_from: String,
+    pub arch: String,
+    pub instance_type: String,
+    pub agent: Option<PathBuf>,
+    pub ami: Option<String>,
+    pub bucket: Option<String>,
+    pub wait: u64,
+    pub no_wait: bool,
+    pub config: Option<PathBuf>,
+    pub json: bool,
+}
+
+/// `odseed ec2 deprovision`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeprovisionArgs {
+    pub region: String,
+    pub config: Option<PathBuf>,
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Run(RunArgs),
     Status { config: Option<PathBuf>, json: bool },
     Release { config: Option<PathBuf>, json: bool },
     Lab(LabArgs),
+    Provision(ProvisionArgs),
+    Deprovision(DeprovisionArgs),
     Help,
     Version,
 }
@@ -119,6 +164,9 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
     use lexopt::prelude::*;
     if args.first().map(String::as_str) == Some("lab") {
         return parse_lab(args[1..].to_vec());
+    }
+    if args.first().map(String::as_str) == Some("ec2") {
+        return parse_ec2(args[1..].to_vec());
     }
     let mut p = lexopt::Parser::from_args(args);
     let mut sub: Option<String> = None;
@@ -225,6 +273,87 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
         return Err("--size must be at least 1 byte".into());
     }
     Ok(Command::Lab(a))
+}
+
+fn parse_ec2(args: Vec<String>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let what = args.first().cloned().unwrap_or_default();
+    if !matches!(what.as_str(), "provision" | "deprovision") {
+        return Err("`odseed ec2` takes `provision` or `deprovision` (try --help)".into());
+    }
+    let mut p = lexopt::Parser::from_args(args[1..].to_vec());
+    let mut opts: std::collections::BTreeMap<String, String> = Default::default();
+    let (mut yes, mut no_wait, mut json) = (false, false, false);
+    let e = |err: lexopt::Error| err.to_string();
+    while let Some(arg) = p.next().map_err(e)? {
+        let flag = match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long(f) => f.to_string(),
+            _ => return Err(arg.unexpected().to_string()),
+        };
+        match flag.as_str() {
+            "yes" => yes = true,
+            "no-wait" => no_wait = true,
+            "json" => json = true,
+            "region" | "count" | "allow-from" | "arch" | "instance-type" | "agent" | "ami" | "bucket" | "wait"
+            | "config" => {
+                let v = p.value().map_err(e)?.string().map_err(|_| format!("--{flag}: not UTF-8"))?;
+                opts.insert(flag, v);
+            }
+            other => return Err(format!("invalid option '--{other}' for `odseed ec2 {what}` (try --help)")),
+        }
+    }
+    let region = opts.remove("region").ok_or_else(|| format!("`odseed ec2 {what}` needs --region"))?;
+    let config = opts.remove("config").map(PathBuf::from);
+    if what == "deprovision" {
+        if let Some(k) = opts.keys().next() {
+            return Err(format!("`odseed ec2 deprovision` takes only --region, --yes, --config and --json, not --{k}"));
+        }
+        if !yes {
+            return Err(format!(
+                "`odseed ec2 deprovision` terminates every instance provision made in {region}: add --yes"
+            ));
+        }
+        return Ok(Command::Deprovision(DeprovisionArgs { region, config, json }));
+    }
+    let count = opts.remove("count").ok_or("`odseed ec2 provision` needs --count N")?;
+    let count = count.parse().ok().filter(|n| (1..=20).contains(n)).ok_or("--count must be from 1 to 20")?;
+    let allow_from = opts.remove("allow-from").ok_or(
+        "`odseed ec2 provision` needs --allow-from CIDR: who may reach the agent's port (your controller's address)",
+    )?;
+    cidr(&allow_from)?;
+    let arch = opts.remove("arch").unwrap_or_else(|| "x86_64".into());
+    let default_type = match arch.as_str() {
+        "x86_64" => "t3.small",
+        "arm64" => "t4g.small",
+        _ => return Err(format!("--arch must be x86_64 or arm64, got {arch:?}")),
+    };
+    Ok(Command::Provision(ProvisionArgs {
+        region,
+        count,
+        allow_from,
+        instance_type: opts.remove("instance-type").unwrap_or_else(|| default_type.into()),
+        arch,
+        agent: opts.remove("agent").map(PathBuf::from),
+        ami: opts.remove("ami"),
+        bucket: opts.remove("bucket"),
+        wait: opts.remove("wait").map(|w| number(&w, "--wait")).transpose()?.unwrap_or(900),
+        no_wait,
+        config,
+        json,
+    }))
+}
+
+/// `a.b.c.d/n` or an IPv6 prefix.
+fn cidr(s: &str) -> Result<(), String> {
+    let bad = || format!("--allow-from must be an address range such as 198.51.100.7/32, got {s:?}");
+    let (ip, len) = s.split_once('/').ok_or_else(bad)?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    match ip.parse::<std::net::IpAddr>().map_err(|_| bad())? {
+        std::net::IpAddr::V4(_) if len <= 32 => Ok(()),
+        std::net::IpAddr::V6(_) if len <= 128 => Ok(()),
+        _ => Err(bad()),
+    }
 }
 
 fn ratio_arg(s: &str) -> Result<f64, String> {

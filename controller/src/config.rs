@@ -274,9 +274,6 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
 }
 
 fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
-    if ec2.pools.is_empty() {
-        return Err("`[ec2]` has no `[[ec2.pool]]`: name at least one region".into());
-    }
     if !(1..=86_400).contains(&ec2.boot_timeout) || !(1..=3_600).contains(&ec2.request_timeout) {
         return Err("`ec2.boot_timeout` must be from 1 to 86400 s and `ec2.request_timeout` from 1 to 3600 s".into());
     }
@@ -369,7 +366,6 @@ mod tests {
             ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\n[[board]]\nname = \"a\"\nurl = \"http://y\"\ntoken_file = \"pi1.token\"\n", "two boards"),
             ("[transmission]\nurl = \"localhost\"\n", "transmission.url"),
             ("[transmission]\npassword_file = \"nope\"\n", "password_file"),
-            ("[ec2]\nmax_instances = 2\n", "no `[[ec2.pool]]`"),
             ("[[ec2.pool]]\nregion = \"EU\"\ntoken_file = \"pi1.token\"\n", "ec2 pool 1: `region`"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntag = \"x\"\ntoken_file = \"pi1.token\"\n", "`tag` must be key=value"),

@@ -2,7 +2,7 @@
 //!
 //! The loop is observe ([`observe`], [`tracker`]) -> decide ([`policy`], pure) -> act ([`helpers`],
 //! recorded in the [`ledger`]); [`run`] is that loop, [`main`](../odseed/index.html) maps outcomes to
-//! exit codes.
+//! exit codes. [`provision`] makes EC2 helpers from nothing (`odseed ec2 provision`).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod observe;
 pub mod output;
 pub mod policy;
+pub mod provision;
 pub mod release;
 pub mod run;
 pub mod settings;

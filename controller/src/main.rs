@@ -95,6 +95,17 @@ fn odseed_main() -> Result<ExitCode, Error> {
                 odseed::lab::Outcome::Interrupted => ExitCode::from(130),
             })
         }
+        Command::Provision(args) => {
+            let stop = signals()?;
+            Ok(match odseed::provision::provision(&args, &ledger, &stop)? {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(130),
+            })
+        }
+        Command::Deprovision(args) => {
+            odseed::provision::deprovision(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Release { config, json } => {
             // The panic button works without a config too: the ledger names each helper's agent.
             let cfg = match config {

@@ -5,7 +5,7 @@
 use super::credentials::Credentials;
 use super::xml::{self, Instance};
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 const VERSION: &str = "2016-11-15";
 const ATTEMPTS: u32 = 4;
@@ -242,36 +242,18 @@ impl Ec2 {
 
     /// The SigV4 headers (authorization, x-amz-date, x-amz-security-token) for a POST of `body`.
     fn sign(&self, body: &str, content_type: &str) -> Result<Vec<(String, String)>, Error> {
-        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-        let c = &self.credentials;
-        let identity = aws_credential_types::Credentials::new(
-            &c.access_key_id,
-            &c.secret_access_key,
-            c.session_token.clone(),
-            None,
-            "odseed",
-        )
-        .into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| Error::Request(format!("cannot sign: {e}")))?
-            .into();
         let headers = [("content-type", content_type)];
-        let request = SignableRequest::new(
+        super::sign::sign_request(
+            &self.credentials,
+            &self.region,
+            super::sign::Service::Ec2,
             "POST",
-            self.endpoint.as_str(),
-            headers.into_iter(),
-            SignableBody::Bytes(body.as_bytes()),
+            &self.endpoint,
+            &headers,
+            Some(body.as_bytes()),
+            None,
         )
-        .map_err(|e| Error::Request(format!("cannot sign a request to {}: {e}", self.endpoint)))?;
-        let (instructions, _) = sign(request, &params)
-            .map_err(|e| Error::Request(format!("cannot sign a request to {}: {e}", self.endpoint)))?
-            .into_parts();
-        Ok(instructions.headers().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        .map(|s| s.headers)
+        .map_err(Error::Request)
     }
 }

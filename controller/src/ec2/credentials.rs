@@ -104,14 +104,24 @@ fn from_file(text: &str, name: &str) -> Result<Credentials, String> {
 /// The EC2 endpoint for `region`: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, the config's
 /// `endpoint_url`, else AWS's own `https://ec2.REGION.amazonaws.com`.
 pub fn endpoint(env: &Env, configured: Option<&str>, region: &str) -> Result<String, String> {
-    let (url, from) = if let Some(u) = (env.var)("AWS_ENDPOINT_URL_EC2") {
-        (u, "AWS_ENDPOINT_URL_EC2")
+    service_endpoint(env, "EC2", configured, region)
+}
+
+/// S3's endpoint for `region`, found as EC2's is (`AWS_ENDPOINT_URL_S3` first): path-style requests.
+pub fn s3_endpoint(env: &Env, configured: Option<&str>, region: &str) -> Result<String, String> {
+    service_endpoint(env, "S3", configured, region)
+}
+
+fn service_endpoint(env: &Env, service: &str, configured: Option<&str>, region: &str) -> Result<String, String> {
+    let own = format!("AWS_ENDPOINT_URL_{service}");
+    let (url, from) = if let Some(u) = (env.var)(&own) {
+        (u, own.as_str())
     } else if let Some(u) = (env.var)("AWS_ENDPOINT_URL") {
         (u, "AWS_ENDPOINT_URL")
     } else if let Some(u) = configured {
         (u.to_string(), "`ec2.endpoint_url`")
     } else {
-        return Ok(format!("https://ec2.{region}.amazonaws.com/"));
+        return Ok(format!("https://{}.{region}.amazonaws.com/", service.to_ascii_lowercase()));
     };
     check_endpoint(&url).map_err(|why| format!("{from} {url:?} is not an endpoint URL: {why}"))?;
     Ok(if url.ends_with('/') { url } else { format!("{url}/") })

@@ -109,6 +109,10 @@ impl Fleet {
     /// The pools of `[ec2]`, with credentials and endpoints found the AWS way.
     pub fn from_config(cfg: Option<&Ec2Config>) -> Result<Fleet, crate::error::Error> {
         let Some(cfg) = cfg else { return Ok(Fleet::none()) };
+        if cfg.pools.is_empty() {
+            // Where `odseed ec2 provision` starts from: an endpoint or profile, no region yet.
+            log::warn!("`[ec2]` has no `[[ec2.pool]]`: no EC2 helpers (`odseed ec2 provision` makes one)");
+        }
         let env = Env::process();
         let creds = credentials::load(&env, cfg.profile.as_deref()).map_err(crate::error::Error::Config)?;
         let mut pools = Vec::new();

@@ -12,6 +12,7 @@ mod ec2_api;
 mod ec2_faults;
 mod faults;
 mod lab;
+mod provision;
 mod publisher;
 mod tls;
 mod tracker;

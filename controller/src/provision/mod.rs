@@ -1,0 +1,339 @@
+//! `odseed ec2 provision` and `deprovision`: EC2 helpers from nothing, and gone again.
+//!
+//! Provision makes (or reuses) the region's secrets (token, certificate and key, 0600 under the
+//! config dir), finds Debian's newest image, makes the helpers' security group, puts the agent
+//! binary in S3, and launches instances whose user-data ([`userdata`]) sets them up and powers them
+//! off. Every instance is in the ledger from RunInstances on, so an interrupted provision stops what
+//! it made and `odseed release` does after a kill -9. Then it waits (bounded) for each to stop,
+//! names those that did not with their console output (and terminates them), and adds the region's
+//! `[[ec2.pool]]` to the config.
+
+pub mod secrets;
+pub mod userdata;
+
+use crate::cli::{DeprovisionArgs, ProvisionArgs};
+use crate::config::Config;
+use crate::ec2::credentials::{self, Env};
+use crate::ec2::s3::S3;
+use crate::ec2::setup::{self, Launch};
+use crate::ec2::{Ec2, InstanceState};
+use crate::error::Error;
+use crate::ledger::{Entry, HelperKind, Ledger, Owner};
+use odseed_proto::fsutil::random_hex;
+use odseed_proto::tls::Fingerprint;
+use odseed_proto::InfoHash;
+use secrets::Secrets;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+const AGENT_PORT: u16 = 5050;
+const PEER_PORT: u16 = 51413;
+/// An agent binary larger than this is not one.
+const MAX_AGENT_BYTES: u64 = 64 << 20;
+/// How long the presigned URL of the agent binary is valid: an instance fetches it at first boot.
+const URL_VALID: Duration = Duration::from_secs(6 * 3600);
+/// Tags of what provision made.
+pub const PROVISIONED_TAG: &str = "odseed:provisioned";
+pub const CERT_TAG: &str = "odseed:cert-sha256";
+const LAUNCH_TAG: &str = "odseed:launch";
+
+/// Where the AWS parts are, for one region.
+struct Aws {
+    ec2: Ec2,
+    s3: S3,
+}
+
+fn aws(cfg: Option<&Config>, region: &str) -> Result<Aws, Error> {
+    credentials::check_region(region).map_err(|e| Error::Usage(format!("--region {e}")))?;
+    let ec2cfg = cfg.and_then(|c| c.ec2.as_ref());
+    let env = Env::process();
+    let creds = credentials::load(&env, ec2cfg.and_then(|x| x.profile.as_deref())).map_err(Error::Config)?;
+    let configured = ec2cfg.and_then(|x| x.endpoint_url.as_deref());
+    let timeout = Duration::from_secs(ec2cfg.map_or(20, |x| x.request_timeout));
+    let ec2_url = credentials::endpoint(&env, configured, region).map_err(Error::Config)?;
+    let s3_url = credentials::s3_endpoint(&env, configured, region).map_err(Error::Config)?;
+    Ok(Aws { ec2: Ec2::new(region, &ec2_url, creds.clone(), timeout), s3: S3::new(region, &s3_url, creds, timeout) })
+}
+
+fn load_config(path: &Path) -> Result<Option<Config>, Error> {
+    match crate::config::load(path) {
+        Ok(c) => Ok(Some(c)),
+        Err(_) if !path.exists() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn aws_err(what: &str) -> impl Fn(crate::ec2::Error) -> Error + '_ {
+    move |e| Error::System(format!("{what}: {e}"))
+}
+
+/// The agent binary for `arch`, read and checked (an ELF executable for that machine).
+fn agent_binary(path: Option<&Path>, arch: &str) -> Result<(PathBuf, Vec<u8>), Error> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::System(format!("cannot find this program: {e}")))?
+            .with_file_name("odseed-agent"),
+    };
+    let bytes = odseed_proto::fsutil::read_bounded(&path, MAX_AGENT_BYTES)
+        .map_err(|e| Error::Usage(format!("--agent {}: cannot read: {e} (pass --agent PATH)", path.display())))?;
+    let machine =
+        (bytes.len() > 20 && bytes.starts_with(b"\x7fELF")).then(|| u16::from_le_bytes([bytes[18], bytes[19]]));
+    let want = if arch == "arm64" { 0xb7 } else { 0x3e };
+    if machine != Some(want) {
+        return Err(Error::Usage(format!("--agent {}: not an {arch} Linux executable", path.display())));
+    }
+    Ok((path, bytes))
+}
+
+pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Result<bool, Error> {
+    let config_path = a.config.clone().unwrap_or_else(crate::config::default_path);
+    let cfg = load_config(&config_path)?;
+    let aws = aws(cfg.as_ref(), &a.region)?;
+    let (agent_path, agent) = agent_binary(a.agent.as_deref(), &a.arch)?;
+    let secrets = Secrets::load_or_make(&secrets::dir(&config_path, &a.region))?;
+    // With --json, the human lines go to the log (stderr) and one JSON object ends on stdout.
+    let say = |line: String| if a.json { log::info!("{line}") } else { crate::output::say(&line) };
+
+    let image = match &a.ami {
+        Some(id) => id.clone(),
+        None => {
+            let i = setup::debian_image(&aws.ec2, &a.arch).map_err(aws_err("DescribeImages"))?;
+            say(format!("image {} ({})", i.id, i.name));
+            i.id
+        }
+    };
+    let group =
+        setup::security_group(&aws.ec2, AGENT_PORT, PEER_PORT, &a.allow_from).map_err(aws_err("security group"))?;
+    say(format!("security group {group} ({}): agent port {AGENT_PORT} from {}", setup::GROUP_NAME, a.allow_from));
+
+    let bucket = match &a.bucket {
+        Some(b) => b.clone(),
+        None => secrets.bucket()?,
+    };
+    let sha256 = Fingerprint::of(&agent).to_string();
+    let key = format!("odseed-agent-{}-{}", a.arch, &sha256[..16]);
+    aws.s3.create_bucket(&bucket).map_err(aws_err("S3 CreateBucket"))?;
+    if !aws.s3.exists(&bucket, &key).map_err(aws_err("S3 HeadObject"))? {
+        aws.s3.put(&bucket, &key, &agent).map_err(aws_err("S3 PutObject"))?;
+    }
+    secrets.remember_object(&bucket, &key)?;
+    let url = aws.s3.presigned_get(&bucket, &key, URL_VALID).map_err(aws_err("S3 presign"))?;
+    say(format!("agent {} (SHA-256 {sha256}) in s3://{bucket}/{key}", agent_path.display()));
+
+    let user_data = userdata::script(&userdata::Setup {
+        agent_url: &url,
+        agent_sha256: &sha256,
+        token: &secrets.token,
+        cert_pem: &secrets.cert_pem,
+        key_pem: &secrets.key_pem,
+        agent_port: AGENT_PORT,
+        peer_port: PEER_PORT,
+    })
+    .map_err(Error::System)?;
+    let launch_id = random_hex(8).map_err(|e| Error::System(format!("no randomness: {e}")))?;
+    let pin = secrets.pin.to_string();
+    let tags = [
+        ("odseed:role", "helper"),
+        (PROVISIONED_TAG, "1"),
+        (CERT_TAG, pin.as_str()),
+        (LAUNCH_TAG, launch_id.as_str()),
+        ("Name", "odseed-helper"),
+    ];
+    let launch = Launch {
+        image: &image,
+        instance_type: &a.instance_type,
+        count: a.count,
+        group: &group,
+        user_data: &user_data,
+        tags: &tags,
+        client_token: &launch_id,
+    };
+    let launched = match setup::run_instances(&aws.ec2, &launch) {
+        Ok(list) => list.into_iter().map(|i| i.id).collect::<Vec<_>>(),
+        Err(e) => {
+            // It may have launched all the same: whatever carries this launch's tag goes.
+            let found = aws.ec2.describe(&[(&format!("tag:{LAUNCH_TAG}"), &[launch_id.as_str()])]).unwrap_or_default();
+            let ids: Vec<String> = found.into_iter().map(|i| i.id).collect();
+            if !ids.is_empty() {
+                let _ = setup::terminate(&aws.ec2, &ids);
+            }
+            return Err(Error::System(format!("EC2 {} RunInstances: {e}", a.region)));
+        }
+    };
+    let entries: Vec<Entry> = launched.iter().map(|id| entry(id, &aws.ec2, &secrets.token_file)).collect();
+    for e in &entries {
+        ledger.record(e.clone())?;
+    }
+    say(format!(
+        "launched {} ({} x {}), each sets itself up and powers off",
+        launched.join(", "),
+        a.count,
+        a.instance_type
+    ));
+    let forget = || -> Result<(), Error> {
+        let me = Owner::me();
+        let keys: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.info_hash, me)).collect();
+        ledger.remove_all(&keys)
+    };
+    let done = |ready: &[String]| {
+        say(write_pool(&config_path, cfg.as_ref(), &a.region, &secrets));
+        if a.json {
+            let summary = serde_json::json!({
+                "event": "provisioned", "region": a.region, "launched": launched, "ready": ready,
+                "cert_sha256": secrets.pin.to_string(), "token_file": secrets.token_file,
+            });
+            println!("{summary}");
+        }
+    };
+    if a.no_wait {
+        forget()?;
+        done(&[]);
+        return Ok(true);
+    }
+    let outcome = wait_stopped(&aws.ec2, &launched, Duration::from_secs(a.wait), stop);
+    let (stopped, failed, interrupted) = (outcome.stopped, outcome.failed, outcome.interrupted);
+    for id in &failed {
+        let tail = setup::console_tail(&aws.ec2, id, 15).unwrap_or_else(|e| format!("(no console output: {e})"));
+        log::warn!("instance {id} did not set itself up within {} s; its console ends:\n{tail}", a.wait);
+    }
+    let not_ready: Vec<String> = launched.iter().filter(|id| !stopped.contains(id)).cloned().collect();
+    if !not_ready.is_empty() {
+        setup::terminate(&aws.ec2, &not_ready).map_err(aws_err("TerminateInstances"))?;
+        say(format!("terminated {} (not set up)", not_ready.join(", ")));
+    }
+    forget()?;
+    if interrupted {
+        return Ok(false);
+    }
+    if stopped.is_empty() {
+        return Err(Error::System(format!("no instance set itself up in {} s", a.wait)));
+    }
+    say(format!("ready (stopped, set up): {}", stopped.join(", ")));
+    done(&stopped);
+    Ok(true)
+}
+
+/// The ledger's record of an instance provision launched: no torrent yet, no agent reached.
+fn entry(id: &str, ec2: &Ec2, token_file: &Path) -> Entry {
+    Entry {
+        kind: HelperKind::Ec2,
+        name: id.into(),
+        url: String::new(),
+        token_file: token_file.to_path_buf(),
+        info_hash: InfoHash::from_bytes([0; 20]),
+        owner: Owner::me(),
+        engaged_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        region: Some(ec2.region.clone()),
+        endpoint: Some(ec2.endpoint.clone()),
+        cert_sha256: None,
+        plain_http: false,
+    }
+}
+
+struct Waited {
+    stopped: Vec<String>,
+    failed: Vec<String>,
+    interrupted: bool,
+}
+
+/// Polls until every instance has stopped (set up), the time is up, or a signal came.
+fn wait_stopped(ec2: &Ec2, ids: &[String], limit: Duration, stop: &Receiver<()>) -> Waited {
+    let deadline = Instant::now() + limit;
+    let mut stopped: Vec<String> = Vec::new();
+    loop {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Ok(list) = ec2.describe(&[("instance-id", &refs)]) {
+            for i in list {
+                if i.state == InstanceState::Stopped && !stopped.contains(&i.id) {
+                    log::info!("instance {} is set up and stopped", i.id);
+                    stopped.push(i.id);
+                }
+            }
+        }
+        let failed = || ids.iter().filter(|id| !stopped.contains(id)).cloned().collect();
+        if stopped.len() == ids.len() {
+            return Waited { stopped, failed: Vec::new(), interrupted: false };
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Waited { failed: failed(), stopped, interrupted: false };
+        }
+        if stop.recv_timeout(left.min(Duration::from_secs(5))).is_ok() {
+            log::warn!("interrupted: terminating the instances that are not set up yet");
+            return Waited { failed: Vec::new(), stopped, interrupted: true };
+        }
+    }
+}
+
+/// Adds the region's `[[ec2.pool]]` to the config file, or says what to add if the config has
+/// another pool for that region or cannot be written; what it did, in a line.
+fn write_pool(path: &Path, cfg: Option<&Config>, region: &str, s: &Secrets) -> String {
+    let token_file = s.token_file.display();
+    let entry = format!(
+        "\n[[ec2.pool]]                      # made by `odseed ec2 provision`\nregion = \"{region}\"\n\
+         token_file = \"{token_file}\"\ncert_sha256 = \"{}\"\n",
+        s.pin
+    );
+    let existing = cfg.and_then(|c| c.ec2.as_ref()).and_then(|x| x.pools.iter().find(|p| p.region == region));
+    match existing {
+        Some(p) if p.cert_sha256 == Some(s.pin) => {
+            format!("config {}: the pool for {region} is already there", path.display())
+        }
+        Some(_) => format!("config {} has another pool for {region}; make it this one:{entry}", path.display()),
+        None => {
+            let mut text = odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES)
+                .unwrap_or_default();
+            text.push_str(&entry);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match odseed_proto::fsutil::write_atomic(path, text.as_bytes(), 0o600) {
+                Ok(()) => format!("config {}: added the pool for {region}", path.display()),
+                Err(e) => format!("cannot write {} ({e}); add this yourself:{entry}", path.display()),
+            }
+        }
+    }
+}
+
+/// `odseed ec2 deprovision`: terminates every instance provision made in the region (tag
+/// `odseed:provisioned=1`, and no other), then deletes the security group and the agent's S3
+/// objects and bucket.
+pub fn deprovision(a: &DeprovisionArgs) -> Result<(), Error> {
+    let config_path = a.config.clone().unwrap_or_else(crate::config::default_path);
+    let cfg = load_config(&config_path)?;
+    let aws = aws(cfg.as_ref(), &a.region)?;
+    let tag = format!("tag:{PROVISIONED_TAG}");
+    let states = ["pending", "running", "stopping", "stopped", "shutting-down"];
+    let found =
+        aws.ec2.describe(&[(&tag, &["1"]), ("instance-state-name", &states)]).map_err(aws_err("DescribeInstances"))?;
+    let ids: Vec<String> = found.into_iter().map(|i| i.id).collect();
+    if !ids.is_empty() {
+        setup::terminate(&aws.ec2, &ids).map_err(aws_err("TerminateInstances"))?;
+        crate::output::say(&format!("terminated {}", ids.join(", ")));
+        // The group cannot go while they exist.
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            let left = aws.ec2.describe(&[("instance-id", &refs)]).map_err(aws_err("DescribeInstances"))?;
+            if left.iter().all(|i| i.state == InstanceState::Terminated) {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    setup::delete_security_group(&aws.ec2).map_err(aws_err("DeleteSecurityGroup"))?;
+    crate::output::say(&format!("deleted security group {}", setup::GROUP_NAME));
+    let dir = secrets::dir(&config_path, &a.region);
+    for (bucket, key) in secrets::objects(&dir) {
+        aws.s3.delete(&bucket, &key).map_err(aws_err("S3 DeleteObject"))?;
+        crate::output::say(&format!("deleted s3://{bucket}/{key}"));
+    }
+    if let Some(bucket) = secrets::made_bucket(&dir) {
+        aws.s3.delete_bucket(&bucket).map_err(aws_err("S3 DeleteBucket"))?;
+        crate::output::say(&format!("deleted bucket {bucket}"));
+    }
+    secrets::forget_objects(&dir)?;
+    Ok(())
+}

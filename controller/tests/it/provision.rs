@@ -1,0 +1,245 @@
+//! `odseed ec2 provision` and `deprovision` against moto as EC2 and S3: two regions from an empty
+//! account, then a run that engages the provisioned instances over TLS with the pool's pin (their
+//! agents real, on this machine, reached through `odseed:agent-url`), then nothing left behind.
+//! Interrupted and killed provisions leave nothing running.
+
+use crate::ec2::run_args;
+use crate::ec2_api::{client, states};
+use crate::{wait_engaged, world, World};
+use base64::Engine;
+use odseed::ec2::Ec2;
+use odseed_lab::testing::{agent_bin, Moto};
+use odseed_lab::{content, Agent, AgentOptions};
+use odseed_proto::tls::Fingerprint;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+/// An image moto has in every region.
+const AMI: &str = "ami-12c6146b";
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn provision(w: &World, cfg: &Path, region: &str, extra: &[&str]) -> Output {
+    let agent = agent_bin();
+    let mut args = vec![
+        "ec2",
+        "provision",
+        "--region",
+        region,
+        "--count",
+        "2",
+        "--allow-from",
+        "198.51.100.7/32",
+        "--agent",
+        agent.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    w.odseed(&args)
+}
+
+/// The instances provision made in a region (tag `odseed:provisioned=1`), not terminated.
+fn provisioned(ec2: &Ec2) -> Vec<String> {
+    let live = ["pending", "running", "stopping", "stopped"];
+    ec2.describe(&[("tag:odseed:provisioned", &["1"]), ("instance-state-name", &live)])
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
+fn xml(ec2: &Ec2, action: &str, params: &[(&str, &str)]) -> String {
+    let p: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    ec2.call(action, &p).unwrap()
+}
+
+#[test]
+fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
+    let w = world("provision");
+    let moto = Moto::start(&w.dir.path().join("moto")).unwrap();
+    let cfg = w.write_config(&format!("[ec2]\nendpoint_url = \"{}\"\nrequest_timeout = 5\n", moto.url()));
+
+    // No Debian image in moto: one clear line, nothing launched.
+    let o = provision(&w, &cfg, "eu-west-3", &["--no-wait"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no Debian 13 image") && text(&o).contains("--ami"), "{}", text(&o));
+    assert!(provisioned(&client(&moto, "eu-west-3")).is_empty());
+
+    let mut pins = Vec::new();
+    for region in ["eu-west-3", "us-east-1"] {
+        let o = provision(&w, &cfg, region, &["--ami", AMI, "--no-wait"]);
+        assert!(o.status.success(), "{region}: {}", text(&o));
+        let ec2 = client(&moto, region);
+        let ids = provisioned(&ec2);
+        assert_eq!(ids.len(), 2, "{region}");
+        let dir = w.dir.path().join(format!("ec2-{region}"));
+        let cert = odseed_proto::tls::read_certs(&dir.join("cert.pem")).unwrap();
+        let pin = Fingerprint::of(&cert[0]);
+        for f in ["token", "cert.pem", "key.pem"] {
+            let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join(f)).unwrap().permissions());
+            assert_eq!(mode & 0o077, 0, "{f} is the user's alone");
+        }
+        // Tags, IMDSv2, stop on power-off, the security group's rules.
+        let described = xml(&ec2, "DescribeInstances", &[("InstanceId.1", &ids[0])]);
+        for part in [
+            "<key>odseed:role</key><value>helper</value>",
+            "<key>odseed:provisioned</key><value>1</value>",
+            &format!("<key>odseed:cert-sha256</key><value>{pin}</value>"),
+            "<httpTokens>required</httpTokens>",
+        ] {
+            assert!(described.contains(part), "{region}: {part} in {described}");
+        }
+        let shutdown = xml(
+            &ec2,
+            "DescribeInstanceAttribute",
+            &[("InstanceId", &ids[0]), ("Attribute", "instanceInitiatedShutdownBehavior")],
+        );
+        assert!(shutdown.contains("<value>stop</value>"), "{shutdown}");
+        let groups = xml(&ec2, "DescribeSecurityGroups", &[("GroupName.1", "odseed-helper")]);
+        assert!(
+            groups.contains("198.51.100.7/32") && groups.contains("0.0.0.0/0") && groups.contains("udp"),
+            "{groups}"
+        );
+        // The user-data fetches the agent through a presigned URL, and it is the agent.
+        let ud = xml(&ec2, "DescribeInstanceAttribute", &[("InstanceId", &ids[0]), ("Attribute", "userData")]);
+        let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
+        let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+        let url = script.split("agent_url='").nth(1).and_then(|v| v.split('\'').next()).unwrap();
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        let fetched = ureq::get(url).call().unwrap().body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
+        assert_eq!(fetched, std::fs::read(agent_bin()).unwrap(), "the presigned URL serves the agent");
+        assert!(script.contains(&std::fs::read_to_string(dir.join("token")).unwrap().trim().to_string()));
+        pins.push(pin);
+    }
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(written.matches("[[ec2.pool]]").count(), 2, "{written}");
+    assert!(pins.iter().all(|p| written.contains(&p.to_string())), "{written}");
+    // A second provision in a region reuses its secrets and pool.
+    let o = provision(&w, &cfg, "eu-west-3", &["--ami", AMI, "--no-wait"]);
+    assert!(o.status.success() && text(&o).contains("already there"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap().matches("[[ec2.pool]]").count(), 2);
+
+    // A run engages provisioned instances over TLS with the pool's pin: real agents with the
+    // region's secrets stand in for the instances' own.
+    let eu = client(&moto, "eu-west-3");
+    let ids = provisioned(&eu);
+    eu.stop(&ids).unwrap();
+    let secrets = w.dir.path().join("ec2-eu-west-3");
+    let mut agents = Vec::new();
+    for (i, id) in ids.iter().take(2).enumerate() {
+        let root = w.dir.path().join(format!("agent{i}"));
+        std::fs::create_dir_all(root.join("tls")).unwrap();
+        std::fs::copy(secrets.join("cert.pem"), root.join("tls/cert.pem")).unwrap();
+        std::fs::copy(secrets.join("key.pem"), root.join("tls/key.pem")).unwrap();
+        std::fs::copy(secrets.join("token"), root.join("token")).unwrap();
+        let a = Agent::start(&agent_bin(), &root, &AgentOptions { tls: true, ..AgentOptions::default() }).unwrap();
+        assert_eq!(a.pin, Some(pins[0]));
+        xml(&eu, "CreateTags", &[("ResourceId.1", id), ("Tag.1.Key", "odseed:agent-url"), ("Tag.1.Value", &a.url)]);
+        agents.push(a);
+    }
+    let made =
+        content::make(&agents[0].data_dir, "t.bin", 300_000, 7, &["http://127.0.0.1:9/announce".into()]).unwrap();
+    std::fs::copy(agents[0].data_dir.join("t.bin"), agents[1].data_dir.join("t.bin")).unwrap();
+    let torrent = w.dir.path().join("t.torrent");
+    std::fs::write(&torrent, &made.bytes).unwrap();
+    // Only the Paris pool for the run (the Virginia instances have no agent here).
+    let paris_only = w.dir.path().join("paris.toml");
+    let pool = written.split("[[ec2.pool]]").find(|p| p.contains("eu-west-3")).unwrap();
+    std::fs::write(
+        &paris_only,
+        format!("[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}", moto.url()),
+    )
+    .unwrap();
+    let (t, c) = (torrent.to_str().unwrap(), paris_only.to_str().unwrap());
+    let mut run = w.spawn("run", &run_args(t, c, &["--max-time", "8"]));
+    wait_engaged(&run, 2);
+    assert!(agents.iter().all(|a| a.client().list().unwrap().len() == 1), "{}", run.log_text());
+    assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(0), "{}", run.log_text());
+    assert!(states(&eu, &ids).iter().all(|s| s == "stopped" || s == "stopping"));
+
+    // Deprovision: terminated, the group and the S3 objects gone, as moto says.
+    for region in ["eu-west-3", "us-east-1"] {
+        let o = w.odseed(&["ec2", "deprovision", "--region", region, "--yes", "--config", cfg.to_str().unwrap()]);
+        assert!(o.status.success(), "{region}: {}", text(&o));
+        let ec2 = client(&moto, region);
+        assert!(provisioned(&ec2).is_empty(), "{region}");
+        let groups = ec2.call("DescribeSecurityGroups", &[("GroupName.1".into(), "odseed-helper".into())]);
+        assert!(groups.is_err(), "{region}: the group is gone");
+        let bucket = text(&o).split("deleted bucket ").nth(1).map(|b| b.trim().to_string()).unwrap();
+        let listing = ureq::get(&format!("{}{bucket}", moto.url()))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status();
+        assert_eq!(listing.as_u16(), 404, "{region}: bucket {bucket} gone");
+    }
+    // An instance provision did not make is never touched.
+    let other = crate::ec2_api::make_instances(&eu, 1, &[("odseed:role", "helper")]);
+    let o = w.odseed(&["ec2", "deprovision", "--region", "eu-west-3", "--yes", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(states(&eu, &other), ["stopped"]);
+}
+
+#[test]
+fn an_interrupted_or_killed_provision_leaves_nothing_running() {
+    let w = world("provkill");
+    let moto = Moto::start(&w.dir.path().join("moto")).unwrap();
+    let cfg = w.write_config(&format!("[ec2]\nendpoint_url = \"{}\"\nrequest_timeout = 5\n", moto.url()));
+    let eu = client(&moto, "eu-west-3");
+    let agent = agent_bin();
+    let args = |w: &World| -> Vec<String> {
+        let _ = w;
+        [
+            "ec2",
+            "provision",
+            "--region",
+            "eu-west-3",
+            "--count",
+            "2",
+            "--allow-from",
+            "198.51.100.7/32",
+            "--ami",
+            AMI,
+            "--wait",
+            "120",
+            "--agent",
+            agent.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let launched = |p: &odseed_lab::Proc| p.log_text().contains("launched ");
+    // moto's instances never power themselves off: provision waits until interrupted.
+    let a = args(&w);
+    let mut p = w.spawn("interrupted", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    odseed_lab::wait_until(Duration::from_secs(30), "the launch", || launched(&p).then_some(())).unwrap();
+    p.signal(libc::SIGINT);
+    assert_eq!(p.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(130), "{}", p.log_text());
+    assert!(provisioned(&eu).is_empty(), "terminated: {}", p.log_text());
+    assert!(ledger_empty(&w.ledger()));
+
+    // kill -9: the ledger holds them; `odseed release` stops them.
+    let mut p = w.spawn("killed", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    odseed_lab::wait_until(Duration::from_secs(30), "the launch", || launched(&p).then_some(())).unwrap();
+    p.kill9();
+    let ids = provisioned(&eu);
+    assert_eq!(ids.len(), 2);
+    assert!(!ledger_empty(&w.ledger()));
+    let o = w.odseed(&["release", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(states(&eu, &ids).iter().all(|s| s == "stopped" || s == "stopping"), "{:?}", states(&eu, &ids));
+    assert!(ledger_empty(&w.ledger()));
+}
+
+fn ledger_empty(path: &PathBuf) -> bool {
+    std::fs::read_to_string(path).map_or(true, |t| !t.contains("\"name\""))
+}
