@@ -82,8 +82,12 @@ chmod 0640 /etc/odseed/token /etc/odseed/key.pem
 chmod 0644 /etc/odseed/cert.pem /etc/odseed/agent.toml
 /usr/local/bin/odseed-agent --config /etc/odseed/agent.toml --check-config || fail "the agent refuses its config"
 systemctl enable odseed-agent.service || fail "cannot enable odseed-agent"
-echo "odseed-setup: done; powering off"
-systemctl poweroff
+if [ -d /run/systemd/system ]; then
+  echo "odseed-setup: done; powering off"
+  systemctl poweroff
+else
+  echo "odseed-setup: done (not booted with systemd, as in a chroot: not powering off)"
+fi
 "#,
         url = s.agent_url,
         sha = s.agent_sha256,

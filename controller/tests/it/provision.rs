@@ -243,3 +243,95 @@ fn an_interrupted_or_killed_provision_leaves_nothing_running() {
 fn ledger_empty(path: &PathBuf) -> bool {
     std::fs::read_to_string(path).map_or(true, |t| !t.contains("\"name\""))
 }
+
+/// `scripts/trixie-instance`: a Debian 13 machine of the test's own (an overlay on the root
+/// scripts/setup makes), to run commands in.
+fn instance(state: &Path, user: Option<&str>, command: &[&str]) -> std::process::Command {
+    let script = std::env::var_os("ODSEED_TRIXIE_INSTANCE").expect("ODSEED_TRIXIE_INSTANCE (scripts/test sets it)");
+    let mut c = std::process::Command::new(script);
+    c.arg(state);
+    if let Some(u) = user {
+        c.args(["--user", u]);
+    }
+    c.arg("--").args(command);
+    c
+}
+
+/// Provision's user-data, run for real as cloud-init would (as root, once) on a Debian 13 machine
+/// of the test's own: it fetches the agent from moto's S3 through the presigned URL, checks it,
+/// installs and enables it; the agent then starts as its unit says and answers over TLS with the
+/// pinned certificate. A binary whose SHA-256 is not the expected one is not installed.
+#[test]
+fn the_user_data_sets_up_a_debian_machine_for_real() {
+    let w = world("userdata");
+    let moto = Moto::start(&w.dir.path().join("moto")).unwrap();
+    let cfg = w.write_config(&format!("[ec2]\nendpoint_url = \"{}\"\nrequest_timeout = 5\n", moto.url()));
+    let o = provision(&w, &cfg, "eu-west-3", &["--ami", AMI, "--no-wait"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let eu = client(&moto, "eu-west-3");
+    let id = provisioned(&eu).remove(0);
+    let ud = xml(&eu, "DescribeInstanceAttribute", &[("InstanceId", &id), ("Attribute", "userData")]);
+    let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
+    let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+
+    // A binary that is not the one provision put there: refused, nothing installed.
+    let sha = script.split("agent_sha256='").nth(1).and_then(|v| v.split('\'').next()).unwrap().to_string();
+    let bad = w.dir.path().join("bad");
+    std::fs::create_dir_all(bad.join("upper/root")).unwrap();
+    std::fs::write(bad.join("upper/root/user-data"), script.replace(&sha, &"0".repeat(64))).unwrap();
+    let o = instance(&bad, None, &["/bin/bash", "/root/user-data"]).output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("FAILED: the agent fetched has SHA-256 {sha}, not {}", "0".repeat(64))),
+        "{}",
+        text(&o)
+    );
+    assert!(!bad.join("upper/usr/local/bin/odseed-agent").exists());
+
+    // The real one.
+    let vm = w.dir.path().join("vm");
+    std::fs::create_dir_all(vm.join("upper/root")).unwrap();
+    std::fs::write(vm.join("upper/root/user-data"), &script).unwrap();
+    let o = instance(&vm, None, &["/bin/bash", "/root/user-data"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // In a chroot it does all but power off (on an instance, that stops it: InstanceInitiatedShutdownBehavior).
+    assert!(
+        text(&o).contains("odseed-setup: done (not booted with systemd, as in a chroot: not powering off)"),
+        "{}",
+        text(&o)
+    );
+    let upper = vm.join("upper");
+    let wanted = std::fs::read_link(upper.join("etc/systemd/system/multi-user.target.wants/odseed-agent.service"));
+    assert_eq!(wanted.unwrap(), Path::new("/etc/systemd/system/odseed-agent.service"), "enabled");
+    let masked = std::fs::read_link(upper.join("etc/systemd/system/transmission-daemon.service")).unwrap();
+    assert_eq!(masked, Path::new("/dev/null"), "the distribution's transmission service is masked");
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(upper.join("etc/odseed/key.pem")).unwrap().permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o640);
+
+    // Booted again: the agent as its unit runs it (user odseed; systemd's StateDirectory= made).
+    let unit = std::fs::read_to_string(upper.join("etc/systemd/system/odseed-agent.service")).unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let o = instance(&vm, None, &["/bin/sh", "-c", "install -d -o odseed -g odseed -m 0750 /var/lib/odseed"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut cmd = instance(&vm, Some("odseed:odseed"), &exec.split_whitespace().collect::<Vec<_>>());
+    cmd.env("RUST_LOG", "info");
+    let mut agent = odseed_lab::Proc::spawn("agent", cmd, &w.dir.path().join("vm-agent.log")).unwrap();
+    let dir = w.dir.path().join("ec2-eu-west-3");
+    let token = std::fs::read_to_string(dir.join("token")).unwrap().trim().to_string();
+    let pin = Fingerprint::of(&odseed_proto::tls::read_certs(&dir.join("cert.pem")).unwrap()[0]);
+    let c = odseed_proto::agent_client::AgentClient::pinned(
+        "https://127.0.0.1:5050",
+        &token,
+        Some(pin),
+        Duration::from_secs(5),
+    );
+    let health = odseed_lab::wait_until(Duration::from_secs(30), "the instance's agent over TLS", || c.health().ok())
+        .unwrap_or_else(|e| panic!("{e}\n{}", agent.log_text()));
+    assert!(health.daemon_version.unwrap_or_default().starts_with("4."), "Debian 13's transmission-daemon");
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(30)).is_some());
+}
