@@ -238,6 +238,18 @@ fn an_interrupted_or_killed_provision_leaves_nothing_running() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(states(&eu, &ids).iter().all(|s| s == "stopped" || s == "stopping"), "{:?}", states(&eu, &ids));
     assert!(ledger_empty(&w.ledger()));
+    let _ = w.odseed(&["ec2", "deprovision", "--region", "eu-west-3", "--yes", "--config", cfg.to_str().unwrap()]);
+
+    // Instances that do not stop themselves in time: named with their console output, terminated.
+    let mut short: Vec<&str> = a.iter().map(String::as_str).collect();
+    let at = short.iter().position(|s| *s == "120").unwrap();
+    short[at] = "3";
+    let o = w.odseed(&short);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("did not set itself up within 3 s; its console ends"), "{}", text(&o));
+    assert!(text(&o).contains("no instance set itself up in 3 s"), "{}", text(&o));
+    assert!(provisioned(&eu).is_empty(), "terminated");
+    assert!(ledger_empty(&w.ledger()));
 }
 
 fn ledger_empty(path: &PathBuf) -> bool {
