@@ -113,6 +113,7 @@ impl Default for LabArgs {
             leecher_kbps: 1000,
             leecher_up_kbps: 0,
             daemon: None,
+            board_tls: None,
         };
         LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900 }
     }

@@ -23,6 +23,9 @@ pub struct Spec {
     pub leecher_up_kbps: u32,
     /// The transmission-daemon of the origin, the leechers and the boards (None: the one on PATH).
     pub daemon: Option<PathBuf>,
+    /// The boards' API over TLS with this certificate and key (PEM), as a provisioned EC2 pool's
+    /// agents share them (None: plain HTTP).
+    pub board_tls: Option<(String, String)>,
 }
 
 impl Spec {
@@ -87,10 +90,17 @@ impl Swarm {
                 listen: board_ip(i),
                 upload_kbps: spec.helper_kbps,
                 program: spec.program(),
+                tls: spec.board_tls.is_some(),
                 ..AgentOptions::default()
             };
             let root = dir.join(format!("board{i}"));
             std::fs::create_dir_all(root.join("data")).map_err(|e| e.to_string())?;
+            if let Some((cert, key)) = &spec.board_tls {
+                std::fs::create_dir_all(root.join("tls")).map_err(|e| e.to_string())?;
+                std::fs::write(root.join("tls/cert.pem"), cert).map_err(|e| format!("board certificate: {e}"))?;
+                odseed_proto::fsutil::write_atomic(&root.join("tls/key.pem"), key.as_bytes(), 0o600)
+                    .map_err(|e| format!("board key: {e}"))?;
+            }
             std::fs::copy(origin.data_dir.join("payload.bin"), root.join("data/payload.bin"))
                 .map_err(|e| format!("copy content: {e}"))?;
             boards.push(Agent::start(agent_bin, &root, &o)?);
@@ -126,8 +136,9 @@ impl Swarm {
             .iter()
             .enumerate()
             .map(|(i, a)| {
+                let pin = a.pin.map(|p| format!("cert_sha256 = \"{p}\"\n")).unwrap_or_default();
                 format!(
-                    "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
+                    "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n{pin}",
                     a.url,
                     a.root.join("token").display()
                 )

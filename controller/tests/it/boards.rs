@@ -55,6 +55,7 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         leecher_kbps: 10,
         leecher_up_kbps: 0,
         daemon: None,
+        board_tls: None,
     };
     let (swarm, cfg) = w.swarm(&spec);
     let (torrent, cfg) = (swarm.torrent_file.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());

@@ -17,6 +17,7 @@ fn spec(boards: usize) -> Spec {
         leecher_kbps: 50,
         leecher_up_kbps: 0,
         daemon: None,
+        board_tls: None,
     }
 }
 

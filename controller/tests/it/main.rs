@@ -125,6 +125,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         leecher_kbps: 400,
         leecher_up_kbps: 0,
         daemon: None,
+        board_tls: None,
     }
 }
 

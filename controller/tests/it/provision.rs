@@ -3,13 +3,12 @@
 //! agents real, on this machine, reached through `odseed:agent-url`), then nothing left behind.
 //! Interrupted and killed provisions leave nothing running.
 
-use crate::ec2::run_args;
 use crate::ec2_api::{client, states};
 use crate::{wait_engaged, world, World};
 use base64::Engine;
 use odseed::ec2::Ec2;
 use odseed_lab::testing::{agent_bin, Moto};
-use odseed_lab::{content, Agent, AgentOptions};
+
 use odseed_proto::tls::Fingerprint;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -123,42 +122,42 @@ fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
     assert!(o.status.success() && text(&o).contains("already there"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(&cfg).unwrap().matches("[[ec2.pool]]").count(), 2);
 
-    // A run engages provisioned instances over TLS with the pool's pin: real agents with the
-    // region's secrets stand in for the instances' own.
+    // A run helps a real swarm with the provisioned Paris instances, over TLS with the pool's pin:
+    // the swarm's boards, with the region's certificate, key and token, stand in for the
+    // instances' agents (moto boots nothing), found through `odseed:agent-url`.
     let eu = client(&moto, "eu-west-3");
     let ids = provisioned(&eu);
     eu.stop(&ids).unwrap();
     let secrets = w.dir.path().join("ec2-eu-west-3");
-    let mut agents = Vec::new();
-    for (i, id) in ids.iter().take(2).enumerate() {
-        let root = w.dir.path().join(format!("agent{i}"));
-        std::fs::create_dir_all(root.join("tls")).unwrap();
-        std::fs::copy(secrets.join("cert.pem"), root.join("tls/cert.pem")).unwrap();
-        std::fs::copy(secrets.join("key.pem"), root.join("tls/key.pem")).unwrap();
-        std::fs::copy(secrets.join("token"), root.join("token")).unwrap();
-        let a = Agent::start(&agent_bin(), &root, &AgentOptions { tls: true, ..AgentOptions::default() }).unwrap();
-        assert_eq!(a.pin, Some(pins[0]));
-        xml(&eu, "CreateTags", &[("ResourceId.1", id), ("Tag.1.Key", "odseed:agent-url"), ("Tag.1.Value", &a.url)]);
-        agents.push(a);
+    let read = |f: &str| std::fs::read_to_string(secrets.join(f)).unwrap();
+    let spec =
+        odseed_lab::swarm::Spec { board_tls: Some((read("cert.pem"), read("key.pem"))), ..crate::end_to_end_spec() };
+    let mut swarm = odseed_lab::swarm::Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
+    swarm.start_leechers(&spec).unwrap();
+    swarm.wait_announced(Duration::from_secs(60)).unwrap();
+    for (b, id) in swarm.boards.iter_mut().zip(&ids) {
+        b.set_token(read("token").trim()).unwrap();
+        assert_eq!(b.pin, Some(pins[0]));
+        xml(&eu, "CreateTags", &[("ResourceId.1", id), ("Tag.1.Key", "odseed:agent-url"), ("Tag.1.Value", &b.url)]);
     }
-    let made =
-        content::make(&agents[0].data_dir, "t.bin", 300_000, 7, &["http://127.0.0.1:9/announce".into()]).unwrap();
-    std::fs::copy(agents[0].data_dir.join("t.bin"), agents[1].data_dir.join("t.bin")).unwrap();
-    let torrent = w.dir.path().join("t.torrent");
-    std::fs::write(&torrent, &made.bytes).unwrap();
     // Only the Paris pool for the run (the Virginia instances have no agent here).
     let paris_only = w.dir.path().join("paris.toml");
     let pool = written.split("[[ec2.pool]]").find(|p| p.contains("eu-west-3")).unwrap();
-    std::fs::write(
-        &paris_only,
-        format!("[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}", moto.url()),
-    )
-    .unwrap();
-    let (t, c) = (torrent.to_str().unwrap(), paris_only.to_str().unwrap());
-    let mut run = w.spawn("run", &run_args(t, c, &["--max-time", "8"]));
+    let paris = format!("[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}", moto.url());
+    std::fs::write(&paris_only, paris).unwrap();
+    let mut run = w.spawn_run("run", &swarm.torrent_file, &paris_only);
     wait_engaged(&run, 2);
-    assert!(agents.iter().all(|a| a.client().list().unwrap().len() == 1), "{}", run.log_text());
-    assert_eq!(run.wait_exit(Duration::from_secs(60)).and_then(|s| s.code()), Some(0), "{}", run.log_text());
+    let status = run.wait_exit(Duration::from_secs(400)).unwrap_or_else(|| panic!("no end\n{}", run.log_text()));
+    assert!(status.success(), "{}", run.log_text());
+    let ev = crate::events(&run);
+    assert_eq!(crate::named(&ev, "exit")[0]["reason"], "ratio_met", "{}", run.log_text());
+    let mut engaged: Vec<&str> = crate::named(&ev, "engage").iter().filter_map(|e| e["helper"].as_str()).collect();
+    engaged.sort();
+    // (Paris has four: the second provision added two; the two with an agent here are engaged.)
+    let mut want: Vec<&str> = ids.iter().take(swarm.boards.len()).map(String::as_str).collect();
+    want.sort();
+    assert_eq!(engaged, want, "the provisioned instances helped");
+    assert!(swarm.boards.iter().all(|b| b.client().list().unwrap().is_empty()), "released");
     assert!(states(&eu, &ids).iter().all(|s| s == "stopped" || s == "stopping"));
 
     // Deprovision: terminated, the group and the S3 objects gone, as moto says.

@@ -20,6 +20,7 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected(d:
         leecher_kbps: 0,
         leecher_up_kbps: 0,
         daemon: Some(d.program()),
+        board_tls: None,
     };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
