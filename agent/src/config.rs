@@ -56,8 +56,9 @@ impl Default for TlsConfig {
     fn default() -> Self {
         TlsConfig {
             enabled: false,
-            cert_file: PathBuf::from("/etc/odseed/cert.pem"),
-            key_file: PathBuf::from("/etc/odseed/key.pem"),
+            // Where the unit lets the agent write (its StateDirectory), so it can make them.
+            cert_file: PathBuf::from("/var/lib/odseed/tls/cert.pem"),
+            key_file: PathBuf::from("/var/lib/odseed/tls/key.pem"),
         }
     }
 }

@@ -347,12 +347,12 @@ fn parse_ec2(args: Vec<String>) -> Result<Command, String> {
 
 /// `a.b.c.d/n` or an IPv6 prefix.
 fn cidr(s: &str) -> Result<(), String> {
-    let bad = || format!("--allow-from must be an address range such as 198.51.100.7/32, got {s:?}");
+    let bad = || format!("--allow-from must be an IPv4 address range such as 198.51.100.7/32, got {s:?}");
     let (ip, len) = s.split_once('/').ok_or_else(bad)?;
     let len: u8 = len.parse().map_err(|_| bad())?;
-    match ip.parse::<std::net::IpAddr>().map_err(|_| bad())? {
-        std::net::IpAddr::V4(_) if len <= 32 => Ok(()),
-        std::net::IpAddr::V6(_) if len <= 128 => Ok(()),
+    // IPv4 only: the security group rule is written as CidrIp.
+    match ip.parse::<std::net::Ipv4Addr>() {
+        Ok(_) if len <= 32 => Ok(()),
         _ => Err(bad()),
     }
 }

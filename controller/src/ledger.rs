@@ -41,6 +41,13 @@ pub struct Entry {
     pub plain_http: bool,
 }
 
+impl Entry {
+    /// An instance `odseed ec2 provision` launched and has not seen set up: no torrent, no agent.
+    pub fn is_provisioning(&self) -> bool {
+        self.kind == HelperKind::Ec2 && self.url.is_empty() && self.info_hash == InfoHash::from_bytes([0; 20])
+    }
+}
+
 /// What kind of helper an entry records: written as "board" or "ec2".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

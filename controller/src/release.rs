@@ -26,6 +26,9 @@ pub fn release_entry(ledger: &Ledger, cfg: Option<&Config>, e: &Entry) -> Event 
 /// nothing to release), and for an instance StopInstances (which is what matters: the DELETE may
 /// fail, the stop may not). `Err`: the fault that keeps it in the ledger. Also what the agent did.
 fn undo(cfg: Option<&Config>, e: &Entry) -> (Result<(), Event>, Result<(), AgentFailure>) {
+    if e.is_provisioning() {
+        return (stop(cfg, e), Ok(()));
+    }
     let deleted = delete(cfg, e);
     if e.kind == HelperKind::Ec2 {
         if let Err(f) = &deleted {
@@ -87,8 +90,8 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
     })
 }
 
-/// StopInstances for an entry's instance, with the credentials found now and the endpoint it was
-/// started through.
+/// StopInstances for an entry's instance (TerminateInstances for one provision left half set up),
+/// with the credentials found now and the endpoint it was started through.
 fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
     let fault = |why: String| Event::Fault(format!("instance {}: cannot stop it ({why}); still in the ledger", e.name));
     let Some(region) = &e.region else { return Err(fault("the ledger does not say its region".into())) };
@@ -104,7 +107,13 @@ fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
     };
     let timeout = Duration::from_secs(ec2.map_or(20, |x| x.request_timeout));
     let client = Ec2::new(region, &endpoint, creds, timeout);
-    match stop_and_wait(&client, std::slice::from_ref(&e.name)) {
+    // A half-set-up instance (provision was killed) would never finish its setup: it goes for good.
+    let done = if e.is_provisioning() {
+        crate::ec2::setup::terminate(&client, std::slice::from_ref(&e.name)).map(drop)
+    } else {
+        stop_and_wait(&client, std::slice::from_ref(&e.name))
+    };
+    match done {
         Ok(()) => Ok(()),
         Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {
             log::warn!("instance {} ({region}) no longer exists; forgetting it", e.name);

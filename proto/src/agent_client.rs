@@ -193,6 +193,8 @@ impl AgentClient {
             // Well under the agent's 10-s keep-alive, so a pooled connection is never one the agent
             // is closing.
             .max_idle_age(Duration::from_secs(4))
+            // The connector chain is ours (no proxy connector): an agent is reached directly.
+            .proxy(None)
             .build();
         let tcp = ().chain(ClearTextGuard { allowed: trust.plain_http }).chain(TcpConnector::default());
         let agent = match trust.pin {

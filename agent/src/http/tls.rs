@@ -23,7 +23,13 @@ impl Session {
     #[cfg(feature = "tls")]
     pub(super) fn new(acceptor: Option<&Acceptor>) -> io::Result<Session> {
         let tls = match acceptor {
-            Some(a) => Some(Box::new(rustls::ServerConnection::new(a.clone()).map_err(io::Error::other)?)),
+            Some(a) => {
+                let mut conn = rustls::ServerConnection::new(a.clone()).map_err(io::Error::other)?;
+                // Answers are the agent's own and bounded; rustls's default 64 KiB cap on what waits
+                // to be sent would make `write_all` fail on a larger one (a long torrent list).
+                conn.set_buffer_limit(None);
+                Some(Box::new(conn))
+            }
             None => None,
         };
         Ok(Session { tls })

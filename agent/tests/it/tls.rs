@@ -71,3 +71,19 @@ fn the_api_speaks_tls_to_clients_that_pinned_its_certificate() {
     assert_eq!(std::fs::read(agent.root.join("tls/cert.pem")).unwrap(), cert);
     assert!(agent.client().health().is_ok());
 }
+
+#[test]
+fn answers_larger_than_rustls_buffer_go_out_whole() {
+    let w = world("tlsbig");
+    let agent = w.agent("a", &AgentOptions { tls: true, max_torrents: 400, ..AgentOptions::default() });
+    let c = agent.client();
+    // 300 torrents with 200-character names: a torrent list of well over rustls's 64 KiB default.
+    for i in 0..300 {
+        let t = torrent_in(&agent.data_dir, &format!("{i:03}-{}", "n".repeat(196)), 1000);
+        c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    }
+    let (status, body) = c.request("GET", "/v1/torrents", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.len() > 64 * 1024, "{} bytes", body.len());
+    assert_eq!(c.list().unwrap().len(), 300);
+}

@@ -167,6 +167,7 @@ pub fn run_instances(ec2: &Ec2, l: &Launch) -> Result<Vec<Instance>, Error> {
         ("InstanceInitiatedShutdownBehavior", "stop"),
         ("MetadataOptions.HttpTokens", "required"),
         ("MetadataOptions.HttpEndpoint", "enabled"),
+        ("MetadataOptions.HttpPutResponseHopLimit", "1"),
         ("ClientToken", l.client_token),
         ("TagSpecification.1.ResourceType", "instance"),
     ]);

@@ -53,7 +53,9 @@ fn aws(cfg: Option<&Config>, region: &str) -> Result<Aws, Error> {
     let timeout = Duration::from_secs(ec2cfg.map_or(20, |x| x.request_timeout));
     let ec2_url = credentials::endpoint(&env, configured, region).map_err(Error::Config)?;
     let s3_url = credentials::s3_endpoint(&env, configured, region).map_err(Error::Config)?;
-    Ok(Aws { ec2: Ec2::new(region, &ec2_url, creds.clone(), timeout), s3: S3::new(region, &s3_url, creds, timeout) })
+    // The agent binary (tens of MB) goes up in one request: S3 gets more time than EC2's calls.
+    let s3 = S3::new(region, &s3_url, creds.clone(), timeout.max(Duration::from_secs(600)));
+    Ok(Aws { ec2: Ec2::new(region, &ec2_url, creds, timeout), s3 })
 }
 
 fn load_config(path: &Path) -> Result<Option<Config>, Error> {
@@ -127,6 +129,7 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
         agent_sha256: &sha256,
         token: &secrets.token,
         cert_pem: &secrets.cert_pem,
+        cert_sha256: &secrets.pin.to_string(),
         key_pem: &secrets.key_pem,
         agent_port: AGENT_PORT,
         peer_port: PEER_PORT,
@@ -153,18 +156,30 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
     let launched = match setup::run_instances(&aws.ec2, &launch) {
         Ok(list) => list.into_iter().map(|i| i.id).collect::<Vec<_>>(),
         Err(e) => {
-            // It may have launched all the same: whatever carries this launch's tag goes.
-            let found = aws.ec2.describe(&[(&format!("tag:{LAUNCH_TAG}"), &[launch_id.as_str()])]).unwrap_or_default();
-            let ids: Vec<String> = found.into_iter().map(|i| i.id).collect();
-            if !ids.is_empty() {
-                let _ = setup::terminate(&aws.ec2, &ids);
+            // It may have launched all the same: whatever carries this launch's tag goes (looked
+            // for a few times: DescribeInstances lags behind).
+            for _ in 0..3 {
+                let tag = format!("tag:{LAUNCH_TAG}");
+                if let Ok(found) = aws.ec2.describe(&[(&tag, &[launch_id.as_str()])]) {
+                    let ids: Vec<String> = found.into_iter().filter(|i| !i.state.is_down()).map(|i| i.id).collect();
+                    if !ids.is_empty() {
+                        terminate_or_name(&aws.ec2, &ids);
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(2));
             }
             return Err(Error::System(format!("EC2 {} RunInstances: {e}", a.region)));
         }
     };
     let entries: Vec<Entry> = launched.iter().map(|id| entry(id, &aws.ec2, &secrets.token_file)).collect();
     for e in &entries {
-        ledger.record(e.clone())?;
+        if let Err(err) = ledger.record(e.clone()) {
+            // Unrecorded, they would be nobody's to stop: they go now.
+            let _ =
+                ledger.remove_all(&entries.iter().map(|e| (e.name.as_str(), e.info_hash, e.owner)).collect::<Vec<_>>());
+            terminate_or_name(&aws.ec2, &launched);
+            return Err(err);
+        }
     }
     say(format!(
         "launched {} ({} x {}), each sets itself up and powers off",
@@ -215,6 +230,13 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
     Ok(true)
 }
 
+/// Terminates `ids`; if EC2 does not, says which may still run.
+fn terminate_or_name(ec2: &Ec2, ids: &[String]) {
+    if let Err(e) = setup::terminate(ec2, ids) {
+        log::error!("EC2 {}: cannot terminate {} ({e}): terminate them yourself", ec2.region, ids.join(", "));
+    }
+}
+
 /// The ledger's record of an instance provision launched: no torrent yet, no agent reached.
 fn entry(id: &str, ec2: &Ec2, token_file: &Path) -> Entry {
     Entry {
@@ -246,7 +268,9 @@ fn wait_stopped(ec2: &Ec2, ids: &[String], limit: Duration, stop: &Receiver<()>)
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         if let Ok(list) = ec2.describe(&[("instance-id", &refs)]) {
             for i in list {
-                if i.state == InstanceState::Stopped && !stopped.contains(&i.id) {
+                // Stopping: it powered itself off once set up.
+                let down = matches!(i.state, InstanceState::Stopped | InstanceState::Stopping);
+                if down && !stopped.contains(&i.id) {
                     log::info!("instance {} is set up and stopped", i.id);
                     stopped.push(i.id);
                 }
@@ -270,10 +294,10 @@ fn wait_stopped(ec2: &Ec2, ids: &[String], limit: Duration, stop: &Receiver<()>)
 /// Adds the region's `[[ec2.pool]]` to the config file, or says what to add if the config has
 /// another pool for that region or cannot be written; what it did, in a line.
 fn write_pool(path: &Path, cfg: Option<&Config>, region: &str, s: &Secrets) -> String {
-    let token_file = s.token_file.display();
+    let token_file = toml_string(&s.token_file.display().to_string());
     let entry = format!(
         "\n[[ec2.pool]]                      # made by `odseed ec2 provision`\nregion = \"{region}\"\n\
-         token_file = \"{token_file}\"\ncert_sha256 = \"{}\"\n",
+         token_file = {token_file}\ncert_sha256 = \"{}\"\n",
         s.pin
     );
     let existing = cfg.and_then(|c| c.ec2.as_ref()).and_then(|x| x.pools.iter().find(|p| p.region == region));
@@ -283,8 +307,14 @@ fn write_pool(path: &Path, cfg: Option<&Config>, region: &str, s: &Secrets) -> S
         }
         Some(_) => format!("config {} has another pool for {region}; make it this one:{entry}", path.display()),
         None => {
-            let mut text = odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES)
-                .unwrap_or_default();
+            let mut text = match odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return format!("cannot read {} ({e}); add this yourself:{entry}", path.display()),
+            };
+            if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                return format!("{} is a symbolic link, left as it is; add this yourself:{entry}", path.display());
+            }
             text.push_str(&entry);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 let _ = std::fs::create_dir_all(dir);
@@ -295,6 +325,21 @@ fn write_pool(path: &Path, cfg: Option<&Config>, region: &str, s: &Secrets) -> S
             }
         }
     }
+}
+
+/// `text` as a TOML basic string, quotes included.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `odseed ec2 deprovision`: terminates every instance provision made in the region (tag

@@ -5,8 +5,10 @@
 //! then power off. On any failure it stops short of powering off, so `provision` sees an instance
 //! that never stopped and shows its console output.
 //!
-//! It holds secrets (the token, the key): the instance is launched with IMDSv2 required, and the
-//! agent runs as its own user, which cannot read the instance metadata's copy anyway.
+//! It holds secrets (the token, the key): the instance is launched with IMDSv2 required and a hop
+//! limit of 1, so the metadata service (which serves the user-data to any local process) answers
+//! only requests made on the instance itself, not forged ones relayed from outside or from
+//! containers. In the account, whoever may call DescribeInstanceAttribute can read it too.
 
 /// The agent's hardened unit and its system user, as the board images install them.
 pub const UNIT: &str = include_str!("../../../images/files/odseed-agent.service");
@@ -18,6 +20,9 @@ pub struct Setup<'a> {
     pub agent_sha256: &'a str,
     pub token: &'a str,
     pub cert_pem: &'a str,
+    /// The certificate's SHA-256, written beside it (where the agent, which may not write /etc
+    /// under its unit, would otherwise try to).
+    pub cert_sha256: &'a str,
     pub key_pem: &'a str,
     pub agent_port: u16,
     pub peer_port: u16,
@@ -33,7 +38,8 @@ pub fn script(s: &Setup) -> Result<String, String> {
             return Err(format!("the {what} cannot go into user-data as it is"));
         }
     }
-    if s.agent_url.contains(['\'', '\n']) || !s.agent_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
+    if s.agent_url.contains(['\'', '\n']) || !hex(s.agent_sha256) || !hex(s.cert_sha256) {
         return Err("the agent's URL or SHA-256 cannot go into user-data as it is".into());
     }
     let config = format!(
@@ -76,10 +82,10 @@ rm -f "$tmp"
 mkdir -p /etc/odseed /usr/lib/sysusers.d /etc/systemd/system
 umask 077
 {token}{cert}{key}umask 022
-{config}{unit}{sysusers}systemd-sysusers /usr/lib/sysusers.d/odseed.conf || fail "cannot make the user odseed"
+{config}{pin}{unit}{sysusers}systemd-sysusers /usr/lib/sysusers.d/odseed.conf || fail "cannot make the user odseed"
 chown root:odseed /etc/odseed/token /etc/odseed/key.pem
 chmod 0640 /etc/odseed/token /etc/odseed/key.pem
-chmod 0644 /etc/odseed/cert.pem /etc/odseed/agent.toml
+chmod 0644 /etc/odseed/cert.pem /etc/odseed/cert.sha256 /etc/odseed/agent.toml
 /usr/local/bin/odseed-agent --config /etc/odseed/agent.toml --check-config || fail "the agent refuses its config"
 systemctl enable odseed-agent.service || fail "cannot enable odseed-agent"
 if [ -d /run/systemd/system ]; then
@@ -95,6 +101,7 @@ fi
         cert = file("/etc/odseed/cert.pem", s.cert_pem),
         key = file("/etc/odseed/key.pem", s.key_pem),
         config = file("/etc/odseed/agent.toml", &config),
+        pin = file("/etc/odseed/cert.sha256", s.cert_sha256),
         unit = file("/etc/systemd/system/odseed-agent.service", UNIT),
         sysusers = file("/usr/lib/sysusers.d/odseed.conf", SYSUSERS),
     );
@@ -114,6 +121,7 @@ mod tests {
             agent_sha256: "0123abcd",
             token,
             cert_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            cert_sha256: "abcd",
             key_pem: "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n",
             agent_port: 5050,
             peer_port: 51413,
