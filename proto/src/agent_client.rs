@@ -73,27 +73,6 @@ fn maybe_sent(e: &ureq::Error) -> bool {
     }
 }
 
-/// In place of TLS when nothing is pinned: an `https://` request fails before anything is sent.
-#[derive(Debug)]
-struct NoTls;
-
-impl<In: ureq::unversioned::transport::Transport> Connector<In> for NoTls {
-    type Out = In;
-
-    fn connect(
-        &self,
-        details: &ureq::unversioned::transport::ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<In>, ureq::Error> {
-        if details.needs_tls() {
-            return Err(ureq::Error::Other(Box::new(HandshakeFailed(
-                "no cert_sha256 is pinned for this agent".into(),
-            ))));
-        }
-        Ok(chained)
-    }
-}
-
 /// Whether a token may cross the network to `ip` in clear: loopback and private addresses (RFC
 /// 1918, link-local, IPv6 unique local), where the path is the publisher's own network, and the
 /// unspecified address (a connection to it reaches this host).
@@ -130,14 +109,15 @@ pub struct Trust {
     pub plain_http: bool,
 }
 
-/// First in the connector chain: refuses a plain `http://` connection to any address outside
-/// [`local_address`] (names are checked as resolved), so the token never leaves in clear.
+/// First in the connector chain, before anything is sent: refuses an `https://` request when no
+/// certificate is pinned, and a plain `http://` one to any address outside [`local_address`]
+/// (names are checked as resolved) unless plain HTTP is allowed, so the token never leaves in clear.
 #[derive(Debug)]
-struct ClearTextGuard {
-    allowed: bool,
+struct Guard {
+    trust: Trust,
 }
 
-impl<In: ureq::unversioned::transport::Transport> Connector<In> for ClearTextGuard {
+impl<In: ureq::unversioned::transport::Transport> Connector<In> for Guard {
     type Out = In;
 
     fn connect(
@@ -145,13 +125,18 @@ impl<In: ureq::unversioned::transport::Transport> Connector<In> for ClearTextGua
         details: &ureq::unversioned::transport::ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<In>, ureq::Error> {
-        if !self.allowed && !details.needs_tls() {
+        let refuse = |why: String| Err(ureq::Error::Other(Box::new(HandshakeFailed(why))));
+        if details.needs_tls() {
+            if self.trust.pin.is_none() {
+                return refuse("no cert_sha256 is pinned for this agent".into());
+            }
+        } else if !self.trust.plain_http {
             if let Some(a) = details.addrs.iter().find(|a| !local_address(a.ip())) {
-                return Err(ureq::Error::Other(Box::new(HandshakeFailed(format!(
+                return refuse(format!(
                     "refused to send the token in clear to {} (not a loopback or private address; use https:// \
                      with cert_sha256, or plain_http = true)",
                     a.ip()
-                )))));
+                ));
             }
         }
         Ok(chained)
@@ -196,10 +181,10 @@ impl AgentClient {
             // The connector chain is ours (no proxy connector): an agent is reached directly.
             .proxy(None)
             .build();
-        let tcp = ().chain(ClearTextGuard { allowed: trust.plain_http }).chain(TcpConnector::default());
+        let tcp = ().chain(Guard { trust }).chain(TcpConnector::default());
         let agent = match trust.pin {
             Some(pin) => ureq::Agent::with_parts(config, tcp.chain(PinnedTls::new(pin)), DefaultResolver::default()),
-            None => ureq::Agent::with_parts(config, tcp.chain(NoTls), DefaultResolver::default()),
+            None => ureq::Agent::with_parts(config, tcp, DefaultResolver::default()),
         };
         AgentClient {
             base: base.trim_end_matches('/').to_string(),

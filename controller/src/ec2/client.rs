@@ -104,12 +104,7 @@ pub struct Ec2 {
 
 impl Ec2 {
     pub fn new(region: &str, endpoint: &str, credentials: Credentials, timeout: Duration) -> Ec2 {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .build()
-            .into();
+        let agent = http_agent(timeout);
         Ec2 {
             region: region.into(),
             endpoint: endpoint.into(),
@@ -222,14 +217,8 @@ impl Ec2 {
         for (k, v) in &headers {
             req = req.header(k, v);
         }
-        let mut answer = req.send(body.as_bytes()).map_err(|e| Error::Transport(e.to_string()))?;
-        let status = answer.status().as_u16();
-        let text = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_string()
-            .map_err(|e| Error::Transport(format!("reading the answer: {e}")))?;
+        let (status, bytes) = read_answer(req.send(body.as_bytes()), MAX_ANSWER)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::BadAnswer("an answer that is not UTF-8".into()))?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -256,4 +245,30 @@ impl Ec2 {
         .map(|s| s.headers)
         .map_err(Error::Request)
     }
+}
+
+/// An AWS answer's status and body (at most `limit` bytes), or why there is none.
+pub(super) fn read_answer(
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    limit: u64,
+) -> Result<(u16, Vec<u8>), Error> {
+    let mut answer = sent.map_err(|e| Error::Transport(e.to_string()))?;
+    let status = answer.status().as_u16();
+    let bytes = answer
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| Error::Transport(format!("reading the answer: {e}")))?;
+    Ok((status, bytes))
+}
+
+/// The HTTP client of AWS's endpoints: every status read as an answer, no redirect, one deadline.
+pub(super) fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .build()
+        .into()
 }

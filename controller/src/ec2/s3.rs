@@ -19,12 +19,7 @@ pub struct S3 {
 
 impl S3 {
     pub fn new(region: &str, endpoint: &str, credentials: Credentials, timeout: Duration) -> S3 {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .build()
-            .into();
+        let agent = super::client::http_agent(timeout);
         let endpoint = if endpoint.ends_with('/') { endpoint.to_string() } else { format!("{endpoint}/") };
         S3 { region: region.into(), endpoint, credentials, agent }
     }
@@ -102,14 +97,7 @@ impl S3 {
             req = req.header(k.as_str(), v.as_str());
         }
         let req = req.body(body.to_vec()).map_err(|e| Error::Request(e.to_string()))?;
-        let mut answer = self.agent.run(req).map_err(|e| Error::Transport(e.to_string()))?;
-        let status = answer.status().as_u16();
-        let bytes = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_vec()
-            .map_err(|e| Error::Transport(format!("reading the answer: {e}")))?;
+        let (status, bytes) = super::client::read_answer(self.agent.run(req), MAX_ANSWER)?;
         if (200..300).contains(&status) {
             return Ok(bytes);
         }

@@ -3,7 +3,7 @@
 //! TerminateInstances, and an instance's console output.
 
 use super::client::{Ec2, Error};
-use super::xml::{self, Instance};
+use super::xml::{self, Instance, Set};
 use base64::Engine;
 use serde::Deserialize;
 
@@ -17,18 +17,6 @@ pub struct Image {
     pub id: String,
     pub name: String,
     pub created: String,
-}
-
-#[derive(Deserialize)]
-struct Set<T> {
-    #[serde(rename = "item", default = "Vec::new")]
-    items: Vec<T>,
-}
-
-impl<T> Default for Set<T> {
-    fn default() -> Self {
-        Set { items: Vec::new() }
-    }
 }
 
 #[derive(Deserialize)]

@@ -77,10 +77,11 @@ pub struct Page {
     pub next_token: Option<String>,
 }
 
+/// EC2's `<xSet><item>...</item></xSet>` lists.
 #[derive(Deserialize)]
-struct Set<T> {
+pub(super) struct Set<T> {
     #[serde(rename = "item", default = "Vec::new")]
-    items: Vec<T>,
+    pub(super) items: Vec<T>,
 }
 
 impl<T> Default for Set<T> {
