@@ -18,7 +18,8 @@ USAGE:
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
     odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
                                                make EC2 helpers from nothing (see EC2 PROVISION)
-    odseed ec2 deprovision --region R --yes    terminate what provision made in R, delete its
+    odseed ec2 deprovision --region R --yes [--config PATH]
+                                               terminate what provision made in R, delete its
                                                security group and the agent's S3 object
 
 RUN ARGUMENTS:
@@ -141,7 +142,6 @@ pub struct ProvisionArgs {
 pub struct DeprovisionArgs {
     pub region: String,
     pub config: Option<PathBuf>,
-    pub json: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,15 +307,17 @@ fn parse_ec2(args: Vec<String>) -> Result<Command, String> {
     let region = opts.remove("region").ok_or_else(|| format!("`odseed ec2 {what}` needs --region"))?;
     let config = opts.remove("config").map(PathBuf::from);
     if what == "deprovision" {
-        if let Some(k) = opts.keys().next() {
-            return Err(format!("`odseed ec2 deprovision` takes only --region, --yes, --config and --json, not --{k}"));
+        if let Some(k) =
+            opts.keys().next().cloned().or(json.then(|| "json".into())).or(no_wait.then(|| "no-wait".into()))
+        {
+            return Err(format!("`odseed ec2 deprovision` takes only --region, --yes and --config, not --{k}"));
         }
         if !yes {
             return Err(format!(
                 "`odseed ec2 deprovision` terminates every instance provision made in {region}: add --yes"
             ));
         }
-        return Ok(Command::Deprovision(DeprovisionArgs { region, config, json }));
+        return Ok(Command::Deprovision(DeprovisionArgs { region, config }));
     }
     let count = opts.remove("count").ok_or("`odseed ec2 provision` needs --count N")?;
     let count = count.parse().ok().filter(|n| (1..=20).contains(n)).ok_or("--count must be from 1 to 20")?;
@@ -434,5 +436,35 @@ mod tests {
         assert_eq!(parse(args("release")).unwrap(), Command::Release { config: None, json: false });
         assert_eq!(parse(args("")).unwrap(), Command::Help);
         assert_eq!(parse(args("run --help")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn ec2_provision_and_deprovision() {
+        let Command::Provision(p) = parse(args(
+            "ec2 provision --region eu-west-3 --count 2 --allow-from 198.51.100.7/32 --arch arm64 --no-wait",
+        ))
+        .unwrap() else {
+            panic!("not provision")
+        };
+        assert_eq!(
+            (p.region.as_str(), p.count, p.instance_type.as_str(), p.wait, p.no_wait),
+            ("eu-west-3", 2, "t4g.small", 900, true)
+        );
+        assert_eq!(
+            parse(args("ec2 deprovision --region us-east-1 --yes")).unwrap(),
+            Command::Deprovision(DeprovisionArgs { region: "us-east-1".into(), config: None })
+        );
+        for (line, says) in [
+            ("ec2 provision --region r --count 2", "--allow-from"),
+            ("ec2 provision --region r --count 0 --allow-from 1.2.3.4/32", "--count"),
+            ("ec2 provision --region r --count 1 --allow-from 1.2.3.4", "IPv4 address range"),
+            ("ec2 provision --region r --count 1 --allow-from 1.2.3.4/32 --arch sparc", "--arch"),
+            ("ec2 deprovision --region r", "add --yes"),
+            ("ec2 deprovision --region r --yes --count 2", "not --count"),
+            ("ec2 launch", "provision"),
+        ] {
+            let e = parse(args(line)).unwrap_err().to_string();
+            assert!(e.contains(says), "{line}: {e}");
+        }
     }
 }
