@@ -33,6 +33,9 @@ const PEER_PORT: u16 = 51413;
 const MAX_AGENT_BYTES: u64 = 64 << 20;
 /// How long the presigned URL of the agent binary is valid: an instance fetches it at first boot.
 const URL_VALID: Duration = Duration::from_secs(6 * 3600);
+/// How long the presigned URL of the secrets object is valid (the object itself is deleted once
+/// provision has seen the instances set up).
+const SECRETS_VALID: Duration = Duration::from_secs(3600);
 /// Tags of what provision made.
 pub const PROVISIONED_TAG: &str = "odseed:provisioned";
 pub const CERT_TAG: &str = "odseed:cert-sha256";
@@ -124,18 +127,33 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
     let url = aws.s3.presigned_get(&bucket, &key, URL_VALID).map_err(aws_err("S3 presign"))?;
     say(format!("agent {} (SHA-256 {sha256}) in s3://{bucket}/{key}", agent_path.display()));
 
-    let user_data = userdata::script(&userdata::Setup {
-        agent_url: &url,
-        agent_sha256: &sha256,
+    // The token, certificate and key: an object of this launch's own, deleted once it is over.
+    let launch_id = random_hex(8).map_err(|e| Error::System(format!("no randomness: {e}")))?;
+    let secrets_text = userdata::secrets(&userdata::Secrets {
         token: &secrets.token,
         cert_pem: &secrets.cert_pem,
         cert_sha256: &secrets.pin.to_string(),
         key_pem: &secrets.key_pem,
+    })
+    .map_err(Error::System)?;
+    let secrets_key = format!("odseed-secrets-{launch_id}");
+    secrets.remember_object(&bucket, &secrets_key)?;
+    aws.s3.put(&bucket, &secrets_key, secrets_text.as_bytes()).map_err(aws_err("S3 PutObject"))?;
+    let drop_secrets = || {
+        if let Err(e) = aws.s3.delete(&bucket, &secrets_key) {
+            log::warn!("cannot delete s3://{bucket}/{secrets_key} ({e}); `odseed ec2 deprovision` will");
+        }
+    };
+    let secrets_url = aws.s3.presigned_get(&bucket, &secrets_key, SECRETS_VALID).map_err(aws_err("S3 presign"))?;
+    let user_data = userdata::script(&userdata::Setup {
+        agent_url: &url,
+        agent_sha256: &sha256,
+        secrets_url: &secrets_url,
+        secrets_sha256: &Fingerprint::of(secrets_text.as_bytes()).to_string(),
         agent_port: AGENT_PORT,
         peer_port: PEER_PORT,
     })
     .map_err(Error::System)?;
-    let launch_id = random_hex(8).map_err(|e| Error::System(format!("no randomness: {e}")))?;
     let pin = secrets.pin.to_string();
     let tags = [
         ("odseed:role", "helper"),
@@ -168,6 +186,7 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
+            drop_secrets();
             return Err(Error::System(format!("EC2 {} RunInstances: {e}", a.region)));
         }
     };
@@ -178,6 +197,7 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
             let _ =
                 ledger.remove_all(&entries.iter().map(|e| (e.name.as_str(), e.info_hash, e.owner)).collect::<Vec<_>>());
             terminate_or_name(&aws.ec2, &launched);
+            drop_secrets();
             return Err(err);
         }
     }
@@ -203,11 +223,16 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
         }
     };
     if a.no_wait {
+        say(format!(
+            "the instances fetch their secrets from s3://{bucket}/{secrets_key} within the hour; it stays until \
+             `odseed ec2 deprovision` (or delete it once they have stopped)"
+        ));
         forget()?;
         done(&[]);
         return Ok(true);
     }
     let outcome = wait_stopped(&aws.ec2, &launched, Duration::from_secs(a.wait), stop);
+    drop_secrets();
     let (stopped, failed, interrupted) = (outcome.stopped, outcome.failed, outcome.interrupted);
     for id in &failed {
         let tail = setup::console_tail(&aws.ec2, id, 15).unwrap_or_else(|e| format!("(no console output: {e})"));

@@ -1,29 +1,38 @@
 //! The user-data a provisioned instance runs once at its first boot (cloud-init runs a script that
-//! starts with `#!`, as root): fetch the agent through a presigned URL and check its SHA-256, install
-//! transmission-daemon from the distribution and keep its own service off, install the agent, its
-//! config (TLS on), the pool's token, certificate and key, and the hardened unit from `images/files/`;
-//! then power off. On any failure it stops short of powering off, so `provision` sees an instance
+//! starts with `#!`, as root): fetch the agent and the secrets object through presigned URLs and
+//! check their SHA-256, install transmission-daemon from the distribution and keep its own service
+//! off, install the agent, its config (TLS on), the pool's token, certificate and key, and the
+//! hardened unit from `images/files/`; then power off. On any failure it stops short of powering off, so `provision` sees an instance
 //! that never stopped and shows its console output.
 //!
-//! It holds secrets (the token, the key): the instance is launched with IMDSv2 required and a hop
-//! limit of 1, so the metadata service (which serves the user-data to any local process) answers
-//! only requests made on the instance itself, not forged ones relayed from outside or from
-//! containers. In the account, whoever may call DescribeInstanceAttribute can read it too.
+//! It holds no secret, only presigned URLs: the secrets object is deleted once provision has seen
+//! the instances set up, and its URL is valid for an hour at most. The instance is launched with
+//! IMDSv2 required and a hop limit of 1 all the same, so the metadata service (which serves the
+//! user-data to any local process) answers only requests made on the instance itself.
 
 /// The agent's hardened unit and its system user, as the board images install them.
 pub const UNIT: &str = include_str!("../../../images/files/odseed-agent.service");
 pub const SYSUSERS: &str = include_str!("../../../images/files/odseed.sysusers");
 
-/// What the script installs.
-pub struct Setup<'a> {
-    pub agent_url: &'a str,
-    pub agent_sha256: &'a str,
+/// The secrets an instance installs: not in the user-data (whoever may describe the instance can
+/// read that for its whole life) but in an S3 object of their own, fetched through a presigned URL
+/// and deleted by provision once it has seen the instances set up.
+pub struct Secrets<'a> {
     pub token: &'a str,
     pub cert_pem: &'a str,
     /// The certificate's SHA-256, written beside it (where the agent, which may not write /etc
     /// under its unit, would otherwise try to).
     pub cert_sha256: &'a str,
     pub key_pem: &'a str,
+}
+
+/// What the user-data fetches and sets up.
+pub struct Setup<'a> {
+    pub agent_url: &'a str,
+    pub agent_sha256: &'a str,
+    /// The secrets object ([`secrets`]), and its SHA-256.
+    pub secrets_url: &'a str,
+    pub secrets_sha256: &'a str,
     pub agent_port: u16,
     pub peer_port: u16,
 }
@@ -31,16 +40,36 @@ pub struct Setup<'a> {
 /// EC2 refuses user-data over 16 KiB (before base64).
 pub const MAX_BYTES: usize = 16 * 1024;
 
-/// The script; an error if something in it could break out of its quoting or it is too large.
-pub fn script(s: &Setup) -> Result<String, String> {
-    for (what, text) in [("token", s.token), ("certificate", s.cert_pem), ("key", s.key_pem)] {
-        if text.lines().any(|l| l == "ODSEED_END") || text.contains('\'') {
-            return Err(format!("the {what} cannot go into user-data as it is"));
+fn file(path: &str, text: &str) -> String {
+    format!("cat > {path} <<'ODSEED_END'\n{}\nODSEED_END\n", text.trim_end())
+}
+
+/// The secrets object: a shell fragment the user-data runs (after checking its SHA-256) that writes
+/// the token, certificate, key and fingerprint; an error if one of them could break out of its
+/// quoting.
+pub fn secrets(s: &Secrets) -> Result<String, String> {
+    for (what, text) in
+        [("token", s.token), ("certificate", s.cert_pem), ("key", s.key_pem), ("fingerprint", s.cert_sha256)]
+    {
+        if text.lines().any(|l| l == "ODSEED_END") {
+            return Err(format!("the {what} cannot be written as it is"));
         }
     }
-    let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
-    if s.agent_url.contains(['\'', '\n']) || !hex(s.agent_sha256) || !hex(s.cert_sha256) {
-        return Err("the agent's URL or SHA-256 cannot go into user-data as it is".into());
+    Ok(format!(
+        "umask 077\n{}{}{}{}umask 022\n",
+        file("/etc/odseed/token", s.token),
+        file("/etc/odseed/cert.pem", s.cert_pem),
+        file("/etc/odseed/cert.sha256", s.cert_sha256),
+        file("/etc/odseed/key.pem", s.key_pem),
+    ))
+}
+
+/// The script; an error if something in it could break out of its quoting or it is too large.
+pub fn script(s: &Setup) -> Result<String, String> {
+    let hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let url_ok = |u: &str| !u.contains(['\'', '\n']);
+    if !url_ok(s.agent_url) || !url_ok(s.secrets_url) || !hex(s.agent_sha256) || !hex(s.secrets_sha256) {
+        return Err("a URL or SHA-256 cannot go into user-data as it is".into());
     }
     let config = format!(
         "listen = \"0.0.0.0:{}\"\ntoken_file = \"/etc/odseed/token\"\ndata_dir = \"/var/lib/odseed/data\"\n\
@@ -48,27 +77,31 @@ pub fn script(s: &Setup) -> Result<String, String> {
          cert_file = \"/etc/odseed/cert.pem\"\nkey_file = \"/etc/odseed/key.pem\"\n",
         s.agent_port, s.peer_port
     );
-    let file = |path: &str, text: &str| format!("cat > {path} <<'ODSEED_END'\n{}\nODSEED_END\n", text.trim_end());
     let text = format!(
         r#"#!/bin/bash
 # odseed helper setup, made by `odseed ec2 provision`: runs once at the first boot, then powers off.
 set -euo pipefail
 exec > >(tee -a /var/log/odseed-setup.log) 2>&1
-fail() {{ echo "odseed-setup: FAILED: $*"; exit 1; }}
+fail() {{ echo "odseed-setup: FAILED: $*" >&2; exit 1; }}
 echo "odseed-setup: starting"
-agent_url='{url}'
-agent_sha256='{sha}'
-tmp=$(mktemp)
-if command -v curl > /dev/null; then
-  curl -fsS --retry 5 --retry-connrefused -o "$tmp" "$agent_url" || fail "cannot fetch the agent"
-elif command -v wget > /dev/null; then
-  wget -q -O "$tmp" "$agent_url" || fail "cannot fetch the agent"
-else
-  python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$agent_url" "$tmp" ||
-    fail "cannot fetch the agent"
-fi
-got=$(sha256sum "$tmp" | cut -d' ' -f1)
-[ "$got" = "$agent_sha256" ] || fail "the agent fetched has SHA-256 $got, not $agent_sha256: not installed"
+# fetch URL SHA256 WHAT: a file with that SHA-256, fetched from URL.
+fetch() {{
+  local tmp got
+  tmp=$(mktemp)
+  if command -v curl > /dev/null; then
+    curl -fsS --retry 5 --retry-connrefused -o "$tmp" "$1" || fail "cannot fetch the $3"
+  elif command -v wget > /dev/null; then
+    wget -q -O "$tmp" "$1" || fail "cannot fetch the $3"
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$1" "$tmp" ||
+      fail "cannot fetch the $3"
+  fi
+  got=$(sha256sum "$tmp" | cut -d' ' -f1)
+  [ "$got" = "$2" ] || fail "the $3 fetched has SHA-256 $got, not $2: not installed"
+  echo "$tmp"
+}}
+agent=$(fetch '{agent_url}' '{agent_sha}' agent)
+secrets=$(fetch '{secrets_url}' '{secrets_sha}' secrets)
 if ! command -v transmission-daemon > /dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q || fail "apt-get update"
@@ -77,12 +110,12 @@ fi
 # The distribution's own transmission service stays off: the agent runs its own daemon.
 systemctl disable --now transmission-daemon.service > /dev/null 2>&1 || true
 systemctl mask transmission-daemon.service > /dev/null 2>&1 || true
-install -m 0755 "$tmp" /usr/local/bin/odseed-agent
-rm -f "$tmp"
+install -m 0755 "$agent" /usr/local/bin/odseed-agent
 mkdir -p /etc/odseed /usr/lib/sysusers.d /etc/systemd/system
-umask 077
-{token}{cert}{key}umask 022
-{config}{pin}{unit}{sysusers}systemd-sysusers /usr/lib/sysusers.d/odseed.conf || fail "cannot make the user odseed"
+# The token, certificate and key (an object of their own, checked above).
+. "$secrets"
+rm -f "$agent" "$secrets"
+{config}{unit}{sysusers}systemd-sysusers /usr/lib/sysusers.d/odseed.conf || fail "cannot make the user odseed"
 chown root:odseed /etc/odseed/token /etc/odseed/key.pem
 chmod 0640 /etc/odseed/token /etc/odseed/key.pem
 chmod 0644 /etc/odseed/cert.pem /etc/odseed/cert.sha256 /etc/odseed/agent.toml
@@ -95,13 +128,11 @@ else
   echo "odseed-setup: done (not booted with systemd, as in a chroot: not powering off)"
 fi
 "#,
-        url = s.agent_url,
-        sha = s.agent_sha256,
-        token = file("/etc/odseed/token", s.token),
-        cert = file("/etc/odseed/cert.pem", s.cert_pem),
-        key = file("/etc/odseed/key.pem", s.key_pem),
+        agent_url = s.agent_url,
+        agent_sha = s.agent_sha256,
+        secrets_url = s.secrets_url,
+        secrets_sha = s.secrets_sha256,
         config = file("/etc/odseed/agent.toml", &config),
-        pin = file("/etc/odseed/cert.sha256", s.cert_sha256),
         unit = file("/etc/systemd/system/odseed-agent.service", UNIT),
         sysusers = file("/usr/lib/sysusers.d/odseed.conf", SYSUSERS),
     );
@@ -115,36 +146,51 @@ fi
 mod tests {
     use super::*;
 
-    fn setup<'a>(token: &'a str) -> Setup<'a> {
+    fn setup() -> Setup<'static> {
         Setup {
             agent_url: "https://s3.eu-west-3.amazonaws.com/b/k?X-Amz-Signature=ab",
             agent_sha256: "0123abcd",
-            token,
-            cert_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            cert_sha256: "abcd",
-            key_pem: "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n",
+            secrets_url: "https://s3.eu-west-3.amazonaws.com/b/s?X-Amz-Signature=cd",
+            secrets_sha256: "4567ef",
             agent_port: 5050,
             peer_port: 51413,
         }
     }
 
     #[test]
-    fn the_script_holds_everything_and_fits() {
-        let s = script(&setup("0123456789abcdef0123")).unwrap();
+    fn the_script_holds_no_secret_and_fits() {
+        let s = script(&setup()).unwrap();
         assert!(s.starts_with("#!/bin/bash\n"));
         for part in [
-            "0123456789abcdef0123",
-            "BEGIN CERTIFICATE",
-            "BEGIN PRIVATE KEY",
+            "X-Amz-Signature=ab",
+            "X-Amz-Signature=cd",
+            "4567ef",
             "enabled = true",
             "ProtectSystem=strict",
             "systemctl poweroff",
-            "X-Amz-Signature=ab",
         ] {
             assert!(s.contains(part), "{part}");
         }
+        assert!(!s.contains("PRIVATE KEY"));
         assert!(s.len() <= MAX_BYTES);
-        assert!(script(&setup("tok'en")).is_err());
-        assert!(script(&setup("a\nODSEED_END\nrm -rf /")).is_err());
+        assert!(script(&Setup { secrets_url: "x'; rm -rf /", ..setup() }).is_err());
+        assert!(script(&Setup { agent_sha256: "", ..setup() }).is_err());
+    }
+
+    #[test]
+    fn the_secrets_are_written_verbatim() {
+        let s = Secrets {
+            token: "0123456789abcdef0123",
+            cert_pem: "C",
+            cert_sha256: "ab",
+            key_pem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n",
+        };
+        let text = secrets(&s).unwrap();
+        assert!(
+            text.contains("0123456789abcdef0123")
+                && text.contains("BEGIN PRIVATE KEY")
+                && text.starts_with("umask 077")
+        );
+        assert!(secrets(&Secrets { token: "a\nODSEED_END\nrm -rf /", ..s }).is_err());
     }
 }

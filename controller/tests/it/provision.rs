@@ -107,11 +107,17 @@ fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
         let ud = xml(&ec2, "DescribeInstanceAttribute", &[("InstanceId", &ids[0]), ("Attribute", "userData")]);
         let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
         let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
-        let url = script.split("agent_url='").nth(1).and_then(|v| v.split('\'').next()).unwrap();
+        let (url, _) = fetched_by(&script, "agent");
         assert!(url.contains("X-Amz-Signature="), "{url}");
         let fetched = ureq::get(url).call().unwrap().body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
         assert_eq!(fetched, std::fs::read(agent_bin()).unwrap(), "the presigned URL serves the agent");
-        assert!(script.contains(&std::fs::read_to_string(dir.join("token")).unwrap().trim().to_string()));
+        // The secrets are not in the user-data but in an object of their own, behind its own URL.
+        let token = std::fs::read_to_string(dir.join("token")).unwrap().trim().to_string();
+        assert!(!script.contains(&token) && !script.contains("PRIVATE KEY"), "{script}");
+        let (secrets_url, secrets_sha) = fetched_by(&script, "secrets");
+        let secrets = ureq::get(&secrets_url).call().unwrap().body_mut().read_to_string().unwrap();
+        assert!(secrets.contains(&token) && secrets.contains("PRIVATE KEY"));
+        assert_eq!(Fingerprint::of(secrets.as_bytes()).to_string(), secrets_sha);
         pins.push(pin);
     }
     let written = std::fs::read_to_string(&cfg).unwrap();
@@ -250,6 +256,17 @@ fn an_interrupted_or_killed_provision_leaves_nothing_running() {
     assert!(text(&o).contains("no instance set itself up in 3 s"), "{}", text(&o));
     assert!(provisioned(&eu).is_empty(), "terminated");
     assert!(ledger_empty(&w.ledger()));
+    // Every launch's secrets object is gone: deleted after the wait, or by deprovision after a kill.
+    let all = eu.describe(&[("tag:odseed:provisioned", &["1"])]).unwrap();
+    assert_eq!(all.len(), 6, "three launches of two");
+    for i in all {
+        let ud = xml(&eu, "DescribeInstanceAttribute", &[("InstanceId", &i.id), ("Attribute", "userData")]);
+        let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
+        let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+        let (url, _) = fetched_by(&script, "secrets");
+        let got = ureq::get(&url).config().http_status_as_error(false).build().call().unwrap().status().as_u16();
+        assert_ne!(got, 200, "{}: its secrets are still there", i.id);
+    }
 }
 
 fn ledger_empty(path: &PathBuf) -> bool {
@@ -287,7 +304,7 @@ fn the_user_data_sets_up_a_debian_machine_for_real() {
     let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
 
     // A binary that is not the one provision put there: refused, nothing installed.
-    let sha = script.split("agent_sha256='").nth(1).and_then(|v| v.split('\'').next()).unwrap().to_string();
+    let (_, sha) = fetched_by(&script, "agent");
     let bad = w.dir.path().join("bad");
     std::fs::create_dir_all(bad.join("upper/root")).unwrap();
     std::fs::write(bad.join("upper/root/user-data"), script.replace(&sha, &"0".repeat(64))).unwrap();
@@ -346,4 +363,11 @@ fn the_user_data_sets_up_a_debian_machine_for_real() {
     assert!(health.daemon_version.unwrap_or_default().starts_with("4."), "Debian 13's transmission-daemon");
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(30)).is_some());
+}
+
+/// The URL and SHA-256 of what the user-data fetches as `what` (`agent`, `secrets`).
+fn fetched_by(script: &str, what: &str) -> (String, String) {
+    let line = script.lines().find(|l| l.starts_with(&format!("{what}=$(fetch '"))).expect("a fetch line");
+    let parts: Vec<&str> = line.split('\'').collect();
+    (parts[1].to_string(), parts[3].to_string())
 }
