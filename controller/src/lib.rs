@@ -5,6 +5,7 @@
 //! exit codes. [`provision`] makes EC2 helpers from nothing (`odseed ec2 provision`).
 #![deny(unsafe_code)]
 
+pub mod allocate;
 pub mod cli;
 pub mod config;
 pub mod ec2;

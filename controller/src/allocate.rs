@@ -1,0 +1,248 @@
+//! The helper budget shared by many torrents (for `odseed watch`, issue 11): which board seeds
+//! which torrent, and how many EC2 instances each torrent gets. Pure: the same demand, helpers and
+//! current plan give the same plan.
+//!
+//! Rules, in order:
+//! 1. **Hysteresis.** A helper already on a torrent stays while that torrent still wants it (the
+//!    per-torrent policy only lowers what it wants after its cooldown), so helpers do not flap
+//!    between torrents whose needs are close.
+//! 2. **Neediest first, one helper at a time.** Torrents are ranked by leechers x helpers wanted
+//!    (ties: more leechers, then the lower info hash); each pass gives every torrent still wanting
+//!    one more helper, so a first helper where none is goes before a second one elsewhere.
+//! 3. **Boards before instances.** Boards cost nothing more; an instance is used only when no
+//!    board has a free slot, within `max_instances` (0 once the month's budget is spent).
+//! 4. A board seeds a torrent at most once, and at most `slots` torrents at once.
+
+use odseed_proto::InfoHash;
+use std::collections::BTreeMap;
+
+/// What one torrent's policy asks for this round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demand {
+    pub hash: InfoHash,
+    pub leechers: u32,
+    /// Helpers the torrent's policy wants engaged (0: none).
+    pub wanted: u32,
+}
+
+/// A board and how many torrents it may seed at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Board {
+    pub name: String,
+    pub slots: u32,
+}
+
+/// Who seeds what: (board, torrent) pairs, and instances per torrent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub boards: Vec<(String, InfoHash)>,
+    pub instances: BTreeMap<InfoHash, u32>,
+}
+
+impl Plan {
+    /// Helpers on `hash`, boards and instances together.
+    pub fn helpers_of(&self, hash: &InfoHash) -> u32 {
+        let boards = self.boards.iter().filter(|(_, h)| h == hash).count() as u32;
+        boards + self.instances.get(hash).copied().unwrap_or(0)
+    }
+}
+
+pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, current: &Plan) -> Plan {
+    let mut ranked: Vec<&Demand> = demands.iter().filter(|d| d.wanted > 0).collect();
+    ranked.sort_by(|a, b| {
+        let score = |d: &Demand| u64::from(d.leechers) * u64::from(d.wanted);
+        score(b).cmp(&score(a)).then(b.leechers.cmp(&a.leechers)).then(a.hash.cmp(&b.hash))
+    });
+    let wanted: BTreeMap<InfoHash, u32> = ranked.iter().map(|d| (d.hash, d.wanted)).collect();
+    let slots: BTreeMap<&str, u32> = boards.iter().map(|b| (b.name.as_str(), b.slots)).collect();
+    let mut plan = Plan::default();
+    let used = |plan: &Plan, board: &str| plan.boards.iter().filter(|(b, _)| b == board).count() as u32;
+    let instances = |plan: &Plan| plan.instances.values().sum::<u32>();
+
+    // 1. What is engaged and still wanted stays.
+    for (board, hash) in &current.boards {
+        let fits = slots.get(board.as_str()).is_some_and(|s| used(&plan, board) < *s);
+        if fits && plan.helpers_of(hash) < wanted.get(hash).copied().unwrap_or(0) {
+            plan.boards.push((board.clone(), *hash));
+        }
+    }
+    for (hash, n) in &current.instances {
+        let room = wanted.get(hash).copied().unwrap_or(0).saturating_sub(plan.helpers_of(hash));
+        let keep = (*n).min(room).min(max_instances.saturating_sub(instances(&plan)));
+        if keep > 0 {
+            plan.instances.insert(*hash, keep);
+        }
+    }
+
+    // 2-4. One more helper per torrent per pass, neediest first; boards, then instances.
+    loop {
+        let mut gave = false;
+        for d in &ranked {
+            if plan.helpers_of(&d.hash) >= d.wanted {
+                continue;
+            }
+            let board = boards.iter().find(|b| {
+                used(&plan, &b.name) < b.slots && !plan.boards.iter().any(|(n, h)| *n == b.name && *h == d.hash)
+            });
+            if let Some(b) = board {
+                plan.boards.push((b.name.clone(), d.hash));
+                gave = true;
+            } else if instances(&plan) < max_instances {
+                *plan.instances.entry(d.hash).or_insert(0) += 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            return plan;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> InfoHash {
+        InfoHash::from_bytes([n; 20])
+    }
+
+    fn d(n: u8, leechers: u32, wanted: u32) -> Demand {
+        Demand { hash: h(n), leechers, wanted }
+    }
+
+    fn boards(slots: &[u32]) -> Vec<Board> {
+        slots.iter().enumerate().map(|(i, s)| Board { name: format!("b{i}"), slots: *s }).collect()
+    }
+
+    fn pairs(p: &Plan) -> Vec<(&str, u8)> {
+        let mut v: Vec<(&str, u8)> = p.boards.iter().map(|(b, hash)| (b.as_str(), hash.as_bytes()[0])).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_table() {
+        struct Case {
+            what: &'static str,
+            demands: Vec<Demand>,
+            slots: Vec<u32>,
+            max_instances: u32,
+            current: Plan,
+            boards: Vec<(&'static str, u8)>,
+            instances: Vec<(u8, u32)>,
+        }
+        let none = Plan::default();
+        let on = |pairs: &[(&str, u8)]| Plan {
+            boards: pairs.iter().map(|(b, n)| (b.to_string(), h(*n))).collect(),
+            instances: BTreeMap::new(),
+        };
+        let cases = vec![
+            Case {
+                what: "two boards go to the two neediest of three",
+                demands: vec![d(1, 10, 1), d(2, 50, 1), d(3, 30, 1)],
+                slots: vec![1, 1],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![("b0", 2), ("b1", 3)],
+                instances: vec![],
+            },
+            Case {
+                what: "a first helper everywhere before a second anywhere",
+                demands: vec![d(1, 100, 3), d(2, 10, 1)],
+                slots: vec![1, 1],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![("b0", 1), ("b1", 2)],
+                instances: vec![],
+            },
+            Case {
+                what: "ties: more leechers first, then the lower hash",
+                demands: vec![d(2, 20, 1), d(1, 20, 1), d(3, 10, 2)],
+                slots: vec![1],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![("b0", 1)],
+                instances: vec![],
+            },
+            Case {
+                what: "boards first, then instances up to max_instances",
+                demands: vec![d(1, 40, 3), d(2, 30, 2)],
+                slots: vec![1],
+                max_instances: 2,
+                current: none.clone(),
+                boards: vec![("b0", 1)],
+                instances: vec![(1, 1), (2, 1)],
+            },
+            Case {
+                what: "budget spent: no instance",
+                demands: vec![d(1, 40, 3)],
+                slots: vec![1],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![("b0", 1)],
+                instances: vec![],
+            },
+            Case {
+                what: "no helper at all",
+                demands: vec![d(1, 40, 3), d(2, 5, 1)],
+                slots: vec![],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![],
+                instances: vec![],
+            },
+            Case {
+                what: "nobody wants help",
+                demands: vec![d(1, 40, 0)],
+                slots: vec![2, 2],
+                max_instances: 4,
+                current: on(&[("b0", 1)]),
+                boards: vec![],
+                instances: vec![],
+            },
+            Case {
+                what: "a board with two slots seeds two torrents, never one twice",
+                demands: vec![d(1, 40, 2), d(2, 30, 1)],
+                slots: vec![2],
+                max_instances: 0,
+                current: none.clone(),
+                boards: vec![("b0", 1), ("b0", 2)],
+                instances: vec![],
+            },
+            Case {
+                what: "hysteresis: a helper stays on a torrent that still wants it, though another is needier now",
+                demands: vec![d(1, 10, 1), d(2, 60, 1)],
+                slots: vec![1],
+                max_instances: 0,
+                current: on(&[("b0", 1)]),
+                boards: vec![("b0", 1)],
+                instances: vec![],
+            },
+            Case {
+                what: "a helper moves once its torrent no longer wants it (after its cooldown)",
+                demands: vec![d(1, 10, 0), d(2, 60, 1)],
+                slots: vec![1],
+                max_instances: 0,
+                current: on(&[("b0", 1)]),
+                boards: vec![("b0", 2)],
+                instances: vec![],
+            },
+            Case {
+                what: "a board that is gone is not kept",
+                demands: vec![d(1, 10, 1)],
+                slots: vec![1],
+                max_instances: 0,
+                current: on(&[("gone", 1)]),
+                boards: vec![("b0", 1)],
+                instances: vec![],
+            },
+        ];
+        for c in cases {
+            let p = allocate(&c.demands, &boards(&c.slots), c.max_instances, &c.current);
+            assert_eq!(pairs(&p), c.boards, "{}", c.what);
+            let inst: Vec<(u8, u32)> = p.instances.iter().map(|(hash, n)| (hash.as_bytes()[0], *n)).collect();
+            assert_eq!(inst, c.instances, "{}", c.what);
+            assert_eq!(allocate(&c.demands, &boards(&c.slots), c.max_instances, &c.current), p, "{}: pure", c.what);
+        }
+    }
+}
