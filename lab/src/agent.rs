@@ -142,6 +142,17 @@ impl Agent {
         AgentClient::pinned(&self.url, &self.token, self.pin, Duration::from_secs(15))
     }
 
+    /// Requests the agent has answered in all (`odseed_agent_requests_total`), asked through its
+    /// client (this request counts too, once answered).
+    pub fn requests_served(&self) -> Result<u64, String> {
+        let (_, body) = self.client().request("GET", "/metrics", None).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with("odseed_agent_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum())
+    }
+
     pub fn proc(&mut self) -> Option<&mut Proc> {
         self.proc.as_mut()
     }

@@ -8,15 +8,6 @@ use odseed_proto::tls::Fingerprint;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-fn requests_served(c: &AgentClient) -> u64 {
-    let (_, body) = c.request("GET", "/metrics", None).expect("metrics over TLS");
-    let text = String::from_utf8_lossy(&body).into_owned();
-    text.lines()
-        .filter(|l| l.starts_with("odseed_agent_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn the_api_speaks_tls_to_clients_that_pinned_its_certificate() {
     let w = world("tls");
@@ -43,7 +34,7 @@ fn the_api_speaks_tls_to_clients_that_pinned_its_certificate() {
     assert!(c.delete(&hash).unwrap());
 
     // Another fingerprint, or none: refused before a request is sent.
-    let before = requests_served(&c);
+    let before = agent.requests_served().unwrap();
     let wrong =
         AgentClient::pinned(&agent.url, &agent.token, Some(Fingerprint::of(b"another")), Duration::from_secs(5));
     let unpinned = AgentClient::new(&agent.url, &agent.token, Duration::from_secs(5));
@@ -62,7 +53,7 @@ fn the_api_speaks_tls_to_clients_that_pinned_its_certificate() {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&answer));
-    assert_eq!(requests_served(&c), before + 1, "only the metrics request itself reached the API");
+    assert_eq!(agent.requests_served().unwrap(), before + 1, "only the metrics request itself reached the API");
 
     // A restart keeps the certificate.
     agent.terminate(Duration::from_secs(30)).expect("stopped");

@@ -104,9 +104,7 @@ fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
             "{groups}"
         );
         // The user-data fetches the agent through a presigned URL, and it is the agent.
-        let ud = xml(&ec2, "DescribeInstanceAttribute", &[("InstanceId", &ids[0]), ("Attribute", "userData")]);
-        let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
-        let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+        let script = user_data(&ec2, &ids[0]);
         let (url, _) = fetched_by(&script, "agent");
         assert!(url.contains("X-Amz-Signature="), "{url}");
         let fetched = ureq::get(url).call().unwrap().body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
@@ -260,9 +258,7 @@ fn an_interrupted_or_killed_provision_leaves_nothing_running() {
     let all = eu.describe(&[("tag:odseed:provisioned", &["1"])]).unwrap();
     assert_eq!(all.len(), 6, "three launches of two");
     for i in all {
-        let ud = xml(&eu, "DescribeInstanceAttribute", &[("InstanceId", &i.id), ("Attribute", "userData")]);
-        let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
-        let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+        let script = user_data(&eu, &i.id);
         let (url, _) = fetched_by(&script, "secrets");
         let got = ureq::get(&url).config().http_status_as_error(false).build().call().unwrap().status().as_u16();
         assert_ne!(got, 200, "{}: its secrets are still there", i.id);
@@ -299,9 +295,7 @@ fn the_user_data_sets_up_a_debian_machine_for_real() {
     assert!(o.status.success(), "{}", text(&o));
     let eu = client(&moto, "eu-west-3");
     let id = provisioned(&eu).remove(0);
-    let ud = xml(&eu, "DescribeInstanceAttribute", &[("InstanceId", &id), ("Attribute", "userData")]);
-    let b64 = ud.split("<value>").nth(1).and_then(|v| v.split('<').next()).unwrap();
-    let script = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap();
+    let script = user_data(&eu, &id);
 
     // A binary that is not the one provision put there: refused, nothing installed.
     let (_, sha) = fetched_by(&script, "agent");
@@ -370,4 +364,11 @@ fn fetched_by(script: &str, what: &str) -> (String, String) {
     let line = script.lines().find(|l| l.starts_with(&format!("{what}=$(fetch '"))).expect("a fetch line");
     let parts: Vec<&str> = line.split('\'').collect();
     (parts[1].to_string(), parts[3].to_string())
+}
+
+/// An instance's user-data, as EC2 keeps it.
+fn user_data(ec2: &Ec2, id: &str) -> String {
+    let answer = xml(ec2, "DescribeInstanceAttribute", &[("InstanceId", id), ("Attribute", "userData")]);
+    let b64 = answer.split("<value>").nth(1).and_then(|v| v.split('<').next()).expect("userData in the answer");
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap()
 }

@@ -13,16 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Requests the agent has served, asked through a client that trusts it.
-fn served(a: &Agent) -> u64 {
-    let (_, body) = a.client().request("GET", "/metrics", None).unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with("odseed_agent_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A listener of the test's own at `ip:5050` that counts the connections it gets and the bytes
 /// they send.
 fn listener(ip: Ipv4Addr) -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
@@ -74,13 +64,13 @@ fn a_token_goes_only_where_it_is_safe() {
     );
 
     // Another certificate: the handshake fails, nothing reaches the agent, status says so.
-    let before = served(&agent);
+    let before = agent.requests_served().unwrap();
     let o = status(&board(&agent.url, &format!("cert_sha256 = \"{}\"\n", Fingerprint::of(b"other"))));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let b = &v["boards"][0];
     assert_eq!((b["pin"].as_str(), b["reachable"].as_bool()), (Some("failed"), Some(false)), "{b}");
     assert!(b["error"].as_str().unwrap_or_default().contains("cert_sha256"), "{b}");
-    assert_eq!(served(&agent), before + 1, "only the test's own metrics request reached the agent");
+    assert_eq!(agent.requests_served().unwrap(), before + 1, "only the test's own metrics request reached the agent");
     let table = w.odseed(&["status", "--config", w.dir.path().join("odseed.toml").to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&table.stdout).contains("PIN FAILED"),
@@ -112,7 +102,7 @@ fn a_token_goes_only_where_it_is_safe() {
     let e = direct.health().unwrap_err().to_string();
     assert!(e.contains("refused to send the token in clear to 203.0.113.7"), "{e}");
     assert_eq!(conns.load(Ordering::SeqCst), 0, "nothing connected to the public address");
-    assert_eq!(served(&agent), before + 2, "nor to the agent");
+    assert_eq!(agent.requests_served().unwrap(), before + 2, "nor to the agent");
 
     // Unless the config says so.
     let o = status(&board("http://203.0.113.7:5050", "plain_http = true\n"));
