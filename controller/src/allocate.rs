@@ -11,7 +11,8 @@
 //!    one more helper, so a first helper where none is goes before a second one elsewhere.
 //! 3. **Boards before instances.** Boards cost nothing more; an instance is used only when no
 //!    board has a free slot, within `max_instances` (0 once the month's budget is spent).
-//! 4. A board seeds a torrent at most once, and at most `slots` torrents at once.
+//! 4. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
+//!    torrent gets the board with the most upload per torrent it would then seed.
 
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
@@ -26,10 +27,14 @@ pub struct Demand {
 }
 
 /// A board and how many torrents it may seed at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Board {
     pub name: String,
     pub slots: u32,
+    /// Its upload in kB/s (0: not known, counted as equal to any other unknown one).
+    pub upload_kbps: u32,
+    /// Torrents it must not be given (it cannot seed them, or another run seeds them on it).
+    pub skip: Vec<InfoHash>,
 }
 
 /// Who seeds what: (board, torrent) pairs, and instances per torrent.
@@ -81,8 +86,16 @@ pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, curren
             if plan.helpers_of(&d.hash) >= d.wanted {
                 continue;
             }
-            let board = boards.iter().find(|b| {
-                used(&plan, &b.name) < b.slots && !plan.boards.iter().any(|(n, h)| *n == b.name && *h == d.hash)
+            let free = |b: &&Board| {
+                used(&plan, &b.name) < b.slots
+                    && !b.skip.contains(&d.hash)
+                    && !plan.boards.iter().any(|(n, h)| *n == b.name && *h == d.hash)
+            };
+            // The most upload per torrent it would seed, a/(m+1) > b/(n+1); the first on a tie.
+            let share = |b: &Board| (u64::from(b.upload_kbps.max(1)), u64::from(used(&plan, &b.name)) + 1);
+            let board = boards.iter().filter(free).fold(None::<&Board>, |best, b| match best {
+                Some(x) if share(x).0 * share(b).1 >= share(b).0 * share(x).1 => Some(x),
+                _ => Some(b),
             });
             if let Some(b) = board {
                 plan.boards.push((b.name.clone(), d.hash));
@@ -111,13 +124,35 @@ mod tests {
     }
 
     fn boards(slots: &[u32]) -> Vec<Board> {
-        slots.iter().enumerate().map(|(i, s)| Board { name: format!("b{i}"), slots: *s }).collect()
+        slots.iter().enumerate().map(|(i, s)| Board { name: format!("b{i}"), slots: *s, ..Board::default() }).collect()
     }
 
     fn pairs(p: &Plan) -> Vec<(&str, u8)> {
         let mut v: Vec<(&str, u8)> = p.boards.iter().map(|(b, hash)| (b.as_str(), hash.as_bytes()[0])).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn upload_and_skips_choose_the_board() {
+        let b = |name: &str, slots, upload_kbps, skip: &[u8]| Board {
+            name: name.into(),
+            slots,
+            upload_kbps,
+            skip: skip.iter().map(|n| h(*n)).collect(),
+        };
+        // fast has 2 slots at 900 kB/s: 900 > 400 for the neediest, then 450 > 400 for the next.
+        let boards = [b("slow", 1, 400, &[]), b("fast", 2, 900, &[])];
+        let p = allocate(&[d(1, 50, 1), d(2, 40, 1), d(3, 30, 1)], &boards, 0, &Plan::default());
+        assert_eq!(pairs(&p), [("fast", 1), ("fast", 2), ("slow", 3)]);
+        // Unknown rates: spread, one torrent per board before a second on any.
+        let boards = [b("a", 2, 0, &[]), b("b", 2, 0, &[])];
+        let p = allocate(&[d(1, 50, 1), d(2, 40, 1)], &boards, 0, &Plan::default());
+        assert_eq!(pairs(&p), [("a", 1), ("b", 2)]);
+        // A board that cannot seed a torrent is not given it; an instance is.
+        let boards = [b("old", 1, 0, &[1])];
+        let p = allocate(&[d(1, 50, 1)], &boards, 1, &Plan::default());
+        assert_eq!((pairs(&p), p.instances.get(&h(1)).copied()), (vec![], Some(1)));
     }
 
     #[test]

@@ -15,6 +15,8 @@ USAGE:
                                                region's tagged instances, the ledger
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
                                                (stops the instances a killed run left running)
+    odseed watch [--once] [--dry-run] [--interval SECS] [--json] [--config PATH]
+                                               keep a whole catalogue healthy (see WATCH)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
     odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
                                                make EC2 helpers from nothing (see EC2 PROVISION)
@@ -37,9 +39,34 @@ RUN OPTIONS:
     --dry-run         observe and decide, print what would be done, engage nothing
     --json            one JSON object per line on stdout instead of human lines
 
+WATCH: every interval ([policy] interval, 60 s), lists the torrents your Transmission seeds
+([watch] label = \"L\": only those labelled L; [watch] dir = \"DIR\": the .torrent files of DIR
+instead), counts every swarm (one batched scrape per tracker), decides per torrent as `run` does
+([watch] ratio, 0.5; [policy] min_size and cooldown), and shares the helpers out, neediest first
+(leechers x helpers wanted): boards first (each seeds up to [[board]] slots torrents, 1 by default),
+then EC2 instances within [ec2] max_instances and [budget] instance_hours_per_month (counted per
+UTC month in $XDG_STATE_HOME/odseed/budget.json, across runs). A helper stays on its torrent while
+that torrent still wants it; one that is no longer wanted is released after the cooldown. Prints a
+line per round (torrents, needing help, helpers busy, budget left; --json: events with info_hash).
+Ctrl-C or SIGTERM releases everything (exit 130); so do --once after one round and any error.
+As a systemd user service (~/.config/systemd/user/odseed-watch.service):
+    [Unit]
+    Description=odseed watch: helper seeders for my torrents
+    [Service]
+    ExecStart=%h/.cargo/bin/odseed watch
+    Restart=on-failure
+    SuccessExitStatus=130
+    [Install]
+    WantedBy=default.target
+then `systemctl --user enable --now odseed-watch` (and `loginctl enable-linger $USER` to keep it
+running while you are logged out); `journalctl --user -u odseed-watch` shows its lines.
+
 LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --leechers N (4)  --helpers K (2)  --size BYTES (8388608)  --ratio R (1)
     --origin-kbps U (200)  --helper-kbps U (200)  --leecher-kbps D (1000)  --leecher-up-kbps U (0)
+    --torrents K (1)  K torrents of BYTES each, of different demand (torrent i is wanted by
+                      ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
+                      `odseed watch`; a report per torrent
     --no-helpers      the same swarm without odseed (the baseline)
     --keep            keep the lab's directory (logs, data) afterwards
     --timeout SECS    give up after this long (900)
@@ -115,6 +142,7 @@ impl Default for LabArgs {
             leecher_up_kbps: 0,
             daemon: None,
             board_tls: None,
+            torrents: 1,
         };
         LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900 }
     }
@@ -149,6 +177,7 @@ pub enum Command {
     Run(RunArgs),
     Status { config: Option<PathBuf>, json: bool },
     Release { config: Option<PathBuf>, json: bool },
+    Watch(RunArgs),
     Lab(LabArgs),
     Provision(ProvisionArgs),
     Deprovision(DeprovisionArgs),
@@ -233,6 +262,17 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
             Ok(Command::Run(run))
         }
         Some("status") => only_json(&run, "status").map(|()| Command::Status { config: run.config, json: run.json }),
+        Some("watch") => {
+            if run.max_time.is_some() || run.min_size.is_some() || !positional.is_empty() {
+                return Err("`odseed watch` takes --once, --dry-run, --interval, --json and --config (the rest is \
+                            in the config's [watch] and [policy])"
+                    .into());
+            }
+            if run.interval == Some(0) {
+                return Err("--interval must be at least 1 second".into());
+            }
+            Ok(Command::Watch(run))
+        }
         Some("release") => only_json(&run, "release").map(|()| Command::Release { config: run.config, json: run.json }),
         Some(other) => Err(format!("unknown command `{other}` (try --help)")),
     }
@@ -261,6 +301,7 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "leecher-kbps" => a.spec.leecher_kbps = count(&value()?, "--leecher-kbps")?,
             "leecher-up-kbps" => a.spec.leecher_up_kbps = count(&value()?, "--leecher-up-kbps")?,
             "timeout" => a.timeout = number(&value()?, "--timeout")?,
+            "torrents" => a.spec.torrents = count(&value()?, "--torrents")? as usize,
             "no-helpers" => a.no_helpers = true,
             "keep" => a.keep = true,
             "json" => a.json = true,
@@ -272,6 +313,9 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
     }
     if a.spec.size == 0 {
         return Err("--size must be at least 1 byte".into());
+    }
+    if !(1..=20).contains(&a.spec.torrents) {
+        return Err("--torrents must be 1 to 20".into());
     }
     Ok(Command::Lab(a))
 }
@@ -434,6 +478,10 @@ mod tests {
     fn other_commands() {
         assert_eq!(parse(args("status --json")).unwrap(), Command::Status { config: None, json: true });
         assert_eq!(parse(args("release")).unwrap(), Command::Release { config: None, json: false });
+        let Command::Watch(w) = parse(args("watch --once --dry-run --interval 5 --json")).unwrap() else { panic!() };
+        assert_eq!((w.once, w.dry_run, w.interval, w.json), (true, true, Some(5), true));
+        assert!(parse(args("watch x")).unwrap_err().to_string().contains("odseed watch"));
+        assert!(parse(args("watch --max-time 5")).is_err());
         assert_eq!(parse(args("")).unwrap(), Command::Help);
         assert_eq!(parse(args("run --help")).unwrap(), Command::Help);
     }

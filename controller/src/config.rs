@@ -24,7 +24,7 @@ token_file = "pi1.token"          # the agent's token, copied from the board
 # region = "eu-west-3"
 # token_file = "ec2.token"        # the token of the instances' agents"#;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub transmission: Option<TransmissionConfig>,
@@ -33,6 +33,38 @@ pub struct Config {
     #[serde(default, rename = "board")]
     pub boards: Vec<BoardConfig>,
     pub ec2: Option<Ec2Config>,
+    #[serde(default)]
+    pub watch: WatchConfig,
+    #[serde(default)]
+    pub budget: BudgetConfig,
+}
+
+/// `[watch]`: what `odseed watch` keeps healthy. The catalogue is every torrent the publisher's
+/// Transmission seeds (those with `label`, if set), or the `.torrent` files of `dir`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Target seeders per leecher, from 0 to 1, for every torrent.
+    pub ratio: f64,
+    /// Only the Transmission torrents with this label.
+    pub label: Option<String>,
+    /// A directory of `.torrent` files instead of Transmission's list.
+    pub dir: Option<PathBuf>,
+    /// More torrents than this are not watched (the first ones by info hash are).
+    pub max_torrents: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig { ratio: 0.5, label: None, dir: None, max_torrents: 10_000 }
+    }
+}
+
+/// `[budget]`: what EC2 may cost. Instance-hours are counted per calendar month (UTC) across runs.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub instance_hours_per_month: Option<f64>,
 }
 
 /// `[ec2]`: where instances come from. Credentials are not here: they come from the environment or
@@ -194,6 +226,17 @@ pub struct BoardConfig {
     /// token then crosses that network in clear).
     #[serde(default)]
     pub plain_http: bool,
+    /// How many torrents it may seed at once, for all of odseed's runs together.
+    #[serde(default = "default_slots")]
+    pub slots: u32,
+    /// Its upload in kB/s, if known: `odseed watch` gives the neediest torrent the board with the
+    /// most upload per torrent it seeds.
+    #[serde(default)]
+    pub upload_kbps: u32,
+}
+
+fn default_slots() -> u32 {
+    1
 }
 
 impl BoardConfig {
@@ -264,6 +307,23 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
     }
     if let Some(ec2) = cfg.ec2.as_mut() {
         check_ec2(ec2, base)?;
+    }
+    if let Some(b) = cfg.boards.iter().find(|b| !(1..=100).contains(&b.slots)) {
+        return Err(format!("board {}: `slots` must be from 1 to 100 (an agent seeds at most 100 torrents)", b.name));
+    }
+    let w = &mut cfg.watch;
+    if !(w.ratio.is_finite() && (0.0..=1.0).contains(&w.ratio)) {
+        return Err(format!("`watch.ratio` must be from 0 to 1, got {}", w.ratio));
+    }
+    if w.label.is_some() && w.dir.is_some() {
+        return Err("`watch.label` and `watch.dir` exclude each other (a label picks Transmission's torrents)".into());
+    }
+    if !(1..=100_000).contains(&w.max_torrents) {
+        return Err("`watch.max_torrents` must be from 1 to 100000".into());
+    }
+    w.dir = w.dir.as_ref().map(|d| resolve(base, d));
+    if cfg.budget.instance_hours_per_month.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
+        return Err("`budget.instance_hours_per_month` must be a number of hours, 0 or more".into());
     }
     let mut names: Vec<&str> = cfg.boards.iter().map(|b| b.name.as_str()).collect();
     names.sort_unstable();
@@ -370,6 +430,10 @@ mod tests {
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntag = \"x\"\ntoken_file = \"pi1.token\"\n", "`tag` must be key=value"),
             ("[ec2]\nendpoint_url = \"localhost:5000\"\n[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pi1.token\"\n", "ec2.endpoint_url"),
+            ("[watch]\nratio = 2\n", "watch.ratio"),
+            ("[watch]\nlabel = \"a\"\ndir = \"b\"\n", "exclude each other"),
+            ("[budget]\ninstance_hours_per_month = -1\n", "budget.instance_hours_per_month"),
+            ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\nslots = 0\n", "board a: `slots`"),
             ("[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n", "two ec2 pools"),
         ];
         for (text, needle) in cases {

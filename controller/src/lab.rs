@@ -1,21 +1,24 @@
 //! `odseed lab`: a whole swarm on this machine (opentracker, an origin seeder, leechers, boards
 //! running the real agent, in a network namespace of its own, built by `odseed-lab`), helped by the
-//! real controller loop (`run::run`, nothing faked) until every leecher has the whole file; then a
-//! report. Everything is torn down at the end, on Ctrl-C and on error (processes, namespace, temp
+//! real controller loop (`run::run`, nothing faked; with `--torrents K`, K torrents of different
+//! demand sharing the boards, helped by `watch::watch`) until every leecher has its files; then a
+//! report per torrent. Everything is torn down at the end, on Ctrl-C and on error (processes, namespace, temp
 //! dir unless `--keep`). The steps: [`build`], [`Controller::start`], [`watch`], [`report`].
 
+use crate::budget::Budget;
 use crate::cli::LabArgs;
-use crate::config::{BoardConfig, Config, PolicyConfig};
+use crate::config::{BoardConfig, Config, PolicyConfig, WatchConfig};
 use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::ledger::Ledger;
 use crate::policy::{Params, Placement};
 use crate::run::{self, End};
 use crate::settings::Settings;
+use crate::watch;
 use odseed_lab::report::{Report, Setup};
 use odseed_lab::swarm::{Spec, Swarm};
 use odseed_lab::{Netns, TempDir};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -23,7 +26,8 @@ use std::time::{Duration, Instant};
 
 /// How the lab ended.
 pub enum Outcome {
-    Done(Report),
+    /// One report per torrent.
+    Done(Vec<Report>),
     Interrupted,
 }
 
@@ -73,25 +77,11 @@ fn build(ns: &Netns, dir: &Path, spec: &Spec, as_json: bool) -> Result<Swarm, St
 struct Controller {
     handle: JoinHandle<Result<End, Error>>,
     stop: mpsc::Sender<()>,
+    ends_by_itself: bool,
 }
 
 impl Controller {
     fn start(swarm: &Swarm, a: &LabArgs, dir: &Path) -> Controller {
-        let settings = Settings {
-            torrent: swarm.torrent_file.to_string_lossy().into_owned(),
-            params: Params {
-                ratio: a.ratio,
-                min_size: 0,
-                max_time: Duration::from_secs(a.timeout),
-                cooldown: Duration::from_secs(10),
-            },
-            interval: Duration::from_secs(1),
-            placement: Placement::Fill,
-            first_counts: None,
-            once: false,
-            dry_run: false,
-            json: a.json,
-        };
         let boards = (swarm.boards.iter().enumerate())
             .map(|(i, b)| BoardConfig {
                 name: format!("board{i}"),
@@ -100,21 +90,51 @@ impl Controller {
                 token: b.token.clone(),
                 cert_sha256: b.pin,
                 plain_http: false,
+                slots: 1,
+                upload_kbps: a.spec.helper_kbps,
             })
             .collect();
-        // The run reads its policy from `settings`; the config only names the boards.
-        let cfg = Config { transmission: None, policy: PolicyConfig::default(), boards, ec2: None };
+        let policy = PolicyConfig { interval: 1, min_size: 0, cooldown: 10, ..PolicyConfig::default() };
         let ledger = Ledger::at(&dir.join("ledger.json"));
         let (stop, stop_rx) = mpsc::channel();
-        let handle = std::thread::spawn(move || run::run(&settings, &cfg, Fleet::none(), &ledger, &stop_rx));
-        Controller { handle, stop }
+        if swarm.torrents.len() > 1 {
+            // Many torrents: `odseed watch` over the directory of their .torrent files.
+            let watch = WatchConfig { ratio: a.ratio, dir: Some(swarm.torrents_dir()), ..WatchConfig::default() };
+            let cfg = Config { policy, boards, watch, ..Config::default() };
+            let options =
+                watch::Options { interval: Duration::from_secs(1), once: false, dry_run: false, json: a.json };
+            let budget = Budget::at(&dir.join("budget.json"), None);
+            let handle =
+                std::thread::spawn(move || watch::watch(&options, &cfg, Fleet::none(), &ledger, &budget, &stop_rx));
+            return Controller { handle, stop, ends_by_itself: false };
+        }
+        let settings = Settings {
+            torrent: swarm.torrent_file().to_string_lossy().into_owned(),
+            params: Params {
+                ratio: a.ratio,
+                min_size: 0,
+                max_time: Duration::from_secs(a.timeout),
+                cooldown: Duration::from_secs(policy.cooldown),
+            },
+            interval: Duration::from_secs(1),
+            placement: Placement::Fill,
+            first_counts: None,
+            once: false,
+            dry_run: false,
+            json: a.json,
+        };
+        // The run reads its policy from `settings`; the config only names the boards.
+        let cfg = Config { boards, ..Config::default() };
+        let handle = std::thread::spawn(move || run::run(&settings, &cfg, Fleet::none(), &ledger, None, &stop_rx));
+        Controller { handle, stop, ends_by_itself: true }
     }
 
-    /// Once every leecher has the file, the controller sees no leecher left and ends by itself
-    /// (ratio_met): it gets a few rounds for that. Otherwise, or after those, it is told to stop.
+    /// Once every leecher has the file, `run` sees no leecher left and ends by itself
+    /// (ratio_met): it gets a few rounds for that. Otherwise, or after those, or for `watch`
+    /// (which never ends by itself), it is told to stop.
     fn stop(self, finished: bool) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while finished && !self.handle.is_finished() && Instant::now() < deadline {
+        while finished && self.ends_by_itself && !self.handle.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.stop.send(());
@@ -128,13 +148,14 @@ impl Controller {
     }
 }
 
-/// What the lab saw while the leechers downloaded.
+/// What the lab saw while the leechers downloaded, per torrent.
 struct Seen {
-    /// Seconds from the leechers' start to each one's completion.
-    completion: Vec<f64>,
-    /// The most each helper reported uploaded.
-    helper_uploaded: Vec<u64>,
-    most_engaged: usize,
+    /// Seconds from the leechers' start to each (wanting) leecher's completion.
+    completion: Vec<Vec<f64>>,
+    /// The most each helper reported uploaded of each torrent ([torrent][helper]).
+    helper_uploaded: Vec<Vec<u64>>,
+    /// Helpers engaged at the most at one time, per torrent.
+    most_engaged: Vec<usize>,
 }
 
 enum Watched {
@@ -142,36 +163,52 @@ enum Watched {
     Interrupted,
 }
 
-/// One line a second until every leecher has the file, the timeout passes, or a signal.
+/// One line a second until every leecher has its files, the timeout passes, or a signal.
 fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>) -> Result<Watched, String> {
-    let hash = swarm.torrent.meta.info_hash;
-    let mut done: Vec<Option<f64>> = vec![None; swarm.leechers.len()];
-    let mut seen = Seen { completion: Vec::new(), helper_uploaded: vec![0; swarm.boards.len()], most_engaged: 0 };
+    let k = swarm.torrents.len();
+    let mut done: Vec<Vec<Option<f64>>> = swarm.demand.iter().map(|n| vec![None; *n]).collect();
+    let mut seen = Seen {
+        completion: Vec::new(),
+        helper_uploaded: vec![vec![0; swarm.boards.len()]; k],
+        most_engaged: vec![0; k],
+    };
     loop {
         let t = started.elapsed().as_secs_f64();
-        let progress: Vec<f64> = swarm.leechers.iter().map(|l| l.percent_done(&hash)).collect();
-        for (d, p) in done.iter_mut().zip(&progress) {
-            if d.is_none() && *p >= 1.0 {
-                *d = Some(t);
+        let mut progress: Vec<Vec<f64>> = Vec::new();
+        let (mut engaged, mut helpers_bps, mut origin_bps) = (0, 0u64, 0u64);
+        for (i, torrent) in swarm.torrents.iter().enumerate() {
+            let hash = torrent.meta.info_hash;
+            let p: Vec<f64> = swarm.leechers.iter().take(swarm.demand[i]).map(|l| l.percent_done(&hash)).collect();
+            for (d, p) in done[i].iter_mut().zip(&p) {
+                if d.is_none() && *p >= 1.0 {
+                    *d = Some(t);
+                }
             }
-        }
-        let (mut engaged, mut helpers_bps) = (0, 0u64);
-        for (up, b) in seen.helper_uploaded.iter_mut().zip(&swarm.boards) {
-            if let Ok(Some(s)) = b.client().get(&hash) {
-                engaged += 1;
-                helpers_bps += s.upload_bps;
-                *up = (*up).max(s.uploaded_bytes);
+            progress.push(p);
+            let mut on_it = 0;
+            for (up, b) in seen.helper_uploaded[i].iter_mut().zip(&swarm.boards) {
+                if let Ok(Some(s)) = b.client().get(&hash) {
+                    on_it += 1;
+                    helpers_bps += s.upload_bps;
+                    *up = (*up).max(s.uploaded_bytes);
+                }
             }
+            engaged += on_it;
+            seen.most_engaged[i] = seen.most_engaged[i].max(on_it);
+            origin_bps += swarm.origin.upload(&hash).0;
         }
-        seen.most_engaged = seen.most_engaged.max(engaged);
-        let (origin_bps, _) = swarm.origin.upload(&hash);
         live(a.json, t, &progress, engaged, origin_bps, helpers_bps);
-        if let Some(completion) = done.iter().copied().collect::<Option<Vec<f64>>>() {
+        let all: Option<Vec<Vec<f64>>> = done.iter().map(|d| d.iter().copied().collect()).collect();
+        if let Some(completion) = all {
             seen.completion = completion;
             return Ok(Watched::Finished(seen));
         }
         if t > a.timeout as f64 {
-            return Err(format!("the leechers did not finish within {} s", a.timeout));
+            let stuck: Vec<String> = (swarm.wants())
+                .filter(|(t, l)| l.percent_done(&t.meta.info_hash) < 1.0)
+                .map(|(t, l)| format!("{} {}", t.meta.name, l.describe(&t.meta.info_hash)))
+                .collect();
+            return Err(format!("the leechers did not finish within {} s: {}", a.timeout, stuck.join("; ")));
         }
         if stop.recv_timeout(Duration::from_secs(1)).is_ok() {
             return Ok(Watched::Interrupted);
@@ -179,42 +216,59 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
     }
 }
 
-/// The report, once every leecher's file is checked byte for byte against the origin's.
-fn report(a: &LabArgs, swarm: &Swarm, seen: Seen) -> Result<Report, String> {
+/// A report per torrent, once every leecher's files are checked byte for byte against the
+/// origin's. With several torrents each one's bound is the bound it would have alone (the origin's
+/// upload is shared): a lower bound still, a looser one.
+fn report(a: &LabArgs, swarm: &Swarm, seen: Seen) -> Result<Vec<Report>, String> {
     let differ = swarm.mismatched()?;
     if !differ.is_empty() {
         return Err(format!("{} finished with a file that differs from the origin's", differ.join(", ")));
     }
-    let hash = swarm.torrent.meta.info_hash;
-    let (_, origin_uploaded) = swarm.origin.upload(&hash);
     let spec = &a.spec;
-    let setup = Setup {
-        size: spec.size,
-        leechers: spec.leechers,
-        helpers: seen.most_engaged,
-        origin_up: rate(spec.origin_kbps),
-        helper_up: rate(spec.helper_kbps),
-        leecher_down: rate(spec.leecher_kbps),
-        leecher_up: rate(spec.leecher_up_kbps),
-    };
-    let helpers_uploaded = seen.helper_uploaded.iter().sum();
-    Ok(Report::new(seen.completion, origin_uploaded, helpers_uploaded, seen.most_engaged, &setup))
+    let mut reports = Vec::new();
+    for (i, torrent) in swarm.torrents.iter().enumerate() {
+        let (_, origin_uploaded) = swarm.origin.upload(&torrent.meta.info_hash);
+        let setup = Setup {
+            size: spec.size,
+            leechers: swarm.demand[i],
+            helpers: seen.most_engaged[i],
+            origin_up: rate(spec.origin_kbps),
+            helper_up: rate(spec.helper_kbps),
+            leecher_down: rate(spec.leecher_kbps),
+            leecher_up: rate(spec.leecher_up_kbps),
+        };
+        let helpers_uploaded = seen.helper_uploaded[i].iter().sum();
+        let mut r =
+            Report::new(seen.completion[i].clone(), origin_uploaded, helpers_uploaded, seen.most_engaged[i], &setup);
+        if swarm.torrents.len() > 1 {
+            r.torrent = Some(torrent.meta.name.clone());
+        }
+        reports.push(r);
+    }
+    Ok(reports)
 }
 
 fn rate(kbps: u32) -> Option<f64> {
     (kbps > 0).then(|| f64::from(kbps) * 1000.0)
 }
 
-/// One line a second: each leecher's progress, helpers engaged, upload rates.
-fn live(as_json: bool, t: f64, progress: &[f64], engaged: usize, origin_bps: u64, helpers_bps: u64) {
+/// One line a second: each leecher's progress (per torrent), helpers engaged, upload rates.
+fn live(as_json: bool, t: f64, progress: &[Vec<f64>], engaged: usize, origin_bps: u64, helpers_bps: u64) {
     if as_json {
+        let progress: Value = match progress {
+            [one] => json!(one),
+            many => json!(many),
+        };
         let v = json!({"event": "lab", "elapsed": t, "progress": progress, "helpers": engaged, "origin_bps": origin_bps, "helpers_bps": helpers_bps});
         return println!("{v}");
     }
-    let bars: Vec<String> = progress.iter().map(|p| format!("{:3.0}%", p * 100.0)).collect();
+    let bars = |p: &[f64]| p.iter().map(|p| format!("{:3.0}%", p * 100.0)).collect::<Vec<_>>().join(" ");
+    let leechers = match progress {
+        [one] => format!("leechers {}", bars(one)),
+        many => many.iter().enumerate().map(|(i, p)| format!("t{i} {}", bars(p))).collect::<Vec<_>>().join(" | "),
+    };
     println!(
-        "lab [{t:5.1}s] leechers {}  helpers {engaged}  upload: origin {} kB/s, helpers {} kB/s",
-        bars.join(" "),
+        "lab [{t:5.1}s] {leechers}  helpers {engaged}  upload: origin {} kB/s, helpers {} kB/s",
         origin_bps / 1000,
         helpers_bps / 1000
     );

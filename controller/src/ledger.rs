@@ -39,6 +39,9 @@ pub struct Entry {
     /// Its config allowed plain HTTP to a public address.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plain_http: bool,
+    /// The torrent's name, for `odseed status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
 }
 
 impl Entry {
@@ -180,6 +183,34 @@ impl Ledger {
         })?
     }
 
+    /// Records a board about to be engaged for a torrent, if it may be: no other live run holds
+    /// the same (board, torrent), and the live runs' torrents on it stay within its `slots`. So
+    /// `run` and `watch` never claim a board twice, and an agent is never given more than its
+    /// owner allowed.
+    pub fn claim_board(&self, entry: Entry, slots: u32) -> Result<(), Error> {
+        self.update(|h| {
+            let live = |e: &&Entry| e.kind == HelperKind::Board && e.name == entry.name && e.owner.alive();
+            let mut on_it: Vec<&Entry> = h.iter().filter(live).collect();
+            if let Some(other) = on_it.iter().find(|e| e.info_hash == entry.info_hash && e.owner != entry.owner) {
+                return Err(Error::Held(format!(
+                    "board {} seeds {} for the run with pid {}",
+                    entry.name, entry.info_hash, other.owner.pid
+                )));
+            }
+            on_it.retain(|e| e.info_hash != entry.info_hash);
+            if on_it.len() as u32 >= slots {
+                return Err(Error::Held(format!(
+                    "board {} already seeds {} torrent(s) of its {slots} slot(s)",
+                    entry.name,
+                    on_it.len()
+                )));
+            }
+            h.retain(|e| !same(e, &entry.name, &entry.info_hash, &entry.owner));
+            h.push(entry);
+            Ok(())
+        })?
+    }
+
     /// Forgets a released helper: the entry `owner` made for it.
     pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), Error> {
         self.remove_all(&[(name, *hash, *owner)])
@@ -196,7 +227,7 @@ fn same(e: &Entry, name: &str, hash: &InfoHash, owner: &Owner) -> bool {
 }
 
 /// An exclusive flock(2) on `path`, held until dropped.
-fn lock(path: &Path) -> Result<File, Error> {
+pub(crate) fn lock(path: &Path) -> Result<File, Error> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -233,6 +264,7 @@ mod tests {
             endpoint: None,
             cert_sha256: None,
             plain_http: false,
+            torrent: None,
         }
     }
 
@@ -286,6 +318,27 @@ mod tests {
         assert_eq!(l.entries().unwrap().len(), 2, "a dead run's leftover does not hold it; both are kept");
         l.record(entry("i-1", init)).unwrap();
         assert_eq!(l.entries().unwrap().len(), 3, "boards are shared");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_board_is_claimed_within_its_slots_and_never_twice_for_a_torrent() {
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
+        let l = Ledger::at(&dir.join("ledger.json"));
+        let init = Owner { pid: 1, start: start_time(1).unwrap() };
+        let dead = Owner { pid: u32::MAX - 1, start: 0 };
+        let on = |owner, hash: u8| Entry { info_hash: InfoHash::from_bytes([hash; 20]), ..entry("pi", owner) };
+        l.claim_board(on(init, 1), 2).unwrap();
+        let e = l.claim_board(on(Owner::me(), 1), 2).unwrap_err().to_string();
+        assert!(e.contains("seeds") && e.contains("pid 1"), "{e}");
+        l.claim_board(on(Owner::me(), 2), 2).unwrap();
+        l.claim_board(on(Owner::me(), 2), 2).unwrap();
+        let e = l.claim_board(on(Owner::me(), 3), 2).unwrap_err().to_string();
+        assert!(e.contains("2 slot(s)"), "{e}");
+        l.remove("pi", &InfoHash::from_bytes([1; 20]), &init).unwrap();
+        l.record(on(dead, 5)).unwrap();
+        l.claim_board(on(Owner::me(), 3), 2).unwrap();
+        assert_eq!(l.entries().unwrap().len(), 3, "a dead run's entry takes no slot and stays for release");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

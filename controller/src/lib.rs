@@ -6,6 +6,8 @@
 #![deny(unsafe_code)]
 
 pub mod allocate;
+pub mod budget;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod ec2;
@@ -23,4 +25,5 @@ pub mod settings;
 pub mod status;
 pub mod target;
 pub mod tracker;
+pub mod watch;
 pub mod xdg;

@@ -2,6 +2,7 @@
 //! outcomes to exit codes in one place: 0 a normal end, 1 a runtime failure (helpers released
 //! first), 2 a usage or config error, 130 interrupted (Ctrl-C / SIGTERM, helpers released first).
 
+use odseed::budget::Budget;
 use odseed::cli::{self, Command};
 use odseed::error::Error;
 use odseed::helpers::ec2::Fleet;
@@ -72,7 +73,25 @@ fn odseed_main() -> Result<ExitCode, Error> {
             let stop = signals()?;
             release_on_panic(ledger.clone(), cfg.clone());
             let settings = Settings::resolve(&args, &cfg.policy);
-            Ok(match run::run(&settings, &cfg, fleet, &ledger, &stop)? {
+            let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
+            Ok(match run::run(&settings, &cfg, fleet, &ledger, Some(&budget), &stop)? {
+                run::End::Normal(_) => ExitCode::SUCCESS,
+                run::End::Interrupted => ExitCode::from(130),
+            })
+        }
+        Command::Watch(args) => {
+            let cfg = load(&args.config)?;
+            let fleet = Fleet::from_config(cfg.ec2.as_ref())?;
+            let stop = signals()?;
+            release_on_panic(ledger.clone(), cfg.clone());
+            let options = odseed::watch::Options {
+                interval: std::time::Duration::from_secs(args.interval.unwrap_or(cfg.policy.interval)),
+                once: args.once,
+                dry_run: args.dry_run,
+                json: args.json,
+            };
+            let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
+            Ok(match odseed::watch::watch(&options, &cfg, fleet, &ledger, &budget, &stop)? {
                 run::End::Normal(_) => ExitCode::SUCCESS,
                 run::End::Interrupted => ExitCode::from(130),
             })
@@ -88,8 +107,10 @@ fn odseed_main() -> Result<ExitCode, Error> {
             }
             let stop = signals()?;
             Ok(match odseed::lab::lab(&args, &stop)? {
-                odseed::lab::Outcome::Done(report) => {
-                    report.print(args.json);
+                odseed::lab::Outcome::Done(reports) => {
+                    for r in reports {
+                        r.print(args.json);
+                    }
                     ExitCode::SUCCESS
                 }
                 odseed::lab::Outcome::Interrupted => ExitCode::from(130),

@@ -3,7 +3,9 @@
 
 use crate::helpers::Event;
 use crate::policy::{Action, Counts, Decision};
+use crate::watch::{RoundSummary, TorrentRound};
 use odseed_proto::printable::printable_line;
+use odseed_proto::InfoHash;
 use serde_json::json;
 use std::io::Write;
 use std::time::Duration;
@@ -62,6 +64,86 @@ impl Printer {
         self.line(format!("[{:>3}m{:02}s] no counts: {why}; keeping helpers as they are", s / 60, s % 60));
     }
 
+    /// A helper event about one torrent of `odseed watch`.
+    pub fn event_on(&self, e: &Event, hash: &InfoHash, name: &str) {
+        match (e, self.json) {
+            (Event::Engaged(h), true) => {
+                self.line(json!({"event": "engage", "helper": h, "info_hash": hash, "torrent": name}).to_string())
+            }
+            (Event::Released(h), true) => {
+                self.line(json!({"event": "release", "helper": h, "info_hash": hash, "torrent": name}).to_string())
+            }
+            (Event::Fault(m), true) => {
+                log::warn!("{m}");
+                self.line(json!({"event": "fault", "message": m, "info_hash": hash, "torrent": name}).to_string())
+            }
+            (Event::Engaged(h), false) => self.line(format!("           engaged {h} for {name} ({})", short(hash))),
+            (Event::Released(h), false) => self.line(format!("           released {h} from {name} ({})", short(hash))),
+            (Event::Fault(m), false) => log::warn!("{name}: {m}"),
+        }
+    }
+
+    /// One round of `odseed watch`.
+    pub fn round(&self, r: &RoundSummary) {
+        let budget_hours = r.budget.as_ref().and_then(|b| b.left).map(|l| l.as_secs_f64() / 3600.0);
+        if self.json {
+            let v = json!({
+                "event": "round", "elapsed": r.elapsed.as_secs(), "torrents": r.torrents, "blind": r.blind,
+                "needing_help": r.needing_help, "boards_busy": r.boards_busy, "boards": r.boards,
+                "instances": r.instances, "max_instances": r.max_instances,
+                "budget_left_hours": budget_hours, "dry_run": r.dry_run,
+            });
+            return self.line(v.to_string());
+        }
+        let s = r.elapsed.as_secs();
+        let blind = if r.blind > 0 { format!(" ({} not counted)", r.blind) } else { String::new() };
+        let budget = match budget_hours {
+            Some(h) => format!("  EC2 budget left {h:.1} h"),
+            None => String::new(),
+        };
+        let would = if r.dry_run { " (dry run)" } else { "" };
+        self.line(format!(
+            "[{:>3}h{:02}m{:02}s] torrents {}{blind}  needing help {}  helpers busy: boards {}/{}, instances {}/{}{budget}{would}",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            r.torrents,
+            r.needing_help,
+            r.boards_busy,
+            r.boards,
+            r.instances,
+            r.max_instances,
+        ));
+    }
+
+    /// One torrent of a `watch` round that wants help or has it.
+    pub fn torrent(&self, t: &TorrentRound) {
+        let (c, d) = (&t.counts, &t.decision);
+        if self.json {
+            let v = json!({
+                "event": "torrent", "info_hash": t.item.hash, "torrent": t.item.name, "seeders": c.seeders,
+                "leechers": c.leechers, "natural": d.natural, "ratio": d.ratio, "wanted": t.wanted,
+                "boards": t.boards, "instances": t.instances,
+            });
+            return self.line(v.to_string());
+        }
+        let ratio = d.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
+        let mut given: Vec<String> = t.boards.clone();
+        if t.instances > 0 {
+            given.push(format!("{} instance(s)", t.instances));
+        }
+        let given = if given.is_empty() { "nothing".to_string() } else { given.join(", ") };
+        self.line(format!(
+            "           {} ({}): seeders {} ({} ours) leechers {} ratio {ratio} -> wants {}, gets {given}",
+            t.item.name,
+            short(&t.item.hash),
+            c.seeders,
+            c.seeders.saturating_sub(d.natural),
+            c.leechers,
+            t.wanted
+        ));
+    }
+
     pub fn event(&self, e: &Event) {
         match (e, self.json) {
             (Event::Engaged(h), true) => self.line(json!({"event": "engage", "helper": h}).to_string()),
@@ -95,6 +177,11 @@ impl Printer {
             self.line(format!("           exit: {reason}"));
         }
     }
+}
+
+/// The first 8 hex digits of a hash, for a person.
+fn short(hash: &InfoHash) -> String {
+    hash.to_string().chars().take(8).collect()
 }
 
 fn action_text(a: Action) -> String {

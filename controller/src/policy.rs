@@ -153,6 +153,20 @@ pub fn decide(p: &Params, c: &Counts, h: &Helpers, clock: &Clock) -> Decision {
     decision(action)
 }
 
+/// For `odseed watch`, where a torrent never ends: how many helpers the torrent wants engaged,
+/// from its decision (made with a capacity that does not cap it, and no `max_time`). A torrent that
+/// no longer needs help (an `Exit`) keeps its helpers until the cooldown since its last change has
+/// passed, like one that needs fewer.
+pub fn wanted(d: &Decision, engaged: u32, since_change: Duration, cooldown: Duration) -> u32 {
+    match d.action {
+        Action::Engage(n) => engaged + n,
+        Action::Hold => engaged,
+        Action::Release(n) => engaged.saturating_sub(n),
+        Action::Exit(_) if since_change >= cooldown => 0,
+        Action::Exit(_) => engaged,
+    }
+}
+
 /// How many of `n` new helpers come from boards and how many from EC2, given what is free.
 /// `total` is how many helpers the swarm needs in all (the `seed` rule looks at it).
 pub fn place(placement: Placement, n: u32, total: u32, free_boards: u32, free_ec2: u32) -> (u32, u32) {
@@ -230,6 +244,24 @@ mod tests {
     fn ratio_is_natural_over_leechers() {
         let d = decide(&params(0.5), &counts(5, 8), &helpers(3, 3, 10), &later(1, 1));
         assert_eq!((d.natural, d.leechers, d.ratio), (2, 8, Some(0.25)));
+    }
+
+    #[test]
+    fn what_a_watched_torrent_wants() {
+        let p = Params { max_time: Duration::MAX, ..params(0.5) };
+        let want = |c: Counts, engaged: u32, since_min: u32| {
+            let h = Helpers { seeding: engaged, downloading: 0, engaged, capacity: u32::MAX };
+            let clock = Clock { first_round: true, elapsed: Duration::ZERO, since_change: since_min * MIN };
+            wanted(&decide(&p, &c, &h, &clock), engaged, since_min * MIN, p.cooldown)
+        };
+        assert_eq!(want(counts(0, 40), 0, 0), 20, "not capped by capacity");
+        assert_eq!(want(counts(3, 8), 1, 0), 2, "one more, at once");
+        assert_eq!(want(counts(5, 4), 2, 1), 2, "ratio met: kept through the cooldown");
+        assert_eq!(want(counts(5, 4), 2, 3), 0, "ratio met: released after it");
+        assert_eq!(want(counts(3, 4), 2, 1), 2, "fewer needed: kept through the cooldown");
+        assert_eq!(want(counts(3, 4), 2, 3), 1, "fewer needed: one released after it");
+        assert_eq!(want(Counts { size: Some(1), ..counts(0, 9) }, 0, 9), 0, "too small, never helped");
+        assert_eq!(want(counts(0, 8), 0, u32::MAX / 60), 4, "first help for a torrent");
     }
 
     #[test]

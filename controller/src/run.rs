@@ -3,17 +3,17 @@
 //! engaged, through [`Guard`]; a panic aborts release builds, so main's panic hook releases them
 //! from the ledger; a kill -9 leaves the ledger, which the next run or `odseed release` acts on.
 
+use crate::budget::{Budget, Meter};
 use crate::config::Config;
 use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::helpers::{board, Pool};
 use crate::ledger::Ledger;
-use crate::observe::Observer;
+use crate::observe::{Observer, Survey};
 use crate::output::Printer;
 use crate::policy::{self, Action, Clock, Decision, ExitReason};
 use crate::settings::Settings;
 use crate::target::Target;
-use crate::tracker::Scraper;
 use odseed_proto::transmission::Client;
 use std::cell::Cell;
 use std::sync::mpsc;
@@ -27,7 +27,16 @@ pub enum End {
 }
 
 /// `fleet` is `[ec2]` with its credentials (main.rs builds it: a problem there is a config error).
-pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mpsc::Receiver<()>) -> Result<End, Error> {
+/// `budget` is the month's EC2 budget (None: not counted, as in the lab): a run starts no instance
+/// once it is spent, and adds the instance time it used to it every round.
+pub fn run(
+    s: &Settings,
+    cfg: &Config,
+    fleet: Fleet,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    stop: &mpsc::Receiver<()>,
+) -> Result<End, Error> {
     let printer = Printer { json: s.json };
     crate::release::leftovers(ledger, cfg, &printer);
     let local = cfg.transmission.as_ref().map(|t| {
@@ -47,10 +56,9 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
         hash: meta.info_hash,
         size: meta.total_size,
         trackers: meta.trackers.clone(),
-        scraper: Scraper::default(),
+        survey: Survey::default(),
         local: local.filter(|c| holds(c, &target)),
         override_counts: s.first_counts,
-        failing: Default::default(),
     };
     let start = Instant::now();
     let mut fleet = fleet;
@@ -69,6 +77,8 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
         last_change: start,
         first_round: true,
         warned_short: false,
+        budget,
+        meter: Meter::default(),
     };
     let end = loop {
         if let Some(end) = round.once()? {
@@ -82,6 +92,7 @@ pub fn run(s: &Settings, cfg: &Config, fleet: Fleet, ledger: &Ledger, stop: &mps
         }
     };
     let stranded = round.guard.finish();
+    round.count_usage();
     if !stranded.is_empty() {
         return Err(Error::Stranded(stranded));
     }
@@ -115,14 +126,37 @@ struct Round<'a> {
     last_change: Instant,
     first_round: bool,
     warned_short: bool,
+    budget: Option<&'a Budget>,
+    meter: Meter,
 }
 
 impl<'a> Round<'a> {
+    /// Adds the instance time used since the last count to the month's EC2 budget; once it is
+    /// spent (or cannot be counted), no more instances are started.
+    fn count_usage(&mut self) {
+        let Some(budget) = self.budget else { return };
+        let pool = &mut self.guard.pool;
+        if pool.fleet.pools.is_empty() {
+            return;
+        }
+        let used = pool.usage().values().sum::<Duration>() + pool.running_time();
+        let spent = match self.meter.tick(budget, used) {
+            Ok(s) if s.spent() => format!("the EC2 budget for {} is spent", s.month),
+            Ok(_) => return,
+            Err(e) => format!("{e}"),
+        };
+        if pool.fleet.max_instances > 0 {
+            log::warn!("{spent}: no more instances are started");
+            pool.fleet.max_instances = 0;
+        }
+    }
+
     /// One round: refresh the helpers, observe, decide, act. `Some` when the run is over.
     fn once(&mut self) -> Result<Option<End>, Error> {
         for e in self.guard.pool.refresh() {
             self.printer.event(&e);
         }
+        self.count_usage();
         // Without its ledger a run could leave a helper engaged after a crash, unrecorded: it stops
         // (the guard releases everything on the way out).
         if let Err(e) = self.ledger.entries() {

@@ -110,6 +110,8 @@ pub struct Engaged {
     pub name: String,
     pub region: Option<String>,
     pub info_hash: InfoHash,
+    /// The torrent's name, as recorded when it was engaged.
+    pub torrent: Option<String>,
     pub owner_pid: u32,
     pub owner_alive: bool,
 }
@@ -161,6 +163,7 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
             name: e.name,
             region: e.region,
             info_hash: e.info_hash,
+            torrent: e.torrent,
         })
         .collect();
     Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf() })
@@ -270,7 +273,11 @@ impl Report {
                 format!("dead run pid {} (run `odseed release`)", e.owner_pid)
             };
             let region = e.region.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
-            say(&format!("  {} {}{region} seeds {} for {owner}", e.kind, e.name, e.info_hash));
+            let torrent = match &e.torrent {
+                Some(name) => format!("{name} ({})", e.info_hash),
+                None => e.info_hash.to_string(),
+            };
+            say(&format!("  {} {}{region} seeds {torrent} for {owner}", e.kind, e.name));
         }
     }
 }

@@ -55,7 +55,7 @@ fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
     Ok(t)
 }
 
-fn from_file(path: &Path) -> Result<Target, String> {
+pub(crate) fn from_file(path: &Path) -> Result<Target, String> {
     // The agents take at most 10 MiB by default; a torrent of 64 MiB is none odseed could place.
     let bytes = odseed_proto::fsutil::read_bounded(path, 64 << 20)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -60,6 +60,28 @@ impl Peer {
         self.client.torrent_get(Some(&[*hash]), fields).ok()?.into_iter().next()
     }
 
+    /// What its daemon says of a torrent that does not progress: status, peers, last announce.
+    pub fn describe(&self, hash: &InfoHash) -> String {
+        let fields = ["status", "percentDone", "error", "errorString", "peers", "trackerStats"];
+        let args = json!({"ids": [hash.to_string()], "fields": fields});
+        let Ok(answer) = self.client.call("torrent-get", args) else { return format!("{}: no answer", self.name) };
+        let t = &answer["torrents"][0];
+        let peers: Vec<&str> =
+            t["peers"].as_array().into_iter().flatten().filter_map(|p| p["address"].as_str()).collect();
+        let tracker = &t["trackerStats"][0];
+        format!(
+            "{}: status {} done {} error {} {:?}, peers [{}], last announce {} ({} peers)",
+            self.name,
+            t["status"],
+            t["percentDone"],
+            t["error"],
+            t["errorString"].as_str().unwrap_or_default(),
+            peers.join(" "),
+            tracker["lastAnnounceResult"],
+            tracker["lastAnnouncePeerCount"]
+        )
+    }
+
     /// 0.0 to 1.0.
     pub fn percent_done(&self, hash: &InfoHash) -> f64 {
         self.info(hash, &["percentDone"]).and_then(|t| t.percent_done()).unwrap_or(0.0)

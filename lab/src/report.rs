@@ -43,6 +43,9 @@ pub fn fluid_bound(s: &Setup) -> Option<f64> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub event: &'static str,
+    /// The torrent's name, when the lab had several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
     /// Seconds from the leechers' start to each one's completion.
     pub completion: Vec<f64>,
     pub mean: f64,
@@ -71,6 +74,7 @@ impl Report {
         let over = |t: f64| bound.filter(|b| *b > 0.0).map(|b| t / b);
         Report {
             event: "report",
+            torrent: None,
             mean,
             max,
             mean_over_bound: over(mean),
@@ -88,11 +92,17 @@ impl Report {
             println!("{}", serde_json::to_string(self).unwrap_or_default());
             return;
         }
-        println!("\nlab report");
+        match &self.torrent {
+            Some(name) => println!("\nlab report: {name}"),
+            None => println!("\nlab report"),
+        }
         for (i, t) in self.completion.iter().enumerate() {
             println!("  leecher{i:<3} done after {t:7.1} s");
         }
         println!("  every leecher's file matches the origin's, byte for byte");
+        if self.torrent.is_some() {
+            println!("  (the origin's upload is shared by every torrent: the bound below is this one's alone)");
+        }
         println!("  mean {:.1} s, max {:.1} s", self.mean, self.max);
         println!(
             "  uploaded: origin {}, helpers {} ({} engaged at most)",

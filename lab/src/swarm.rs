@@ -7,6 +7,7 @@ use crate::{Agent, AgentOptions, Netns, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The shape of a swarm.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,9 +27,23 @@ pub struct Spec {
     /// The boards' API over TLS with this certificate and key (PEM), as a provisioned EC2 pool's
     /// agents share them (None: plain HTTP).
     pub board_tls: Option<(String, String)>,
+    /// Torrents of `size` bytes each (0 counts as 1), of different demand: see [`Spec::demand`].
+    pub torrents: usize,
 }
 
 impl Spec {
+    /// How many torrents.
+    pub fn torrent_count(&self) -> usize {
+        self.torrents.max(1)
+    }
+
+    /// How many leechers want torrent `i` (leechers 0 to that number less one): all of them the
+    /// first, then fewer: ceil(leechers x (K - i) / K) of K torrents.
+    pub fn demand(&self, i: usize) -> usize {
+        let k = self.torrent_count();
+        (self.leechers * (k - i.min(k))).div_ceil(k)
+    }
+
     fn program(&self) -> PathBuf {
         self.daemon.clone().unwrap_or_else(|| odseed_proto::transmission::DaemonConfig::default().program)
     }
@@ -39,9 +54,11 @@ pub struct Swarm {
     pub origin: Peer,
     pub leechers: Vec<Peer>,
     pub boards: Vec<Agent>,
-    pub torrent: Made,
-    /// The .torrent file, for `odseed run`.
-    pub torrent_file: PathBuf,
+    /// The torrents, and their .torrent files (all in one directory, [`Swarm::torrents_dir`]).
+    pub torrents: Vec<Made>,
+    pub torrent_files: Vec<PathBuf>,
+    /// How many leechers want each torrent ([`Spec::demand`]).
+    pub demand: Vec<usize>,
     dir: PathBuf,
 }
 
@@ -78,11 +95,28 @@ impl Swarm {
         origin_settings["rpc-password"] = json!(odseed_proto::fsutil::random_hex(12).map_err(|e| e.to_string())?);
         let origin = Peer::start_program(dir, "origin", origin_ip(), origin_settings, &spec.program())?;
         let announce = format!("http://{}:6969/announce", tracker_ip());
-        let torrent = content::make(&origin.data_dir, "payload.bin", spec.size, 0x0d5eed, &[announce])?;
-        let torrent_file = dir.join("payload.torrent");
-        std::fs::write(&torrent_file, &torrent.bytes).map_err(|e| format!("torrent file: {e}"))?;
-        let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &[torrent.meta.info_hash])?;
-        origin.add(&torrent.bytes)?;
+        let torrents_dir = dir.join("torrents");
+        std::fs::create_dir_all(&torrents_dir).map_err(|e| format!("torrents dir: {e}"))?;
+        let (mut torrents, mut torrent_files) = (Vec::new(), Vec::new());
+        for i in 0..spec.torrent_count() {
+            let name = content_name(i);
+            let made = content::make(
+                &origin.data_dir,
+                &name,
+                spec.size,
+                0x0d5eed + i as u64,
+                std::slice::from_ref(&announce),
+            )?;
+            let file = torrents_dir.join(name.replace(".bin", ".torrent"));
+            std::fs::write(&file, &made.bytes).map_err(|e| format!("torrent file: {e}"))?;
+            torrents.push(made);
+            torrent_files.push(file);
+        }
+        let hashes: Vec<_> = torrents.iter().map(|t| t.meta.info_hash).collect();
+        let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &hashes)?;
+        for t in &torrents {
+            origin.add(&t.bytes)?;
+        }
         let mut boards = Vec::new();
         for i in 0..spec.boards {
             let o = AgentOptions {
@@ -101,12 +135,35 @@ impl Swarm {
                 odseed_proto::fsutil::write_atomic(&root.join("tls/key.pem"), key.as_bytes(), 0o600)
                     .map_err(|e| format!("board key: {e}"))?;
             }
-            std::fs::copy(origin.data_dir.join("payload.bin"), root.join("data/payload.bin"))
-                .map_err(|e| format!("copy content: {e}"))?;
+            for i in 0..torrents.len() {
+                let name = content_name(i);
+                std::fs::copy(origin.data_dir.join(&name), root.join("data").join(&name))
+                    .map_err(|e| format!("copy content: {e}"))?;
+            }
             boards.push(Agent::start(agent_bin, &root, &o)?);
         }
         let leechers = Vec::new();
-        Ok(Swarm { tracker, origin, leechers, boards, torrent, torrent_file, dir: dir.to_path_buf() })
+        let demand = (0..torrents.len()).map(|i| spec.demand(i)).collect();
+        Ok(Swarm { tracker, origin, leechers, boards, torrents, torrent_files, demand, dir: dir.to_path_buf() })
+    }
+
+    /// The first torrent (the only one unless `Spec::torrents` says more).
+    pub fn torrent(&self) -> &Made {
+        &self.torrents[0]
+    }
+
+    pub fn torrent_file(&self) -> &Path {
+        &self.torrent_files[0]
+    }
+
+    /// The directory holding every .torrent file.
+    pub fn torrents_dir(&self) -> PathBuf {
+        self.dir.join("torrents")
+    }
+
+    /// (torrent, leecher) for every leecher that wants a torrent.
+    pub fn wants(&self) -> impl Iterator<Item = (&Made, &Peer)> {
+        self.torrents.iter().zip(&self.demand).flat_map(|(t, n)| self.leechers.iter().take(*n).map(move |l| (t, l)))
     }
 
     /// Starts the leechers and gives them the torrent.
@@ -117,7 +174,21 @@ impl Swarm {
                 s.extend(up.clone());
             }
             let p = Peer::start_program(&self.dir, &format!("leecher{i}"), leecher_ip(i), settings, &spec.program())?;
-            p.add(&self.torrent.bytes)?;
+            let wanted: Vec<&Made> =
+                self.torrents.iter().zip(&self.demand).filter(|(_, n)| i < **n).map(|(t, _)| t).collect();
+            for (k, t) in wanted.iter().enumerate() {
+                p.add(&t.bytes)?;
+                // Transmission refuses a handshake from an address it is already handshaking with,
+                // whatever the torrent, and waits longer after each failure: a leecher that opens
+                // its torrents at once may never reach the origin for one of them. One at a time,
+                // each once connected (or after 10 s).
+                if k + 1 < wanted.len() {
+                    let hash = t.meta.info_hash;
+                    let connected = || p.info(&hash, &["peersConnected"]).and_then(|t| t.peers_connected());
+                    let _ =
+                        crate::wait_until(Duration::from_secs(10), "a first peer", || connected().filter(|n| *n > 0));
+                }
+            }
             self.leechers.push(p);
         }
         Ok(())
@@ -125,9 +196,10 @@ impl Swarm {
 
     /// Waits until the origin and every leecher have announced (so a scrape counts them all).
     pub fn wait_announced(&self, timeout: std::time::Duration) -> Result<(), String> {
-        let hash = self.torrent.meta.info_hash;
-        let peers = || std::iter::once(&self.origin).chain(&self.leechers);
-        crate::wait_until(timeout, "every peer's first announce", || peers().all(|p| p.announced(&hash)).then_some(()))
+        crate::wait_until(timeout, "every peer's first announce", || {
+            let origin = self.torrents.iter().all(|t| self.origin.announced(&t.meta.info_hash));
+            (origin && self.wants().all(|(t, l)| l.announced(&t.meta.info_hash))).then_some(())
+        })
     }
 
     /// A controller config naming every board (and its token file).
@@ -146,16 +218,19 @@ impl Swarm {
             .collect()
     }
 
-    /// The leechers whose file differs from the origin's, byte for byte.
+    /// The leechers whose file differs from the origin's, byte for byte (as "leecher1 (payload2.bin)").
     pub fn mismatched(&self) -> Result<Vec<String>, String> {
-        let want =
-            std::fs::read(self.origin.data_dir.join("payload.bin")).map_err(|e| format!("origin's file: {e}"))?;
-        Ok(self
-            .leechers
-            .iter()
-            .filter(|l| std::fs::read(l.data_dir.join("payload.bin")).map_or(true, |got| got != want))
-            .map(|l| l.name.clone())
-            .collect())
+        let mut differ = Vec::new();
+        for i in 0..self.torrents.len() {
+            let name = content_name(i);
+            let want = std::fs::read(self.origin.data_dir.join(&name)).map_err(|e| format!("origin's {name}: {e}"))?;
+            for l in self.leechers.iter().take(self.demand[i]) {
+                if std::fs::read(l.data_dir.join(&name)).map_or(true, |got| got != want) {
+                    differ.push(format!("{} ({name})", l.name));
+                }
+            }
+        }
+        Ok(differ)
     }
 
     /// The directory it lives in.
@@ -165,6 +240,15 @@ impl Swarm {
 
     /// True once every leecher has the whole file.
     pub fn all_complete(&self) -> bool {
-        self.leechers.iter().all(|l| l.percent_done(&self.torrent.meta.info_hash) >= 1.0)
+        self.wants().all(|(t, l)| l.percent_done(&t.meta.info_hash) >= 1.0)
+    }
+}
+
+/// The content file of torrent `i`: payload.bin, payload1.bin, ...
+pub fn content_name(i: usize) -> String {
+    if i == 0 {
+        "payload.bin".into()
+    } else {
+        format!("payload{i}.bin")
     }
 }

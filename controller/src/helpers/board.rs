@@ -8,10 +8,6 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn helper(c: &BoardConfig) -> Helper {
-    Helper::new(
-        &c.name,
-        Kind::Board,
-        AgentClient::with_trust(&c.url, &c.token, c.trust(), TIMEOUT),
-        c.token_file.clone(),
-    )
+    let client = AgentClient::with_trust(&c.url, &c.token, c.trust(), TIMEOUT);
+    Helper { slots: c.slots, ..Helper::new(&c.name, Kind::Board, client, c.token_file.clone()) }
 }

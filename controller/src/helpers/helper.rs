@@ -46,6 +46,8 @@ pub struct Helper {
     pub name: String,
     pub kind: Kind,
     pub token_file: PathBuf,
+    /// How many torrents it may seed at once, for all runs together (an instance: 1).
+    pub slots: u32,
     pub client: AgentClient,
     pub engaged: bool,
     pub engaged_at: Option<Instant>,
@@ -65,6 +67,7 @@ impl Helper {
             name: name.into(),
             kind,
             token_file,
+            slots: 1,
             client,
             engaged: false,
             engaged_at: None,

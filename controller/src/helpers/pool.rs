@@ -10,8 +10,18 @@ use crate::policy;
 use crate::target::Target;
 use odseed_proto::transmission::Version;
 use odseed_proto::wire::TorrentState;
+use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// What became of a board's claim.
+enum Claim {
+    Engaged,
+    /// Held by another run, or it failed: the next board is tried.
+    Failed,
+    /// The ledger cannot be written: no board may be engaged.
+    NoLedger,
+}
 
 pub struct Pool {
     pub helpers: Vec<Helper>,
@@ -90,6 +100,7 @@ impl Pool {
             endpoint,
             cert_sha256: None,
             plain_http: false,
+            torrent: Some(self.target.meta.name.clone()),
         }
     }
 
@@ -108,10 +119,31 @@ impl Pool {
         }
     }
 
-    /// Healthy boards not engaged.
+    /// Healthy boards not engaged, with a slot that other runs have not taken.
     pub fn free_boards(&self) -> u32 {
+        let full = self.full_boards();
         let now = Instant::now();
-        self.helpers.iter().filter(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now)).count() as u32
+        let free = |h: &&Helper| h.kind == Kind::Board && !h.engaged && h.healthy(now) && !full.contains(&h.name);
+        self.helpers.iter().filter(free).count() as u32
+    }
+
+    /// The boards other live runs leave no room on for this torrent (all their slots taken, or this
+    /// torrent already on them), as the ledger says; none if it cannot be read (the claim will say).
+    fn full_boards(&self) -> Vec<String> {
+        let hash = self.target.meta.info_hash;
+        let entries = self.ledger.entries().unwrap_or_default();
+        let others = |name: &str| -> Vec<InfoHash> {
+            let theirs =
+                |e: &&Entry| e.kind == HelperKind::Board && e.name == name && e.owner != self.owner && e.owner.alive();
+            entries.iter().filter(theirs).map(|e| e.info_hash).collect()
+        };
+        (self.helpers.iter().filter(|h| h.kind == Kind::Board))
+            .filter(|h| {
+                let theirs = others(&h.name);
+                theirs.len() as u32 >= h.slots || theirs.contains(&hash)
+            })
+            .map(|h| h.name.clone())
+            .collect()
     }
 
     /// Instances that could be started now, within `max_instances` (none without a readable ledger).
@@ -130,12 +162,19 @@ impl Pool {
         Ok(ids)
     }
 
-    /// Asks every engaged helper how its session is going, and EC2 which instances are there. An
-    /// instance whose agent is still lost a round later is stopped: it costs money and helps no one.
-    /// A helper on which the torrent failed (an error, or stalled) is released and not used again.
+    /// Asks EC2 which instances are there, and every engaged helper how its session is going.
     pub fn refresh(&mut self) -> Vec<Event> {
-        let hash = self.target.meta.info_hash;
         let mut events = self.fleet.refresh();
+        events.extend(self.refresh_helpers());
+        events
+    }
+
+    /// Asks every engaged helper how its session is going. An instance whose agent is still lost a
+    /// round later is stopped: it costs money and helps no one. A helper on which the torrent
+    /// failed (an error, or stalled) is released and not used again.
+    pub fn refresh_helpers(&mut self) -> Vec<Event> {
+        let hash = self.target.meta.info_hash;
+        let mut events = Vec::new();
         let (mut gone, mut failed) = (Vec::new(), Vec::new());
         let now = Instant::now();
         for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged) {
@@ -186,43 +225,80 @@ impl Pool {
     /// Engages up to `n` boards; each failure is a fault and the next board is tried.
     pub fn engage_boards(&mut self, n: u32) -> Vec<Event> {
         let mut events = Vec::new();
+        let full = self.full_boards();
+        let now = Instant::now();
+        let candidates: Vec<usize> = (0..self.helpers.len())
+            .filter(|&i| {
+                let h = &self.helpers[i];
+                h.kind == Kind::Board && !h.engaged && h.healthy(now) && !full.contains(&h.name)
+            })
+            .collect();
         let mut done = 0;
-        while done < n {
-            let now = Instant::now();
-            let Some(i) = self.helpers.iter().position(|h| h.kind == Kind::Board && !h.engaged && h.healthy(now))
-            else {
-                break;
-            };
-            if let Err(e) = self.ledger.record(self.entry(&self.helpers[i])) {
-                // Without a record no helper may be engaged: it could outlive a crash unnoticed.
-                events.push(Event::Fault(e.to_string()));
+        for i in candidates {
+            if done == n {
                 break;
             }
-            let b = &mut self.helpers[i];
-            match b.engage(&self.target) {
-                Ok(()) => {
-                    done += 1;
-                    events.push(Event::Engaged(b.name.clone()));
-                }
-                Err(f) if f.maybe_seeding => {
-                    // Treated as engaged but lost: kept in the ledger, DELETEd at release like any other.
-                    b.engaged = true;
-                    b.engaged_at = Some(now);
-                    let why = format!("unsure whether it took the torrent: {}", f.error);
-                    events.push(b.mark_lost(&why));
-                }
-                Err(f) => {
-                    let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
-                    if unsupported(&f.error) {
-                        events.push(b.cannot_seed(&f.error.to_string()));
-                    } else {
-                        b.unhealthy_until = Some(now + UNHEALTHY_FOR);
-                        events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
-                    }
-                }
+            match self.engage_board(i, &mut events) {
+                Claim::Engaged => done += 1,
+                Claim::Failed => {}
+                Claim::NoLedger => break,
             }
         }
         events
+    }
+
+    /// Engages board `name`, if it is here, healthy and free.
+    pub fn engage_board_named(&mut self, name: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        let now = Instant::now();
+        let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.name == name);
+        if let Some(i) = found.filter(|&i| !self.helpers[i].engaged && self.helpers[i].healthy(now)) {
+            self.engage_board(i, &mut events);
+        }
+        events
+    }
+
+    /// Claims board `i` in the ledger, then engages it.
+    fn engage_board(&mut self, i: usize, events: &mut Vec<Event>) -> Claim {
+        let now = Instant::now();
+        match self.ledger.claim_board(self.entry(&self.helpers[i]), self.helpers[i].slots) {
+            Ok(()) => {}
+            Err(Error::Held(why)) => {
+                // Another run's now: not a fault, the next board will do.
+                log::debug!("{why}");
+                return Claim::Failed;
+            }
+            Err(e) => {
+                // Without a record no helper may be engaged: it could outlive a crash unnoticed.
+                events.push(Event::Fault(e.to_string()));
+                return Claim::NoLedger;
+            }
+        }
+        let b = &mut self.helpers[i];
+        match b.engage(&self.target) {
+            Ok(()) => {
+                events.push(Event::Engaged(b.name.clone()));
+                Claim::Engaged
+            }
+            Err(f) if f.maybe_seeding => {
+                // Treated as engaged but lost: kept in the ledger, DELETEd at release like any other.
+                b.engaged = true;
+                b.engaged_at = Some(now);
+                let why = format!("unsure whether it took the torrent: {}", f.error);
+                events.push(b.mark_lost(&why));
+                Claim::Failed
+            }
+            Err(f) => {
+                let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
+                if unsupported(&f.error) {
+                    events.push(b.cannot_seed(&f.error.to_string()));
+                } else {
+                    b.unhealthy_until = Some(now + UNHEALTHY_FOR);
+                    events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
+                }
+                Claim::Failed
+            }
+        }
     }
 
     /// Starts and engages up to `n` instances, spread over the usable regions (instances.rs).
@@ -253,6 +329,29 @@ impl Pool {
         events
     }
 
+    /// Releases engaged board `name`, if it is engaged here.
+    pub fn release_named(&mut self, name: &str) -> Vec<Event> {
+        let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.engaged && h.name == name);
+        found.map(|i| vec![self.release_board(i)]).unwrap_or_default()
+    }
+
+    /// Releases `n` engaged instances (lost ones first, then the most recently engaged).
+    pub fn release_instances_only(&mut self, n: usize) -> Vec<Event> {
+        let mut order: Vec<usize> =
+            (0..self.helpers.len()).filter(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. })).collect();
+        order.sort_by_key(|&i| (!self.helpers[i].lost, std::cmp::Reverse(self.helpers[i].engaged_at)));
+        order.truncate(n);
+        if order.is_empty() {
+            return Vec::new();
+        }
+        self.release_instances(order)
+    }
+
+    /// Whether any helper is engaged for this torrent (or an instance could not be stopped).
+    pub fn busy(&self) -> bool {
+        self.helpers.iter().any(|h| h.engaged) || !self.fleet.stranded.is_empty()
+    }
+
     /// Releases every engaged helper, and stops again what could not be stopped before.
     pub fn release_all(&mut self) -> Vec<Event> {
         let mut events = self.release(self.helpers.len());
@@ -263,6 +362,16 @@ impl Pool {
     /// Instances this run started and could not stop.
     pub fn stranded(&self) -> Vec<String> {
         self.fleet.stranded.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// How long its engaged instances have run so far.
+    pub fn running_time(&self) -> Duration {
+        (self.helpers.iter())
+            .filter_map(|h| match &h.kind {
+                Kind::Instance { started, .. } => Some(started.elapsed()),
+                Kind::Board => None,
+            })
+            .sum()
     }
 
     /// What EC2 time this run used, per region.

@@ -276,6 +276,7 @@ fn entry(id: &str, ec2: &Ec2, token_file: &Path) -> Entry {
         endpoint: Some(ec2.endpoint.clone()),
         cert_sha256: None,
         plain_http: false,
+        torrent: None,
     }
 }
 

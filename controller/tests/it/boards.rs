@@ -10,7 +10,7 @@ fn a_run_engages_boards_while_needed_and_releases_them_all() {
     let w = world("e2e");
     let spec = crate::end_to_end_spec();
     let (swarm, cfg) = w.swarm(&spec);
-    let mut run = w.spawn_run("run", &swarm.torrent_file, &cfg);
+    let mut run = w.spawn_run("run", swarm.torrent_file(), &cfg);
 
     // Ratio 1 with one seeder and three leechers: both boards are engaged at once.
     wait_engaged(&run, 2);
@@ -56,10 +56,11 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         leecher_up_kbps: 0,
         daemon: None,
         board_tls: None,
+        torrents: 1,
     };
     let (swarm, cfg) = w.swarm(&spec);
-    let (torrent, cfg) = (swarm.torrent_file.to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
-    let hash = swarm.torrent.meta.info_hash;
+    let (torrent, cfg) = (swarm.torrent_file().to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
+    let hash = swarm.torrent().meta.info_hash;
 
     let o = w.odseed(&["run", &torrent, "1", "--dry-run", "--once", "--min-size", "0", "--json", "--config", &cfg]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -107,7 +107,7 @@ fn a_run_starts_tagged_instances_in_two_regions_and_stops_every_one() {
     let untagged = make_instances(&eu, 1, &[]);
     let builder = make_instances(&eu, 1, &[("odseed:role", "builder"), ("odseed:agent-url", &swarm.boards[0].url)]);
     let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3", "us-east-1"], 2, 60));
-    let mut run = w.spawn_run("run", &swarm.torrent_file, &cfg);
+    let mut run = w.spawn_run("run", swarm.torrent_file(), &cfg);
 
     // Three leechers, one seeder, at most two instances: one in each region.
     wait_engaged(&run, 2);

@@ -18,6 +18,7 @@ fn spec(boards: usize) -> Spec {
         leecher_up_kbps: 0,
         daemon: None,
         board_tls: None,
+        torrents: 1,
     }
 }
 
@@ -35,7 +36,7 @@ fn dead_boards_are_skipped_and_replaced_and_the_tracker_going_down_is_survived()
     );
     let cfg = format!("{down}{}", swarm.controller_config());
     let cfg = w.write_config(&cfg);
-    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    let torrent = swarm.torrent_file().to_str().unwrap().to_string();
     // Ratio 1, one seeder, four leechers: three helpers needed; "down" fails, board0-2 are engaged.
     let mut run = w.spawn(
         "run",
@@ -84,14 +85,14 @@ fn after_kill_9_odseed_release_releases_the_leftovers() {
     let w = world("kill9");
     let spec = spec(2);
     let (swarm, cfg) = w.swarm(&spec);
-    let torrent = swarm.torrent_file.to_str().unwrap().to_string();
+    let torrent = swarm.torrent_file().to_str().unwrap().to_string();
     let mut run = w.spawn(
         "run",
         &["run", &torrent, "1", "--interval", "1", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()],
     );
     wait_engaged(&run, 2);
     run.kill9();
-    let hash = swarm.torrent.meta.info_hash;
+    let hash = swarm.torrent().meta.info_hash;
     assert!(swarm.boards.iter().all(|b| b.client().get(&hash).unwrap().is_some()), "kill -9 releases nothing");
 
     // A new run releases what the dead one left before it does anything (a dry run engages nothing).
@@ -186,12 +187,12 @@ fn a_put_whose_answer_is_lost_stays_in_the_ledger_and_is_released() {
     let agent_addr = board.url.trim_start_matches("http://").parse().unwrap();
     let proxy = start_answer_eater(agent_addr);
     let cfg = w.write_config(&swarm.controller_config().replace(&board.url, &format!("http://{proxy}")));
-    let torrent = swarm.torrent_file.to_str().unwrap();
+    let torrent = swarm.torrent_file().to_str().unwrap();
     let o = w.odseed(&["run", torrent, "1", "--once", "--min-size", "0", "--json", "--config", cfg.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("board board0: lost (unsure whether it took the torrent"), "{err}");
     assert!(board.log().contains("asked to seed"), "the PUT reached the agent: {}", board.log());
-    assert_eq!(board.client().get(&swarm.torrent.meta.info_hash).unwrap(), None, "the board still seeds: {err}");
+    assert_eq!(board.client().get(&swarm.torrent().meta.info_hash).unwrap(), None, "the board still seeds: {err}");
     let ledger = std::fs::read_to_string(w.ledger()).unwrap();
     assert!(ledger.contains("\"helpers\": []"), "{ledger}");
 }

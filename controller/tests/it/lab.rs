@@ -96,3 +96,45 @@ fn ctrl_c_in_the_middle_tears_everything_down() {
     wait_until(Duration::from_secs(10), "no process left", || processes_under(&dir).is_empty().then_some(()))
         .unwrap_or_else(|e| panic!("{e}: {:?}", processes_under(&dir)));
 }
+
+#[test]
+fn three_torrents_of_different_demand_share_the_boards_under_watch() {
+    let w = world("labk");
+    let args = [
+        "lab",
+        "--torrents",
+        "3",
+        "--leechers",
+        "4",
+        "--helpers",
+        "2",
+        "--size",
+        "1000000",
+        "--origin-kbps",
+        "300",
+        "--helper-kbps",
+        "200",
+        "--json",
+    ];
+    let mut lab = with_agent_on_path(&w, "labk", &args);
+    let status =
+        lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("the lab did not end\n{}", lab.log_tail(40)));
+    assert!(status.success(), "{status}\n{}", lab.log_tail(40));
+    let ev = events(&lab);
+    let reports = named(&ev, "report");
+    let shape: Vec<(&str, usize)> = reports
+        .iter()
+        .map(|r| (r["torrent"].as_str().unwrap(), r["completion"].as_array().map_or(0, Vec::len)))
+        .collect();
+    // Demand ceil(4 x (3 - i) / 3): 4, 3 and 2 leechers.
+    assert_eq!(shape, [("payload.bin", 4), ("payload1.bin", 3), ("payload2.bin", 2)], "{}", lab.log_tail(20));
+    // watch's events name the torrent; every engagement is released.
+    let (engaged, released) = (named(&ev, "engage"), named(&ev, "release"));
+    assert!(engaged.len() >= 2, "{}", lab.log_tail(40));
+    assert!(engaged.iter().all(|e| e["info_hash"].is_string()), "{engaged:?}");
+    assert_eq!(engaged.len(), released.len(), "{}", lab.log_tail(40));
+    assert!(named(&ev, "round").iter().all(|r| r["torrents"] == 3));
+    let dir = lab_dir(&ev);
+    assert!(!dir.exists(), "the lab's directory is gone");
+    assert!(processes_under(&dir).is_empty(), "left running: {:?}", processes_under(&dir));
+}

@@ -16,6 +16,7 @@ mod provision;
 mod publisher;
 mod tls;
 mod tracker;
+mod watch;
 
 use odseed_lab::{Netns, Proc, TempDir};
 use serde_json::Value;
@@ -126,6 +127,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         leecher_up_kbps: 0,
         daemon: None,
         board_tls: None,
+        torrents: 1,
     }
 }
 
@@ -139,4 +141,17 @@ pub fn wait_engaged(run: &Proc, n: usize) {
 
 pub fn named<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == event).collect()
+}
+
+/// Peer `peer` (a made-up one: nothing listens on its port) announces `hash` to the HTTP tracker at
+/// `announce_url`, with `left` bytes to go and `event` (started, stopped...).
+pub fn announce(announce_url: &str, hash: odseed_proto::InfoHash, peer: usize, left: u64, event: &str) {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(5))).build().into();
+    let hash: String = hash.as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
+    let url = format!(
+        "{announce_url}?info_hash={hash}&peer_id=-OD0001-{peer:012}&port={}&uploaded=0&downloaded=0&left={left}&event={event}&compact=1",
+        7000 + peer
+    );
+    agent.get(&url).call().unwrap();
 }

@@ -149,7 +149,7 @@ fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
     let pool = written.split("[[ec2.pool]]").find(|p| p.contains("eu-west-3")).unwrap();
     let paris = format!("[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}", moto.url());
     std::fs::write(&paris_only, paris).unwrap();
-    let mut run = w.spawn_run("run", &swarm.torrent_file, &paris_only);
+    let mut run = w.spawn_run("run", swarm.torrent_file(), &paris_only);
     wait_engaged(&run, 2);
     let status = run.wait_exit(Duration::from_secs(400)).unwrap_or_else(|| panic!("no end\n{}", run.log_text()));
     assert!(status.success(), "{}", run.log_text());

@@ -21,13 +21,14 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected(d:
         leecher_up_kbps: 0,
         daemon: Some(d.program()),
         board_tls: None,
+        torrents: 1,
     };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
     let cfg = format!("{}{}", swarm.origin.as_publisher(w.dir.path()).unwrap(), swarm.controller_config());
     let cfg = w.write_config(&cfg);
     let cfg = cfg.to_str().unwrap();
-    let hash = swarm.torrent.meta.info_hash.to_string();
+    let hash = swarm.torrent().meta.info_hash.to_string();
 
     // By name and by info hash (upper case as a person might paste it): the origin has no peer.
     for torrent in ["payload.bin", &hash, &hash.to_uppercase()] {

@@ -52,10 +52,7 @@ fn a_tracker_that_writes_hashes_as_text_is_read_right() {
 
 /// Two leechers and a seeder announce `hash` over HTTP.
 fn announce_two_leechers_and_a_seeder(tracker: &Tracker, hash: InfoHash) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let hash: String = hash.as_bytes().iter().map(|b| format!("%{b:02X}")).collect();
-    for (i, left) in [1000, 1000, 0].iter().enumerate() {
-        let url = format!("{}?info_hash={hash}&peer_id=-OD0001-{i:012}&port={}&uploaded=0&downloaded=0&left={left}&event=started&compact=1", tracker.announce_url(), 7000 + i);
-        agent.get(&url).call().unwrap();
+    for (i, left) in [1000, 1000, 0].into_iter().enumerate() {
+        crate::announce(&tracker.announce_url(), hash, i, left, "started");
     }
 }

@@ -110,6 +110,22 @@ impl TorrentInfo {
         self.text("torrentFile")
     }
 
+    /// `totalSize`, bytes.
+    pub fn total_size(&self) -> Option<u64> {
+        self.uint("totalSize")
+    }
+
+    /// `labels` (Transmission 3.00 and later); empty if not asked for or not sent.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.0.get("labels").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+    }
+
+    /// The announce URLs of `trackers`, in Transmission's order.
+    pub fn announce_urls(&self) -> impl Iterator<Item = &str> {
+        let list = self.0.get("trackers").and_then(Value::as_array).into_iter().flatten();
+        list.filter_map(|t| t.get("announce").and_then(Value::as_str))
+    }
+
     /// `trackerStats`: (seeders, leechers) of each tracker that has scraped (a count of -1 means
     /// not yet), and whether its last announce succeeded.
     fn trackers(&self) -> impl Iterator<Item = &Value> {

@@ -1,0 +1,221 @@
+//! The torrents `odseed watch` keeps healthy (`[watch]`): every torrent the publisher's
+//! Transmission seeds, or those with `label`; or the `.torrent` files of `dir`. Listed every
+//! round; only what a round needs is kept (hash, name, size, trackers, where the .torrent is). A
+//! torrent's metainfo is read when it is to be helped ([`Catalogue::target`]).
+
+use crate::config::Config;
+use crate::target::{self, Target};
+use odseed_proto::metainfo;
+use odseed_proto::transmission::{Client, Status, TorrentInfo};
+use odseed_proto::InfoHash;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Entries of `dir` looked at, at most (the rest are left out, with a warning).
+const MAX_DIR_ENTRIES: usize = 200_000;
+/// A `.torrent` in `dir` larger than this is not read (the agents take 10 MiB by default).
+const MAX_TORRENT_BYTES: u64 = 16 << 20;
+
+/// One watched torrent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub hash: InfoHash,
+    pub name: String,
+    pub size: u64,
+    pub trackers: Vec<String>,
+    /// Its .torrent file (Transmission's copy, or the one in `dir`).
+    pub file: PathBuf,
+}
+
+/// A round's listing: the torrents, and the publisher's Transmission entries by hash (for its
+/// peers), when it is configured and answered.
+pub struct Listing {
+    pub items: Vec<Item>,
+    pub local: HashMap<InfoHash, TorrentInfo>,
+}
+
+enum Source {
+    Transmission { label: Option<String> },
+    Dir(PathBuf),
+}
+
+pub struct Catalogue {
+    source: Source,
+    client: Option<Arc<Client>>,
+    max: usize,
+    /// `dir`'s files as last parsed, by path: (modified, length, what it gave).
+    parsed: HashMap<PathBuf, (SystemTime, u64, Result<Item, String>)>,
+    /// Whether "more than max" was said already.
+    warned_max: bool,
+}
+
+/// What is asked of Transmission about each torrent.
+const FIELDS: [&str; 11] = [
+    "hashString",
+    "name",
+    "totalSize",
+    "trackers",
+    "labels",
+    "torrentFile",
+    "status",
+    "percentDone",
+    "peersConnected",
+    "peersGettingFromUs",
+    "trackerStats",
+];
+
+impl Catalogue {
+    /// The catalogue `cfg` describes; an error (for the user) if it describes none.
+    pub fn from_config(cfg: &Config) -> Result<Catalogue, String> {
+        let client = cfg.transmission.as_ref().map(|t| {
+            let creds = t.username.as_deref().map(|u| (u, t.password.as_deref().unwrap_or("")));
+            Arc::new(Client::new(&t.url, creds, Duration::from_secs(30)))
+        });
+        let source = match (&cfg.watch.dir, &client) {
+            (Some(dir), _) => Source::Dir(dir.clone()),
+            (None, Some(_)) => Source::Transmission { label: cfg.watch.label.clone() },
+            (None, None) => {
+                return Err("`odseed watch` needs a catalogue: [transmission] (its seeding torrents), or \
+                            [watch] dir = \"a directory of .torrent files\""
+                    .into())
+            }
+        };
+        Ok(Catalogue { source, client, max: cfg.watch.max_torrents, parsed: HashMap::new(), warned_max: false })
+    }
+
+    /// "the torrents Transmission seeds (label x)", "the .torrent files of DIR".
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Transmission { label: None } => "the torrents Transmission seeds".into(),
+            Source::Transmission { label: Some(l) } => format!("the torrents Transmission seeds with label {l:?}"),
+            Source::Dir(d) => format!("the .torrent files of {}", d.display()),
+        }
+    }
+
+    /// This round's torrents (at most `max_torrents`, the lowest info hashes first).
+    pub fn list(&mut self) -> Result<Listing, String> {
+        let entries = match &self.client {
+            Some(c) => Some(c.torrent_get(None, &FIELDS).map_err(|e| format!("cannot list the torrents: {e}"))?),
+            None => None,
+        };
+        let mut items = match &self.source {
+            Source::Transmission { label } => seeding(entries.as_deref().unwrap_or_default(), label.as_deref()),
+            Source::Dir(dir) => {
+                let dir = dir.clone();
+                self.read_dir(&dir)?
+            }
+        };
+        items.sort_by_key(|i| i.hash);
+        items.dedup_by(|a, b| a.hash == b.hash);
+        if items.len() > self.max {
+            if !std::mem::replace(&mut self.warned_max, true) {
+                log::warn!("{} torrents in the catalogue; watching {} ([watch] max_torrents)", items.len(), self.max);
+            }
+            items.truncate(self.max);
+        }
+        let local = entries.unwrap_or_default().into_iter().filter_map(|t| Some((t.hash()?, t))).collect();
+        Ok(Listing { items, local })
+    }
+
+    /// A torrent's metainfo, read from its file and checked against the listing's hash.
+    pub fn target(&self, item: &Item) -> Result<Target, String> {
+        let t = target::from_file(&item.file)?;
+        if t.meta.info_hash != item.hash {
+            return Err(format!("{} is not the torrent listed as {}", item.file.display(), item.hash));
+        }
+        Ok(t)
+    }
+
+    /// The `.torrent` files of `dir`, each parsed once while it does not change; a bad one is
+    /// said once and left out.
+    fn read_dir(&mut self, dir: &Path) -> Result<Vec<Item>, String> {
+        let read = std::fs::read_dir(dir).map_err(|e| format!("[watch] dir {}: {e}", dir.display()))?;
+        let mut seen = HashSet::new();
+        for entry in read.take(MAX_DIR_ENTRIES).flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("torrent") {
+                continue;
+            }
+            let Ok(m) = std::fs::metadata(&path) else { continue };
+            if !m.is_file() {
+                continue;
+            }
+            let stamp = (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len());
+            seen.insert(path.clone());
+            if self.parsed.get(&path).is_some_and(|(t, l, _)| (*t, *l) == stamp) {
+                continue;
+            }
+            let item = parse_file(&path, m.len());
+            if let Err(why) = &item {
+                log::warn!("{why}; not watched");
+            }
+            self.parsed.insert(path, (stamp.0, stamp.1, item));
+        }
+        self.parsed.retain(|p, _| seen.contains(p));
+        Ok(self.parsed.values().filter_map(|(_, _, i)| i.as_ref().ok().cloned()).collect())
+    }
+}
+
+fn parse_file(path: &Path, len: u64) -> Result<Item, String> {
+    if len > MAX_TORRENT_BYTES {
+        return Err(format!("{}: {len} bytes is too large for a .torrent", path.display()));
+    }
+    let bytes = odseed_proto::fsutil::read_bounded(path, MAX_TORRENT_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = metainfo::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Item {
+        hash: meta.info_hash,
+        name: meta.name,
+        size: meta.total_size,
+        trackers: meta.trackers,
+        file: path.into(),
+    })
+}
+
+/// The torrents Transmission seeds (complete, seeding or queued to), with `label` if given.
+fn seeding(entries: &[TorrentInfo], label: Option<&str>) -> Vec<Item> {
+    entries
+        .iter()
+        .filter(|t| matches!(t.status(), Some(Status::Seeding | Status::QueuedToSeed)))
+        .filter(|t| t.percent_done().is_some_and(|p| p >= 1.0))
+        .filter(|t| label.is_none_or(|l| t.labels().any(|x| x == l)))
+        .filter_map(|t| {
+            Some(Item {
+                hash: t.hash()?,
+                name: t.name().unwrap_or_default().to_string(),
+                size: t.total_size().unwrap_or(0),
+                trackers: t.announce_urls().map(str::to_string).collect(),
+                file: t.torrent_file()?.into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn transmission_torrents_that_seed_with_the_label() {
+        let t = |hash: char, status: i64, done: f64, labels: &[&str]| {
+            TorrentInfo::from_json(json!({
+                "hashString": hash.to_string().repeat(40), "name": format!("t{hash}"), "totalSize": 7,
+                "trackers": [{"announce": "http://t/announce", "id": 0, "tier": 0}], "labels": labels,
+                "torrentFile": format!("/x/{hash}.torrent"), "status": status, "percentDone": done,
+            }))
+        };
+        let entries =
+            [t('a', 6, 1.0, &["odseed"]), t('b', 5, 1.0, &[]), t('c', 4, 0.5, &["odseed"]), t('d', 0, 1.0, &[])];
+        let names = |items: Vec<Item>| items.into_iter().map(|i| i.name).collect::<Vec<_>>();
+        assert_eq!(names(seeding(&entries, None)), ["ta", "tb"]);
+        assert_eq!(names(seeding(&entries, Some("odseed"))), ["ta"]);
+        let a = &seeding(&entries, None)[0];
+        assert_eq!(
+            (a.size, a.trackers.as_slice(), a.file.as_path()),
+            (7, &["http://t/announce".to_string()][..], Path::new("/x/a.torrent"))
+        );
+    }
+}

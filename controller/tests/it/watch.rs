@@ -1,0 +1,177 @@
+//! `odseed watch`: three torrents of different demand share two boards (real agents, a real
+//! opentracker; the leechers are announces of made-up peers, so demand is set exactly). The boards
+//! go to the two neediest; `run` cannot take a board the watch holds; when demand moves, a board
+//! moves after the cooldown and the other stays; after kill -9 a new watch leaves nothing engaged
+//! twice; SIGTERM releases everything.
+
+use crate::{announce, events, named, world, World};
+use odseed_lab::{wait_until, Agent, AgentOptions, Proc, Tracker};
+use odseed_proto::InfoHash;
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct Catalogue {
+    tracker: Tracker,
+    boards: Vec<Agent>,
+    hashes: Vec<InfoHash>,
+    files: Vec<PathBuf>,
+    cfg: PathBuf,
+}
+
+/// Three 256 KiB torrents in a directory, both boards holding their content, and a config that
+/// watches the directory with ratio 0.5 and a cooldown of `cooldown` seconds.
+fn catalogue(w: &World, cooldown: u64) -> Catalogue {
+    let tracker_ip = Ipv4Addr::new(10, 77, 0, 1);
+    w.ns.add_host(tracker_ip).unwrap();
+    let announce_url = format!("http://{tracker_ip}:6969/announce");
+    let content = w.dir.path().join("content");
+    let torrents = w.dir.path().join("torrents");
+    std::fs::create_dir_all(&torrents).unwrap();
+    let mut made = Vec::new();
+    for (i, name) in ["a.bin", "b.bin", "c.bin"].into_iter().enumerate() {
+        std::fs::create_dir_all(&content).unwrap();
+        let m = odseed_lab::content::make(&content, name, 256 << 10, 7 + i as u64, std::slice::from_ref(&announce_url))
+            .unwrap();
+        let file = torrents.join(format!("{name}.torrent"));
+        std::fs::write(&file, &m.bytes).unwrap();
+        made.push((m.meta.info_hash, file));
+    }
+    let hashes: Vec<InfoHash> = made.iter().map(|(h, _)| *h).collect();
+    let tracker = Tracker::start(&w.dir.path().join("tracker"), tracker_ip, 6969, &hashes).unwrap();
+    let mut boards = Vec::new();
+    let mut cfg = format!(
+        "[watch]\nratio = 0.5\ndir = \"{}\"\n[policy]\nmin_size = 0\ncooldown = {cooldown}\n",
+        torrents.display()
+    );
+    for i in 0..2 {
+        let ip = Ipv4Addr::new(10, 77, 2, 10 + i as u8);
+        w.ns.add_host(ip).unwrap();
+        let root = w.dir.path().join(format!("board{i}"));
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        for name in ["a.bin", "b.bin", "c.bin"] {
+            std::fs::copy(content.join(name), root.join("data").join(name)).unwrap();
+        }
+        let o = AgentOptions { host: ip, listen: ip, ..AgentOptions::default() };
+        let a = Agent::start(&odseed_lab::testing::agent_bin(), &root, &o).unwrap();
+        cfg += &format!(
+            "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
+            a.url,
+            root.join("token").display()
+        );
+        boards.push(a);
+    }
+    let cfg = w.write_config(&cfg);
+    Catalogue { tracker, boards, hashes, files: made.into_iter().map(|(_, f)| f).collect(), cfg }
+}
+
+/// `n` made-up leechers of `hash`, numbered from `first`, announce `event`.
+fn leechers(c: &Catalogue, hash: InfoHash, first: usize, n: usize, event: &str) {
+    for p in first..first + n {
+        announce(&c.tracker.announce_url(), hash, p, 1000, event);
+    }
+}
+
+fn spawn_watch(w: &World, name: &str, c: &Catalogue) -> Proc {
+    w.spawn(name, &["watch", "--interval", "1", "--json", "--config", c.cfg.to_str().unwrap()])
+}
+
+/// The (helper, info hash) of every engage (or release) event so far.
+fn pairs(p: &Proc, event: &str) -> Vec<(String, String)> {
+    let e = events(p);
+    let to_pair = |v: &&Value| Some((v["helper"].as_str()?.to_string(), v["info_hash"].as_str()?.to_string()));
+    named(&e, event).iter().filter_map(to_pair).collect()
+}
+
+fn wait_for(p: &Proc, what: &str, mut f: impl FnMut(&Proc) -> bool) {
+    wait_until(Duration::from_secs(90), what, || f(p).then_some(()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.log_tail(40)));
+}
+
+/// What each board's agent seeds.
+fn seeded(c: &Catalogue) -> Vec<Vec<String>> {
+    (c.boards.iter())
+        .map(|b| b.client().list().unwrap().into_iter().map(|t| t.info_hash.to_string()).collect())
+        .collect()
+}
+
+fn ledger(w: &World) -> Vec<Value> {
+    let text = std::fs::read_to_string(w.ledger()).unwrap_or_else(|_| "{\"helpers\":[]}".into());
+    serde_json::from_str::<Value>(&text).unwrap()["helpers"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn boards_go_to_the_neediest_and_move_with_demand() {
+    let w = world("watch");
+    let c = catalogue(&w, 15);
+    let [a, b, cc] = [c.hashes[0], c.hashes[1], c.hashes[2]];
+    let (a_s, b_s, c_s) = (a.to_string(), b.to_string(), cc.to_string());
+    // Demand: a 10 leechers (wants 5), b 6 (wants 3), c 2 (wants 1): a and b are the neediest.
+    leechers(&c, a, 0, 10, "started");
+    leechers(&c, b, 100, 6, "started");
+    leechers(&c, cc, 200, 2, "started");
+    let mut watch = spawn_watch(&w, "watch1", &c);
+    wait_for(&watch, "two boards engaged", |p| pairs(p, "engage").len() >= 2);
+    let mut on: Vec<String> = pairs(&watch, "engage").into_iter().map(|(_, h)| h).collect();
+    on.sort();
+    let mut want = vec![a_s.clone(), b_s.clone()];
+    want.sort();
+    assert_eq!(on, want, "the two neediest get a board each");
+    // `odseed status` says which board seeds which torrent.
+    let out = w.odseed(&["status", "--json", "--config", c.cfg.to_str().unwrap()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut seeds: Vec<String> =
+        status["ledger"].as_array().unwrap().iter().map(|e| e["torrent"].as_str().unwrap().to_string()).collect();
+    seeds.sort();
+    assert_eq!(seeds, ["a.bin", "b.bin"]);
+
+    // Demand moves: a's leechers leave, c gets 20 (wants 10, the neediest now).
+    leechers(&c, a, 0, 10, "stopped");
+    leechers(&c, cc, 300, 20, "started");
+    wait_for(&watch, "the board to move from a to c", |p| {
+        pairs(p, "release").iter().any(|(_, h)| *h == a_s) && pairs(p, "engage").iter().any(|(_, h)| *h == c_s)
+    });
+    let e = events(&watch);
+    let kept = named(&e, "torrent").iter().any(|t| t["info_hash"] == a_s && t["leechers"] == 0 && t["wanted"] == 1);
+    assert!(kept, "a keeps its board through the cooldown once its leechers are gone\n{}", watch.log_tail(40));
+    assert!(!pairs(&watch, "release").iter().any(|(_, h)| *h == b_s), "b's board never moved");
+
+    // `run` cannot take a board the watch holds (each has one slot).
+    let out = w.odseed(&[
+        "run",
+        c.files[0].to_str().unwrap(),
+        "1",
+        "0",
+        "30",
+        "--once",
+        "--min-size",
+        "0",
+        "--json",
+        "--config",
+        c.cfg.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("\"engage\""), "run engaged a board the watch holds:\n{text}");
+
+    // kill -9, then a new watch: the leftovers are released, then engaged again, once each.
+    watch.kill9();
+    assert_eq!(ledger(&w).len(), 2, "the killed watch's two engagements are in the ledger");
+    let mut second = spawn_watch(&w, "watch2", &c);
+    wait_for(&second, "two boards engaged again", |p| pairs(p, "engage").len() >= 2);
+    let entries = ledger(&w);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e["owner"]["pid"] == second.pid()), "{entries:?}");
+    let mut held: Vec<String> = seeded(&c).into_iter().flatten().collect();
+    held.sort();
+    let mut want = vec![b_s.clone(), c_s.clone()];
+    want.sort();
+    assert_eq!(held, want, "each board seeds one torrent, b and c, once");
+
+    second.signal(libc::SIGTERM);
+    let status = second.wait_exit(Duration::from_secs(60)).expect("watch ends after SIGTERM");
+    assert_eq!(status.code(), Some(130), "{}", second.log_tail(20));
+    assert!(ledger(&w).is_empty(), "everything released");
+    assert!(seeded(&c).iter().all(Vec::is_empty), "the agents seed nothing");
+}
