@@ -2,6 +2,7 @@
 //! tagged instances and their states, and the ledger. [`gather`] asks them into a [`Report`],
 //! which prints itself as a table or, with `--json`, as one JSON object.
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::ec2::{Instance, InstanceState};
 use crate::error::Error;
@@ -23,6 +24,18 @@ pub struct Report {
     pub ledger: Vec<Engaged>,
     #[serde(skip)]
     pub ledger_path: PathBuf,
+    /// This month's EC2 use, when `[ec2]` or `[budget]` is configured.
+    pub budget: Option<BudgetStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BudgetStatus {
+    pub month: String,
+    pub used_hours: f64,
+    /// `None`: no `[budget]` limit.
+    pub left_hours: Option<f64>,
+    /// Why the budget file could not be read.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,7 +179,19 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
             torrent: e.torrent,
         })
         .collect();
-    Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf() })
+    let limit = cfg.budget.instance_hours_per_month;
+    let budget = (cfg.ec2.is_some() || limit.is_some()).then(|| {
+        let hours = |d: Duration| d.as_secs_f64() / 3600.0;
+        match Budget::at(&Budget::default_path(), limit).standing_now() {
+            Ok(s) => {
+                BudgetStatus { used_hours: hours(s.used), left_hours: s.left.map(hours), month: s.month, error: None }
+            }
+            Err(e) => {
+                BudgetStatus { month: String::new(), used_hours: 0.0, left_hours: None, error: Some(e.to_string()) }
+            }
+        }
+    });
+    Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf(), budget })
 }
 
 /// An instance, and for a running one its agent's transport and certificate.
@@ -256,6 +281,16 @@ impl Report {
                 let error = i.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default();
                 let tls = Pin::column(i.pin);
                 say(&format!("{region:<16} {:<22} {:<14} {tls:<11} {agent}{error}", i.id, i.state));
+            }
+        }
+        if let Some(b) = &self.budget {
+            println!();
+            match (&b.error, b.left_hours) {
+                (Some(e), _) => say(&format!("EC2 budget: {e}")),
+                (None, Some(left)) => {
+                    say(&format!("EC2 budget {}: {:.2} instance-hours used, {left:.2} left", b.month, b.used_hours))
+                }
+                (None, None) => say(&format!("EC2 {}: {:.2} instance-hours used (no [budget])", b.month, b.used_hours)),
             }
         }
         let path = self.ledger_path.display();

@@ -62,5 +62,21 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected(d:
     let o = w.odseed(&["status", "--config", cfg]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.lines().any(|l| l.starts_with("board0") && l.contains("yes")), "{table}");
+
+    // watch: the catalogue is what the publisher seeds, or what has the label.
+    swarm.origin.client().call("torrent-set", serde_json::json!({"ids": [hash], "labels": ["odseed"]})).unwrap();
+    let base = std::fs::read_to_string(cfg).unwrap();
+    for (label, seen) in [(None, 1), (Some("odseed"), 1), (Some("other"), 0)] {
+        let watch = label.map(|l| format!("[watch]\nlabel = \"{l}\"\n")).unwrap_or_default();
+        let cfg = w.write_config(&format!("{base}{watch}[policy]\nmin_size = 0\n"));
+        let o = w.odseed(&["watch", "--once", "--json", "--config", cfg.to_str().unwrap()]);
+        assert!(o.status.success(), "{label:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let events: Vec<Value> =
+            String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let round = events.iter().find(|e| e["event"] == "round").expect("a round");
+        // Nobody is connected to the origin: no torrent needs help.
+        assert_eq!((round["torrents"].as_u64(), round["needing_help"].as_u64()), (Some(seen), Some(0)), "{label:?}");
+        assert_eq!(events.last().unwrap()["reason"], "once");
+    }
 }
 }

@@ -175,3 +175,62 @@ fn boards_go_to_the_neediest_and_move_with_demand() {
     assert!(ledger(&w).is_empty(), "everything released");
     assert!(seeded(&c).iter().all(Vec::is_empty), "the agents seed nothing");
 }
+
+#[test]
+fn the_ec2_budget_is_kept_across_restarts_and_stops_the_instances_once_spent() {
+    use crate::ec2::{idle_agents, Cloud};
+    let w = world("watchbudget");
+    let tracker_ip = Ipv4Addr::new(10, 77, 0, 1);
+    w.ns.add_host(tracker_ip).unwrap();
+    let announce_url = format!("http://{tracker_ip}:6969/announce");
+    let torrents = w.dir.path().join("torrents");
+    std::fs::create_dir_all(&torrents).unwrap();
+    let made =
+        odseed_lab::content::make(w.dir.path(), "x.bin", 100_000, 3, std::slice::from_ref(&announce_url)).unwrap();
+    std::fs::write(torrents.join("x.torrent"), &made.bytes).unwrap();
+    let hash = made.meta.info_hash;
+    let tracker = Tracker::start(&w.dir.path().join("tracker"), tracker_ip, 6969, &[hash]).unwrap();
+    for p in 0..4 {
+        announce(&tracker.announce_url(), hash, p, 1000, "started");
+    }
+    let (mut agents, _) = idle_agents(&w, 1);
+    let cloud = Cloud::start(&w);
+    let ids = cloud.instances_for("eu-west-3", &mut agents);
+    // 0.001 h = 3.6 s of instance time a month.
+    let cfg = format!(
+        "[watch]\ndir = \"{}\"\n[policy]\nmin_size = 0\n[budget]\ninstance_hours_per_month = 0.001\n{}",
+        torrents.display(),
+        cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 60)
+    );
+    let cfg = w.write_config(&cfg);
+    let args = ["watch", "--interval", "1", "--json", "--config", cfg.to_str().unwrap()];
+    let mut watch = w.spawn("watch1", &args);
+    wait_for(&watch, "the instance engaged, then released once the budget is spent", |p| {
+        pairs(p, "engage").iter().any(|(h, _)| *h == ids[0]) && pairs(p, "release").iter().any(|(h, _)| *h == ids[0])
+    });
+    wait_for(&watch, "a round with no instance allowed", |p| {
+        named(&events(p), "round").iter().any(|r| r["max_instances"] == 0 && r["budget_left_hours"] == 0.0)
+    });
+    let states = crate::ec2_api::states(&cloud.ec2("eu-west-3"), &ids);
+    assert!(states.iter().all(|s| s == "stopped" || s == "stopping"), "{states:?}");
+    assert_eq!(watch.log_text().matches("is spent").count(), 1, "said once\n{}", watch.log_tail(30));
+    watch.signal(libc::SIGTERM);
+    watch.wait_exit(Duration::from_secs(60)).expect("watch ends");
+    let budget: Value =
+        serde_json::from_slice(&std::fs::read(w.state_home().join("odseed/budget.json")).unwrap()).unwrap();
+    assert!(budget["instance_seconds"].as_u64().is_some_and(|s| s >= 3), "{budget}");
+
+    // A new watch knows the month's budget is spent: no instance at all.
+    let mut again = w.spawn("watch2", &args);
+    wait_for(&again, "three rounds", |p| named(&events(p), "round").len() >= 3);
+    assert!(pairs(&again, "engage").is_empty(), "{}", again.log_tail(20));
+    let e = events(&again);
+    let torrents = named(&e, "torrent");
+    assert!(!torrents.is_empty() && torrents.iter().all(|t| t["wanted"].as_u64() > Some(0) && t["instances"] == 0));
+    // `odseed status` shows the month's use.
+    let out = w.odseed(&["status", "--json", "--config", cfg.to_str().unwrap()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["budget"]["left_hours"], 0.0, "{status}");
+    again.signal(libc::SIGTERM);
+    again.wait_exit(Duration::from_secs(60)).expect("watch ends");
+}
