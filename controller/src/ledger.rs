@@ -222,6 +222,12 @@ impl Ledger {
     }
 }
 
+/// The torrents other live processes than `me` seed on board `name`, as `entries` say.
+pub fn held_by_others(entries: &[Entry], name: &str, me: &Owner) -> Vec<InfoHash> {
+    let theirs = |e: &&Entry| e.kind == HelperKind::Board && e.name == name && e.owner != *me && e.owner.alive();
+    entries.iter().filter(theirs).map(|e| e.info_hash).collect()
+}
+
 fn same(e: &Entry, name: &str, hash: &InfoHash, owner: &Owner) -> bool {
     e.name == name && e.info_hash == *hash && e.owner == *owner
 }

@@ -69,7 +69,7 @@ pub fn run(
     let mut round = Round {
         s,
         printer: &printer,
-        signal: Signal { stop, seen: Cell::new(false) },
+        signal: Signal::new(stop),
         observer,
         guard: Guard { pool, printer: &printer, released: false },
         ledger,
@@ -216,13 +216,17 @@ impl<'a> Round<'a> {
 
 /// SIGINT or SIGTERM, as a message from main's signal thread; once seen (say while instances
 /// boot), remembered for the loop.
-struct Signal<'a> {
+pub(crate) struct Signal<'a> {
     stop: &'a mpsc::Receiver<()>,
     seen: Cell<bool>,
 }
 
-impl Signal<'_> {
-    fn seen(&self) -> bool {
+impl<'a> Signal<'a> {
+    pub(crate) fn new(stop: &'a mpsc::Receiver<()>) -> Signal<'a> {
+        Signal { stop, seen: Cell::new(false) }
+    }
+
+    pub(crate) fn seen(&self) -> bool {
         if !self.seen.get() && self.stop.try_recv().is_ok() {
             self.seen.set(true);
         }

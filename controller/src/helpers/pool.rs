@@ -5,12 +5,11 @@
 use super::ec2::Fleet;
 use super::helper::{unsupported, Event, Helper, Kind, UNHEALTHY_FOR};
 use crate::error::Error;
-use crate::ledger::{now_secs, Entry, HelperKind, Ledger, Owner};
+use crate::ledger::{held_by_others, now_secs, Entry, HelperKind, Ledger, Owner};
 use crate::policy;
 use crate::target::Target;
 use odseed_proto::transmission::Version;
 use odseed_proto::wire::TorrentState;
-use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -132,14 +131,9 @@ impl Pool {
     fn full_boards(&self) -> Vec<String> {
         let hash = self.target.meta.info_hash;
         let entries = self.ledger.entries().unwrap_or_default();
-        let others = |name: &str| -> Vec<InfoHash> {
-            let theirs =
-                |e: &&Entry| e.kind == HelperKind::Board && e.name == name && e.owner != self.owner && e.owner.alive();
-            entries.iter().filter(theirs).map(|e| e.info_hash).collect()
-        };
         (self.helpers.iter().filter(|h| h.kind == Kind::Board))
             .filter(|h| {
-                let theirs = others(&h.name);
+                let theirs = held_by_others(&entries, &h.name, &self.owner);
                 theirs.len() as u32 >= h.slots || theirs.contains(&hash)
             })
             .map(|h| h.name.clone())
@@ -393,8 +387,11 @@ impl Pool {
                 Event::Released(b.name.clone())
             }
             Err(e) => {
-                // The ledger keeps it: `odseed release` or the next run will try again.
-                b.engaged = false;
+                // Still engaged as far as anyone knows, and in the ledger: tried again when it
+                // answers, at the end, or by `odseed release` or the next run.
+                b.lost = true;
+                b.session = None;
+                b.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
                 Event::Fault(format!("{}: cannot release ({e}); kept in the ledger for `odseed release`", b.label()))
             }
         }

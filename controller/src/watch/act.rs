@@ -21,8 +21,9 @@ impl Watch<'_> {
         let fleet = &mut self.guard.fleet;
         for (hash, h) in self.guard.helped.iter_mut() {
             let mut events = Vec::new();
+            // A lost board is released once it answers again (or at the end).
             let engaged: Vec<String> = (h.pool.helpers.iter())
-                .filter(|x| x.kind == Kind::Board && x.engaged)
+                .filter(|x| x.kind == Kind::Board && x.engaged && !x.lost)
                 .map(|x| x.name.clone())
                 .collect();
             for name in engaged.iter().filter(|n| !plan.boards.iter().any(|(b, t)| b == *n && t == hash)) {
@@ -48,7 +49,7 @@ impl Watch<'_> {
         wanted.sort();
         wanted.dedup();
         for hash in wanted {
-            if self.signalled() {
+            if self.signal.seen() {
                 return;
             }
             let Some(item) = items.get(&hash) else { continue };
@@ -71,14 +72,8 @@ impl Watch<'_> {
             let have = h.pool.helpers.iter().filter(|x| matches!(x.kind, Kind::Instance { .. })).count() as u32;
             let planned = plan.instances.get(&hash).copied().unwrap_or(0);
             if planned > have {
-                let stop = self.stop;
-                let signalled = &self.signalled;
-                let interrupted = || {
-                    if !signalled.get() && stop.try_recv().is_ok() {
-                        signalled.set(true);
-                    }
-                    signalled.get()
-                };
+                let signal = &self.signal;
+                let interrupted = || signal.seen();
                 let fleet = &mut self.guard.fleet;
                 events.extend(with_fleet(fleet, &mut h.pool, |p| p.engage_instances(planned - have, &interrupted)));
             }

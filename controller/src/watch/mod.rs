@@ -16,11 +16,11 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::helpers::{Event, Kind, Pool};
-use crate::ledger::{HelperKind, Ledger, Owner};
+use crate::ledger::{held_by_others, Ledger, Owner};
 use crate::observe::{Subject, Survey};
 use crate::output::Printer;
 use crate::policy::{self, Clock, Counts, Params};
-use crate::run::End;
+use crate::run::{End, Signal};
 use odseed_proto::InfoHash;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
@@ -94,8 +94,7 @@ pub fn watch(
         meter: Meter::default(),
         printer: &printer,
         o,
-        stop,
-        signalled: std::cell::Cell::new(false),
+        signal: Signal::new(stop),
         start: Instant::now(),
         broken: HashMap::new(),
         warned_budget: None,
@@ -114,7 +113,7 @@ pub fn watch(
         if o.once {
             break End::Normal(policy::ExitReason::Once);
         }
-        if w.signalled() || stop.recv_timeout(o.interval).is_ok() {
+        if w.signal.seen() || stop.recv_timeout(o.interval).is_ok() {
             break End::Interrupted;
         }
     };
@@ -142,8 +141,7 @@ struct Watch<'a> {
     meter: Meter,
     printer: &'a Printer,
     o: &'a Options,
-    stop: &'a mpsc::Receiver<()>,
-    signalled: std::cell::Cell<bool>,
+    signal: Signal<'a>,
     start: Instant,
     /// Torrents whose metainfo could not be read, and why (said once; not helped).
     broken: HashMap<InfoHash, String>,
@@ -152,13 +150,6 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
-    fn signalled(&self) -> bool {
-        if !self.signalled.get() && self.stop.try_recv().is_ok() {
-            self.signalled.set(true);
-        }
-        self.signalled.get()
-    }
-
     /// One round: refresh, list, observe, decide, allocate, act.
     fn round(&mut self) -> Result<(), Error> {
         for e in self.guard.fleet.refresh() {
@@ -268,10 +259,7 @@ impl Watch<'_> {
                 here.clone().all(|h| h.unhealthy_until.is_none_or(|t| now >= t))
             })
             .map(|b| {
-                let theirs: Vec<InfoHash> = (entries.iter())
-                    .filter(|e| e.kind == HelperKind::Board && e.name == b.name && e.owner != me && e.owner.alive())
-                    .map(|e| e.info_hash)
-                    .collect();
+                let theirs = held_by_others(entries, &b.name, &me);
                 let mut skip = theirs.clone();
                 for h in self.guard.helped.values() {
                     let refused = h.pool.helpers.iter().any(|x| x.name == b.name && x.cannot_seed.is_some());
