@@ -49,15 +49,8 @@ UTC month in $XDG_STATE_HOME/odseed/budget.json, across runs). A helper stays on
 that torrent still wants it; one that is no longer wanted is released after the cooldown. Prints a
 line per round (torrents, needing help, helpers busy, budget left; --json: events with info_hash).
 Ctrl-C or SIGTERM releases everything (exit 130); so do --once after one round and any error.
-As a systemd user service (~/.config/systemd/user/odseed-watch.service):
-    [Unit]
-    Description=odseed watch: helper seeders for my torrents
-    [Service]
-    ExecStart=%h/.cargo/bin/odseed watch
-    Restart=on-failure
-    SuccessExitStatus=130
-    [Install]
-    WantedBy=default.target
+As a systemd user service: copy controller/systemd/odseed-watch.service (it runs
+%h/.cargo/bin/odseed watch; SIGTERM exit 130 counts as a clean stop) to ~/.config/systemd/user/,
 then `systemctl --user enable --now odseed-watch` (and `loginctl enable-linger $USER` to keep it
 running while you are logged out); `journalctl --user -u odseed-watch` shows its lines.
 
