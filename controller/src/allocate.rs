@@ -11,7 +11,8 @@
 //!    one more helper, so a first helper where none is goes before a second one elsewhere.
 //! 3. **Boards before instances.** Boards cost nothing more; an instance is used only when no
 //!    board has a free slot, within `max_instances` (0 once the month's budget is spent).
-//! 4. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
+//! 4. A board that failed lately (resting) keeps its torrents and is given no new one.
+//! 5. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
 //!    torrent gets the board with the most upload per torrent it would then seed.
 
 use odseed_proto::InfoHash;
@@ -35,6 +36,8 @@ pub struct Board {
     pub upload_kbps: u32,
     /// Torrents it must not be given (it cannot seed them, or another run seeds them on it).
     pub skip: Vec<InfoHash>,
+    /// It failed lately: it keeps the torrents it has, and is given no new one.
+    pub resting: bool,
 }
 
 /// Who seeds what: (board, torrent) pairs, and instances per torrent.
@@ -79,7 +82,7 @@ pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, curren
         }
     }
 
-    // 2-4. One more helper per torrent per pass, neediest first; boards, then instances.
+    // 2-5. One more helper per torrent per pass, neediest first; boards, then instances.
     loop {
         let mut gave = false;
         for d in &ranked {
@@ -87,7 +90,8 @@ pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, curren
                 continue;
             }
             let free = |b: &&Board| {
-                used(&plan, &b.name) < b.slots
+                !b.resting
+                    && used(&plan, &b.name) < b.slots
                     && !b.skip.contains(&d.hash)
                     && !plan.boards.iter().any(|(n, h)| *n == b.name && *h == d.hash)
             };
@@ -140,6 +144,7 @@ mod tests {
             slots,
             upload_kbps,
             skip: skip.iter().map(|n| h(*n)).collect(),
+            resting: false,
         };
         // fast has 2 slots at 900 kB/s: 900 > 400 for the neediest, then 450 > 400 for the next.
         let boards = [b("slow", 1, 400, &[]), b("fast", 2, 900, &[])];
@@ -153,6 +158,11 @@ mod tests {
         let boards = [b("old", 1, 0, &[1])];
         let p = allocate(&[d(1, 50, 1)], &boards, 1, &Plan::default());
         assert_eq!((pairs(&p), p.instances.get(&h(1)).copied()), (vec![], Some(1)));
+        // A resting board (it failed lately) keeps what it seeds and takes nothing new.
+        let boards = [Board { resting: true, ..b("r", 2, 0, &[]) }];
+        let current = Plan { boards: vec![("r".into(), h(1))], instances: BTreeMap::new() };
+        let p = allocate(&[d(1, 50, 1), d(2, 60, 1)], &boards, 0, &current);
+        assert_eq!(pairs(&p), [("r", 1)]);
     }
 
     #[test]

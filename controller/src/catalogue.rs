@@ -49,6 +49,8 @@ pub struct Catalogue {
     parsed: HashMap<PathBuf, (SystemTime, u64, Result<Item, String>)>,
     /// Whether "more than max" was said already.
     warned_max: bool,
+    /// Transmission did not answer last round (with `dir`).
+    local_failing: bool,
 }
 
 /// What is asked of Transmission about each torrent.
@@ -82,7 +84,14 @@ impl Catalogue {
                     .into())
             }
         };
-        Ok(Catalogue { source, client, max: cfg.watch.max_torrents, parsed: HashMap::new(), warned_max: false })
+        Ok(Catalogue {
+            source,
+            client,
+            max: cfg.watch.max_torrents,
+            parsed: HashMap::new(),
+            warned_max: false,
+            local_failing: false,
+        })
     }
 
     /// "the torrents Transmission seeds (label x)", "the .torrent files of DIR".
@@ -96,9 +105,26 @@ impl Catalogue {
 
     /// This round's torrents (at most `max_torrents`, the lowest info hashes first).
     pub fn list(&mut self) -> Result<Listing, String> {
-        let entries = match &self.client {
-            Some(c) => Some(c.torrent_get(None, &FIELDS).map_err(|e| format!("cannot list the torrents: {e}"))?),
-            None => None,
+        let entries = match (&self.client, &self.source) {
+            (Some(c), Source::Transmission { .. }) => {
+                Some(c.torrent_get(None, &FIELDS).map_err(|e| format!("cannot list the torrents: {e}"))?)
+            }
+            // With a directory, Transmission only adds its peers: without it the trackers count.
+            (Some(c), Source::Dir(_)) => match c.torrent_get(None, &FIELDS) {
+                Ok(list) => {
+                    if std::mem::replace(&mut self.local_failing, false) {
+                        log::info!("Transmission at {} answers again", c.url());
+                    }
+                    Some(list)
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.local_failing, true) {
+                        log::warn!("{e}; counting from the trackers alone until it answers");
+                    }
+                    None
+                }
+            },
+            (None, _) => None,
         };
         let mut items = match &self.source {
             Source::Transmission { label } => seeding(entries.as_deref().unwrap_or_default(), label.as_deref()),

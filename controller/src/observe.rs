@@ -10,11 +10,18 @@ use crate::policy::Counts;
 use crate::tracker::{Scrape, Scraper, TrackerError};
 use odseed_proto::transmission::{Client, TorrentInfo};
 use odseed_proto::InfoHash;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Trackers scraped at once, at most.
 const SCRAPE_THREADS: usize = 8;
+/// The trackers of one torrent that are asked, at most (the first ones it names).
+const MAX_TRACKERS: usize = 32;
+/// A tracker that fails is asked again after this long, doubled at each failure up to
+/// [`BACKOFF_MAX`]: a dead tracker costs a round its timeouts only now and then.
+const BACKOFF: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
 
 /// `odseed run`'s one torrent.
 pub struct Observer {
@@ -65,21 +72,21 @@ pub struct Subject<'a> {
 #[derive(Default)]
 pub struct Survey {
     pub scraper: Scraper,
-    /// Trackers that failed last round: warned about when they start failing, not every round.
-    failing: HashSet<String>,
+    /// Trackers that fail: how often in a row, and when to ask again. Warned about when they start
+    /// failing, not every round.
+    failing: HashMap<String, (u32, Instant)>,
 }
 
 impl Survey {
-    pub fn new(scraper: Scraper) -> Survey {
-        Survey { scraper, failing: HashSet::new() }
-    }
-
     /// Each subject's counts, in order, or why there are none.
     pub fn counts(&mut self, subjects: &[Subject]) -> Vec<Result<Counts, String>> {
         let mut by_tracker: BTreeMap<&str, Vec<InfoHash>> = BTreeMap::new();
+        let now = Instant::now();
         for s in subjects {
-            for url in s.trackers {
-                by_tracker.entry(url.as_str()).or_default().push(s.hash);
+            for url in s.trackers.iter().take(MAX_TRACKERS) {
+                if self.failing.get(url).is_none_or(|(_, next)| now >= *next) {
+                    by_tracker.entry(url.as_str()).or_default().push(s.hash);
+                }
             }
         }
         let answers = self.scrape_all(&by_tracker);
@@ -87,7 +94,7 @@ impl Survey {
     }
 
     /// Every tracker's answer, [`SCRAPE_THREADS`] trackers at a time; says which started or
-    /// stopped failing.
+    /// stopped failing, and when to ask a failing one again.
     fn scrape_all(&mut self, by_tracker: &BTreeMap<&str, Vec<InfoHash>>) -> HashMap<String, Answer> {
         let jobs: Vec<(&str, &Vec<InfoHash>)> = by_tracker.iter().map(|(u, h)| (*u, h)).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -108,18 +115,26 @@ impl Survey {
                 .collect();
             workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
-        let failing: HashSet<String> = answers.iter().filter(|(_, a)| a.is_err()).map(|(u, _)| u.clone()).collect();
-        for e in answers.values().filter_map(|a| a.as_ref().err()) {
-            if self.failing.contains(e.url()) {
-                log::debug!("{e}");
-            } else {
-                log::warn!("{e} (no information from it until it answers well again)");
+        let now = Instant::now();
+        for (url, answer) in &answers {
+            match answer {
+                Ok(_) => {
+                    if self.failing.remove(url).is_some() {
+                        log::info!("tracker {} answers again", crate::tracker::scrape::shown(url));
+                    }
+                }
+                Err(e) => {
+                    let fails = self.failing.get(url).map_or(1, |(n, _)| n + 1);
+                    let wait = BACKOFF.saturating_mul(1 << (fails - 1).min(8)).min(BACKOFF_MAX);
+                    if fails == 1 {
+                        log::warn!("{e} (no information from it until it answers well again)");
+                    } else {
+                        log::debug!("{e} (asked again in {} s)", wait.as_secs());
+                    }
+                    self.failing.insert(url.clone(), (fails, now + wait));
+                }
             }
         }
-        for url in self.failing.difference(&failing) {
-            log::info!("tracker {} answers again", crate::tracker::scrape::shown(url));
-        }
-        self.failing = failing;
         answers
     }
 }
@@ -132,7 +147,7 @@ fn counts_of(s: &Subject, answers: &HashMap<String, Answer>) -> Result<Counts, S
     let size = Some(s.size);
     let mut best: Option<Scrape> = None;
     let mut failed = 0;
-    for url in s.trackers {
+    for url in s.trackers.iter().take(MAX_TRACKERS) {
         match answers.get(url) {
             Some(Ok(map)) => {
                 // A tracker that answered well without this torrent knows no peer of it (BEP 48): an
@@ -176,6 +191,26 @@ fn all_down(trackers: &[String], failed: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_tracker_is_asked_again_only_after_its_backoff() {
+        let mut survey =
+            Survey { scraper: Scraper { timeout: Duration::from_millis(200), retries: 0 }, ..Survey::default() };
+        let trackers = vec!["http://127.0.0.1:9/announce".to_string()];
+        let subject = || Subject { hash: InfoHash::from_bytes([2; 20]), size: 1, trackers: &trackers, local: None };
+        assert!(survey.counts(&[subject()])[0].as_ref().unwrap_err().contains("all trackers down"));
+        let (fails, next) = survey.failing[&trackers[0]];
+        assert_eq!(fails, 1);
+        assert!(next > Instant::now() + Duration::from_secs(20));
+        // Not asked again before then: still one failure, still no counts.
+        assert!(survey.counts(&[subject()])[0].is_err());
+        assert_eq!(survey.failing[&trackers[0]].0, 1);
+        // Once due, asked again: the backoff doubles.
+        survey.failing.get_mut(&trackers[0]).unwrap().1 = Instant::now();
+        assert!(survey.counts(&[subject()])[0].is_err());
+        let (fails, next) = survey.failing[&trackers[0]];
+        assert!(fails == 2 && next > Instant::now() + Duration::from_secs(50));
+    }
 
     #[test]
     fn the_override_counts_for_one_round() {

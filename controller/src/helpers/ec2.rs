@@ -225,4 +225,6 @@ pub struct Started {
     pub(super) pool: usize,
     pub id: String,
     pub(super) started: Instant,
+    /// The torrent it was started for (its ledger entry's).
+    pub(super) hash: odseed_proto::InfoHash,
 }

@@ -88,7 +88,12 @@ impl Helper {
     }
 
     pub fn healthy(&self, now: Instant) -> bool {
-        self.cannot_seed.is_none() && self.unhealthy_until.is_none_or(|t| now >= t)
+        self.cannot_seed.is_none() && !self.resting(now)
+    }
+
+    /// It failed lately (unreachable, or refused an engagement) and is not tried again yet.
+    pub fn resting(&self, now: Instant) -> bool {
+        self.unhealthy_until.is_some_and(|t| now < t)
     }
 
     /// Takes in what its agent says of the torrent; why it has failed there, if it has: the daemon

@@ -8,6 +8,7 @@ use super::helper::{Event, Helper, Kind};
 use super::pool::Pool;
 use crate::ec2::client::REFUSALS;
 use crate::ec2::{Error, InstanceState, StartFailure};
+use crate::ledger::{Ledger, Owner};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,10 @@ impl Pool {
         log::info!("EC2 {region}: starting {}", claimed.join(", "));
         let started = Instant::now();
         let StartFailure { error: e, maybe_started } = match self.fleet.pools[p].client.start_checked(&claimed) {
-            Ok(_) => return claimed.into_iter().map(|id| Started { pool: p, id, started }).collect(),
+            Ok(_) => {
+                let hash = self.target.meta.info_hash;
+                return claimed.into_iter().map(|id| Started { pool: p, id, started, hash }).collect();
+            }
             Err(failure) => failure,
         };
         let ep = &mut self.fleet.pools[p];
@@ -100,7 +104,7 @@ impl Pool {
                 events.push(Event::Fault(format!(
                     "instance {id} ({region}): may have started and cannot be stopped yet"
                 )));
-                self.fleet.stranded.push(Started { pool: p, id, started });
+                self.fleet.stranded.push(Started { pool: p, id, started, hash });
             }
         }
         Vec::new()
@@ -232,21 +236,47 @@ impl Pool {
             if let Err(e) = h.client.delete(&hash) {
                 log::warn!("{}: cannot remove the torrent ({e}); stopping it anyway", h.label());
             }
-            by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started });
+            by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started, hash });
         }
         self.stop_groups(by_pool)
     }
 
+    fn stop_groups(&mut self, by_pool: BTreeMap<usize, Vec<Started>>) -> Vec<Event> {
+        self.fleet.stop_groups(by_pool, &self.ledger, &self.owner)
+    }
+
+    /// Tries again to stop what could not be stopped before.
+    pub(super) fn stop_stranded(&mut self) -> Vec<Event> {
+        self.fleet.stop_stranded(&self.ledger, &self.owner)
+    }
+}
+
+impl Fleet {
+    /// Tries again to stop the instances that could not be stopped before (each leaves the ledger,
+    /// entry of its own torrent, once stopped).
+    pub fn stop_stranded(&mut self, ledger: &Ledger, owner: &Owner) -> Vec<Event> {
+        let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
+        for s in std::mem::take(&mut self.stranded) {
+            by_pool.entry(s.pool).or_default().push(s);
+        }
+        self.stop_groups(by_pool, ledger, owner)
+    }
+
+    /// How long the instances that could not be stopped have run so far.
+    pub fn stranded_time(&self) -> Duration {
+        self.stranded.iter().map(|s| s.started.elapsed()).sum()
+    }
+
     /// Stops each region's instances in one call, the regions at once (a slow region does not hold
     /// up the others); Released for each stopped, a fault (and stranded) for the others.
-    fn stop_groups(&mut self, by_pool: BTreeMap<usize, Vec<Started>>) -> Vec<Event> {
-        let fleet = &self.fleet;
+    fn stop_groups(&mut self, by_pool: BTreeMap<usize, Vec<Started>>, ledger: &Ledger, owner: &Owner) -> Vec<Event> {
+        let pools = &self.pools;
         let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = by_pool
                 .iter()
                 .map(|(p, list)| {
                     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
-                    let client = &fleet.pools[*p].client;
+                    let client = &pools[*p].client;
                     scope.spawn(move || stop_and_wait(client, &ids))
                 })
                 .collect();
@@ -257,12 +287,12 @@ impl Pool {
         });
         let mut events = Vec::new();
         for ((p, list), stopped) in by_pool.into_iter().zip(results) {
-            let region = self.fleet.pools[p].region().to_string();
+            let region = self.pools[p].region().to_string();
             for s in list {
                 events.push(match &stopped {
                     Ok(()) => {
-                        self.fleet.add_usage(&region, s.started);
-                        match self.ledger.remove(&s.id, &self.target.meta.info_hash, &self.owner) {
+                        self.add_usage(&region, s.started);
+                        match ledger.remove(&s.id, &s.hash, owner) {
                             Ok(()) => Event::Released(s.id),
                             Err(e) => Event::Fault(e.to_string()),
                         }
@@ -272,21 +302,12 @@ impl Pool {
                             "instance {} ({region}): cannot stop it ({e}); kept in the ledger for `odseed release`",
                             s.id
                         );
-                        self.fleet.stranded.push(s);
+                        self.stranded.push(s);
                         Event::Fault(why)
                     }
                 });
             }
         }
         events
-    }
-
-    /// Tries again to stop what could not be stopped before.
-    pub(super) fn stop_stranded(&mut self) -> Vec<Event> {
-        let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
-        for s in std::mem::take(&mut self.fleet.stranded) {
-            by_pool.entry(s.pool).or_default().push(s);
-        }
-        self.stop_groups(by_pool)
     }
 }

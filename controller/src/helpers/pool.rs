@@ -105,17 +105,20 @@ impl Pool {
 
     /// What the policy needs: how many of ours seed or download, are engaged, could be.
     pub fn view(&self) -> policy::Helpers {
+        policy::Helpers {
+            capacity: self.engaged().engaged + self.free_boards() + self.free_instances(),
+            ..self.engaged()
+        }
+    }
+
+    /// How many of ours seed or download, and are engaged (capacity left at 0).
+    pub fn engaged(&self) -> policy::Helpers {
         let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.engaged && !h.lost).collect();
         let state = |h: &&&Helper| h.session.as_ref().map(|t| t.state);
         let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32;
         // Only a helper that downloads has announced itself as a leecher (a queued one has not yet).
         let downloading = active.iter().filter(|h| state(h) == Some(TorrentState::Downloading)).count() as u32;
-        policy::Helpers {
-            seeding,
-            downloading,
-            engaged: active.len() as u32,
-            capacity: active.len() as u32 + self.free_boards() + self.free_instances(),
-        }
+        policy::Helpers { seeding, downloading, engaged: active.len() as u32, capacity: 0 }
     }
 
     /// Healthy boards not engaged, with a slot that other runs have not taken.
@@ -341,9 +344,9 @@ impl Pool {
         self.release_instances(order)
     }
 
-    /// Whether any helper is engaged for this torrent (or an instance could not be stopped).
+    /// Whether any helper is engaged for this torrent.
     pub fn busy(&self) -> bool {
-        self.helpers.iter().any(|h| h.engaged) || !self.fleet.stranded.is_empty()
+        self.helpers.iter().any(|h| h.engaged)
     }
 
     /// Releases every engaged helper, and stops again what could not be stopped before.
@@ -358,14 +361,20 @@ impl Pool {
         self.fleet.stranded.iter().map(|s| s.id.clone()).collect()
     }
 
-    /// How long its engaged instances have run so far.
+    /// How long its engaged instances (and those that could not be stopped) have run so far.
     pub fn running_time(&self) -> Duration {
-        (self.helpers.iter())
+        let engaged: Duration = (self.helpers.iter())
             .filter_map(|h| match &h.kind {
                 Kind::Instance { started, .. } => Some(started.elapsed()),
                 Kind::Board => None,
             })
-            .sum()
+            .sum();
+        engaged + self.fleet.stranded_time()
+    }
+
+    /// How many instances are engaged for this torrent.
+    pub fn instances(&self) -> usize {
+        self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count()
     }
 
     /// What EC2 time this run used, per region.

@@ -8,7 +8,10 @@ use crate::catalogue::Item;
 use crate::helpers::{board, Event, Kind, Pool};
 use odseed_proto::InfoHash;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A torrent whose metainfo could not be read is tried again after this long.
+const BROKEN_FOR: Duration = Duration::from_secs(600);
 
 impl Watch<'_> {
     pub(super) fn act(&mut self, plan: &Plan, items: &HashMap<InfoHash, &Item>) {
@@ -29,7 +32,7 @@ impl Watch<'_> {
             for name in engaged.iter().filter(|n| !plan.boards.iter().any(|(b, t)| b == *n && t == hash)) {
                 events.extend(h.pool.release_named(name));
             }
-            let instances = h.pool.helpers.iter().filter(|x| matches!(x.kind, Kind::Instance { .. })).count();
+            let instances = h.pool.instances();
             let planned = plan.instances.get(hash).copied().unwrap_or(0) as usize;
             if instances > planned {
                 events.extend(with_fleet(fleet, &mut h.pool, |p| p.release_instances_only(instances - planned)));
@@ -69,7 +72,7 @@ impl Watch<'_> {
                     events.extend(h.pool.engage_board_named(name));
                 }
             }
-            let have = h.pool.helpers.iter().filter(|x| matches!(x.kind, Kind::Instance { .. })).count() as u32;
+            let have = h.pool.instances() as u32;
             let planned = plan.instances.get(&hash).copied().unwrap_or(0);
             if planned > have {
                 let signal = &self.signal;
@@ -90,12 +93,19 @@ impl Watch<'_> {
     /// metainfo read. `None` if that cannot be read (said once; the torrent is not helped).
     fn pool_for(&mut self, item: &Item) -> Option<Pool> {
         let target = match self.catalogue.target(item) {
-            Ok(t) => t,
+            Ok(t) => {
+                self.broken.remove(&item.hash);
+                t
+            }
             Err(why) => {
                 if !self.broken.contains_key(&item.hash) {
-                    self.printer.event(&Event::Fault(format!("{}: {why}; not helped", item.name)));
+                    let retry = BROKEN_FOR.as_secs() / 60;
+                    self.printer.event(&Event::Fault(format!(
+                        "{}: {why}; not helped (tried again every {retry} min)",
+                        item.name
+                    )));
                 }
-                self.broken.insert(item.hash, why);
+                self.broken.insert(item.hash, Instant::now() + BROKEN_FOR);
                 return None;
             }
         };

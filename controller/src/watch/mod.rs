@@ -88,7 +88,7 @@ pub fn watch(
         params,
         catalogue,
         survey: Survey::default(),
-        guard: Guard { fleet, helped: BTreeMap::new(), printer: &printer, released: false },
+        guard: Guard { fleet, helped: BTreeMap::new(), printer: &printer, ledger, released: false },
         ledger,
         budget,
         meter: Meter::default(),
@@ -98,6 +98,7 @@ pub fn watch(
         start: Instant::now(),
         broken: HashMap::new(),
         warned_budget: None,
+        warned_budget_file: false,
     };
     log::info!(
         "watching {} every {} s: ratio {}, {} board(s), up to {} EC2 instance(s){}",
@@ -109,7 +110,11 @@ pub fn watch(
         if o.dry_run { " (dry run: nothing is engaged)" } else { "" }
     );
     let end = loop {
-        w.round()?;
+        if let Err(e) = w.round() {
+            w.guard.release();
+            w.count_usage();
+            return Err(e);
+        }
         if o.once {
             break End::Normal(policy::ExitReason::Once);
         }
@@ -143,17 +148,24 @@ struct Watch<'a> {
     o: &'a Options,
     signal: Signal<'a>,
     start: Instant,
-    /// Torrents whose metainfo could not be read, and why (said once; not helped).
-    broken: HashMap<InfoHash, String>,
+    /// Torrents whose metainfo could not be read: not helped until then (said once).
+    broken: HashMap<InfoHash, Instant>,
     /// The month whose spent budget was said.
     warned_budget: Option<String>,
+    /// Whether the budget file's failure was said.
+    warned_budget_file: bool,
 }
 
 impl Watch<'_> {
-    /// One round: refresh, list, observe, decide, allocate, act.
+    /// One round: refresh, count the budget, list, observe, decide, allocate, act.
     fn round(&mut self) -> Result<(), Error> {
         for e in self.guard.fleet.refresh() {
             self.printer.event(&e);
+        }
+        if !self.guard.fleet.stranded.is_empty() {
+            for e in self.guard.fleet.stop_stranded(self.ledger, &Owner::me()) {
+                self.printer.event(&e);
+            }
         }
         let fleet = &mut self.guard.fleet;
         for h in self.guard.helped.values_mut() {
@@ -166,11 +178,18 @@ impl Watch<'_> {
             .ledger
             .entries()
             .map_err(|e| Error::Ledger(format!("{e}. Every helper of this watch is released and it stops")))?;
+        let standing = self.count_usage();
+        let max_instances = self.max_instances(standing.as_ref());
         let elapsed = self.start.elapsed();
         let listing = match self.catalogue.list() {
             Ok(l) => l,
             Err(why) => {
+                // Blind: helpers stay as they are, but a spent budget stops the instances all the same.
                 self.printer.blind(elapsed, &why);
+                if max_instances == 0 && !self.o.dry_run {
+                    let plan = Plan { boards: self.current().boards, instances: Default::default() };
+                    self.act(&plan, &HashMap::new());
+                }
                 return Ok(());
             }
         };
@@ -183,14 +202,12 @@ impl Watch<'_> {
             })
             .collect();
         let counts = self.survey.counts(&subjects);
-        let standing = self.count_usage();
-        let max_instances = self.max_instances(standing.as_ref());
         let mut demands = Vec::new();
         let mut decided = Vec::new();
         let mut blind = 0;
         for (item, c) in listing.items.iter().zip(counts) {
             let helped = self.guard.helped.get(&item.hash);
-            let view = helped.map(|h| h.pool.view()).unwrap_or_default();
+            let view = helped.map(|h| h.pool.engaged()).unwrap_or_default();
             let since_change = helped.map_or(Duration::MAX, |h| h.last_change.elapsed());
             let c = match c {
                 Ok(c) => c,
@@ -206,13 +223,20 @@ impl Watch<'_> {
             let clock = Clock { first_round: true, elapsed: Duration::ZERO, since_change };
             let d = policy::decide(&self.params, &c, &h, &clock);
             let mut wanted = policy::wanted(&d, view.engaged, since_change, self.params.cooldown);
-            if self.broken.contains_key(&item.hash) {
+            if self.broken.get(&item.hash).is_some_and(|retry| Instant::now() < *retry) {
                 wanted = 0;
             }
             demands.push(Demand { hash: item.hash, leechers: d.leechers, wanted });
             decided.push((item, c, d, wanted));
         }
-        // A torrent gone from the catalogue wants nothing: its helpers are released.
+        // A torrent gone from the catalogue keeps its helpers through the cooldown, then wants none.
+        for (hash, h) in &self.guard.helped {
+            if !listing.items.iter().any(|i| i.hash == *hash) {
+                let keep = h.last_change.elapsed() < self.params.cooldown;
+                let wanted = if keep { h.pool.engaged().engaged } else { 0 };
+                demands.push(Demand { hash: *hash, leechers: 0, wanted });
+            }
+        }
         let boards = self.boards(&entries);
         let plan = allocate::allocate(&demands, &boards, max_instances, &self.current());
         let summary = RoundSummary {
@@ -244,34 +268,31 @@ impl Watch<'_> {
         Ok(())
     }
 
-    /// The boards to share out: each with the slots other live runs leave it, never given a
-    /// torrent another run seeds on it or one it cannot seed, and left out while it is unhealthy.
+    /// The boards to share out: each with the slots that other live runs and its own lost
+    /// engagements leave it, never given a torrent another run seeds on it or one it cannot seed,
+    /// and given nothing new while it rests after a failure.
     fn boards(&self, entries: &[crate::ledger::Entry]) -> Vec<Board> {
         let me = Owner::me();
         let now = Instant::now();
-        let pools: Vec<&Pool> = self.guard.helped.values().map(|h| &h.pool).collect();
         self.cfg
             .boards
             .iter()
-            .filter(|b| {
-                let here =
-                    pools.iter().filter_map(|p| p.helpers.iter().find(|h| h.kind == Kind::Board && h.name == b.name));
-                here.clone().all(|h| h.unhealthy_until.is_none_or(|t| now >= t))
-            })
             .map(|b| {
+                let here = || {
+                    (self.guard.helped.values())
+                        .flat_map(|h| h.pool.helpers.iter().map(move |x| (h, x)))
+                        .filter(|(_, x)| x.kind == Kind::Board && x.name == b.name)
+                };
                 let theirs = held_by_others(entries, &b.name, &me);
+                let lost = here().filter(|(_, x)| x.engaged && x.lost).count() as u32;
                 let mut skip = theirs.clone();
-                for h in self.guard.helped.values() {
-                    let refused = h.pool.helpers.iter().any(|x| x.name == b.name && x.cannot_seed.is_some());
-                    if refused {
-                        skip.push(h.item.hash);
-                    }
-                }
+                skip.extend(here().filter(|(_, x)| x.cannot_seed.is_some()).map(|(h, _)| h.item.hash));
                 Board {
                     name: b.name.clone(),
-                    slots: b.slots.saturating_sub(theirs.len() as u32),
+                    slots: b.slots.saturating_sub(theirs.len() as u32 + lost),
                     upload_kbps: b.upload_kbps,
                     skip,
+                    resting: here().any(|(_, x)| x.resting(now)),
                 }
             })
             .collect()
@@ -322,11 +343,17 @@ impl Watch<'_> {
     /// (`None` if its file cannot be used: said, and no instance is started).
     fn count_usage(&mut self) -> Option<Standing> {
         let running: Duration = self.guard.helped.values().map(|h| h.pool.running_time()).sum();
-        let used = self.guard.fleet.usage.values().sum::<Duration>() + running;
+        let fleet = &self.guard.fleet;
+        let used = fleet.usage.values().sum::<Duration>() + running + fleet.stranded_time();
         match self.meter.tick(self.budget, used) {
-            Ok(s) => Some(s),
+            Ok(s) => {
+                self.warned_budget_file = false;
+                Some(s)
+            }
             Err(e) => {
-                self.printer.event(&Event::Fault(e.to_string()));
+                if !std::mem::replace(&mut self.warned_budget_file, true) {
+                    self.printer.event(&Event::Fault(e.to_string()));
+                }
                 None
             }
         }
@@ -347,6 +374,7 @@ struct Guard<'a> {
     fleet: Fleet,
     helped: BTreeMap<InfoHash, Helped>,
     printer: &'a Printer,
+    ledger: &'a Ledger,
     released: bool,
 }
 
@@ -361,6 +389,9 @@ impl Guard<'_> {
             }
         }
         self.helped.clear();
+        for e in self.fleet.stop_stranded(self.ledger, &Owner::me()) {
+            self.printer.event(&e);
+        }
         self.printer.usage(&self.fleet.usage);
     }
 

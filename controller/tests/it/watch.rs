@@ -234,3 +234,30 @@ fn the_ec2_budget_is_kept_across_restarts_and_stops_the_instances_once_spent() {
     again.signal(libc::SIGTERM);
     again.wait_exit(Duration::from_secs(60)).expect("watch ends");
 }
+
+#[test]
+fn a_board_that_was_lost_for_a_while_keeps_its_torrent_and_moves_nothing() {
+    let w = world("watchlost");
+    let mut c = catalogue(&w, 5);
+    leechers(&c, c.hashes[0], 0, 10, "started");
+    leechers(&c, c.hashes[1], 100, 6, "started");
+    let watch = spawn_watch(&w, "watch", &c);
+    wait_for(&watch, "two boards engaged", |p| pairs(p, "engage").len() >= 2);
+    let engaged = pairs(&watch, "engage");
+    let (lost_board, lost_on) = engaged.iter().find(|(b, _)| b == "board0").cloned().unwrap();
+
+    // board0's agent dies, then comes back (its desired state kept): it is lost, then answers.
+    c.boards[0].kill9();
+    wait_for(&watch, "board0 lost", |p| p.log_text().contains("board board0: lost"));
+    c.boards[0].launch().unwrap();
+    wait_for(&watch, "board0 reachable again", |p| p.log_text().contains("board board0: reachable again"));
+    // Ten more rounds: it rests (2 min) but keeps its torrent; nothing is released or moved.
+    let rounds = named(&events(&watch), "round").len();
+    wait_for(&watch, "ten more rounds", |p| named(&events(p), "round").len() >= rounds + 10);
+    assert!(pairs(&watch, "release").is_empty(), "nothing released\n{}", watch.log_tail(40));
+    assert_eq!(pairs(&watch, "engage").len(), 2, "nothing engaged again\n{}", watch.log_tail(40));
+    let e = events(&watch);
+    let last = named(&e, "torrent").into_iter().rev().find(|t| t["info_hash"] == lost_on.as_str()).unwrap();
+    assert_eq!(last["boards"][0], lost_board.as_str(), "{last}");
+    assert_eq!(ledger(&w).len(), 2);
+}
