@@ -38,10 +38,26 @@ pub fn make(dir: &Path, name: &str, size: u64, seed: u64, trackers: &[String]) -
     torrent_for(&path, name, trackers)
 }
 
-/// The torrent of an existing file, in pieces of 256 KiB (or 32 KiB for small files).
+/// The piece size `transmission-create` (3.00) chooses for `size` bytes, as a publisher making a
+/// torrent with it would have: 32 KiB under 50 MiB, 64 KiB from 50 MiB, 128 KiB from 150 MiB,
+/// 256 KiB from 350 MiB, 512 KiB from 512 MiB, 1 MiB from 1 GiB, 2 MiB from 2 GiB.
+pub fn piece_size(size: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    const STEPS: [(u64, u64); 6] = [
+        (2048 * MIB, 2 << 20),
+        (1024 * MIB, 1 << 20),
+        (512 * MIB, 512 << 10),
+        (350 * MIB, 256 << 10),
+        (150 * MIB, 128 << 10),
+        (50 * MIB, 64 << 10),
+    ];
+    STEPS.iter().find(|(from, _)| size >= *from).map_or(32 << 10, |(_, piece)| *piece)
+}
+
+/// The torrent of an existing file, in pieces of [`piece_size`].
 pub fn torrent_for(path: &Path, name: &str, trackers: &[String]) -> Result<Made, String> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let piece = if size < (8 << 20) { 32 << 10 } else { 256 << 10 };
+    let piece = piece_size(size);
     let bytes = metainfo::create_single_file(path, name, piece, trackers)
         .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
     let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;
@@ -84,4 +100,28 @@ pub fn libtorrent_torrent(path: &Path, trackers: &[String], flavour: Flavour) ->
         return Err(format!("libtorrent could not make a torrent: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The sizes `transmission-create` 3.00 was seen to choose (transmission-show "Piece Size").
+    #[test]
+    fn pieces_are_sized_as_transmission_create_sizes_them() {
+        const MIB: u64 = 1 << 20;
+        for (size, kib) in [
+            (0, 32),
+            (8 * MIB, 32),
+            (50 * MIB - 1, 32),
+            (50 * MIB, 64),
+            (64 * MIB, 64),
+            (150 * MIB, 128),
+            (349 * MIB, 128),
+            (350 * MIB, 256),
+            (512 * MIB, 512),
+            (1024 * MIB, 1024),
+            (4096 * MIB, 2048),
+        ] {
+            assert_eq!(super::piece_size(size), kib << 10, "{size} bytes");
+        }
+    }
 }

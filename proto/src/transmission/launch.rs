@@ -30,7 +30,8 @@ pub struct DaemonConfig {
     pub cache_mb: u32,
     /// Peer connections, per torrent and overall.
     pub peer_limit: u32,
-    /// Upload cap in KiB/s; 0 = no cap.
+    /// Upload cap in Transmission's kB/s (1000 bytes/s, as its `speed-limit-up` counts them; measured
+    /// in the lab's traces); 0 = no cap.
     pub upload_kbps: u32,
     /// Stop the daemon after this many seconds with nothing to seed (gives the RAM back).
     pub idle_stop_secs: u64,
