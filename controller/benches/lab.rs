@@ -1,66 +1,129 @@
-//! The lab benchmark: the same swarm with 0, 1, 2 and 4 helpers; mean and max completion next to
-//! the fluid bound, and the speed-up over the origin alone. Prints a table; asserts nothing.
+//! The lab benchmark: the lab's default swarm (`odseed lab --help`: 64 MiB, 6 leechers alternating
+//! Transmission and libtorrent, uploads capped below downloads) with 0, 1, 2 and 4 helpers: mean
+//! and max completion next to the fluid bound, where the time went (first byte, first trade
+//! between leechers, the share of the servers' bytes that were new to the swarm), the speed-up over
+//! the origin alone; and one picture with the runs side by side. Prints a table; asserts nothing.
 //!
 //! Run: `scripts/bench lab` (or `cargo bench -p odseed --bench lab`, root). BENCH_LAB_LEECHERS,
-//! BENCH_LAB_SIZE and BENCH_LAB_HELPERS (e.g. "0,1,2,4") change the swarm.
+//! BENCH_LAB_SIZE (8388608 for a quick look), BENCH_LAB_HELPERS (e.g. "0,1,2,4") and
+//! BENCH_LAB_ARGS (more `odseed lab` flags, space-separated) change the swarm; BENCH_LAB_SVG where
+//! the picture goes (default target/bench-lab.svg).
 
+use odseed_lab::svg::{self, Panel};
 use odseed_lab::testing::agent_bin;
+use odseed_lab::trace::Trace;
 use serde_json::Value;
 use std::process::Command;
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
 fn main() {
-    let leechers = env_or("BENCH_LAB_LEECHERS", "6");
-    let size = env_or("BENCH_LAB_SIZE", "8388608");
-    let helpers: Vec<usize> =
-        env_or("BENCH_LAB_HELPERS", "0,1,2,4").split(',').filter_map(|h| h.trim().parse().ok()).collect();
+    let helpers: Vec<usize> = std::env::var("BENCH_LAB_HELPERS")
+        .unwrap_or_else(|_| "0,1,2,4".into())
+        .split(',')
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    let mut swarm: Vec<String> = Vec::new();
+    for (var, flag) in [("BENCH_LAB_LEECHERS", "--leechers"), ("BENCH_LAB_SIZE", "--size")] {
+        if let Ok(v) = std::env::var(var) {
+            swarm.extend([flag.to_string(), v]);
+        }
+    }
+    swarm.extend(std::env::var("BENCH_LAB_ARGS").unwrap_or_default().split_whitespace().map(String::from));
     let bin_dir = agent_bin().parent().map(|d| d.to_path_buf()).unwrap_or_default();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    println!("odseed lab benchmark: {leechers} leechers, {size} bytes, origin 200 kB/s, helpers 200 kB/s each,");
-    println!("leechers 1000 kB/s down, uploads uncapped; ratio 1 (every helper is wanted)");
+    let scratch = odseed_lab::TempDir::new("bench-lab").expect("a temp dir");
     println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>11} {:>10} {:>9} {:>12} {:>12}",
-        "helpers", "mean s", "max s", "bound s", "mean/bound", "max/bound", "speed-up", "origin MiB", "helpers MiB"
+        "odseed lab benchmark: the lab's defaults{}{}",
+        if swarm.is_empty() { "" } else { " and " },
+        swarm.join(" ")
+    );
+    println!(
+        "{:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>10} {:>11} {:>7} {:>8} {:>8} {:>10} {:>10}",
+        "helpers",
+        "mean s",
+        "max s",
+        "bound s",
+        "mean/bound",
+        "floor s",
+        "mean/floor",
+        "1st byte s",
+        "trade s",
+        "useful",
+        "copies",
+        "speed-up",
+        "libt/trans"
     );
     let mut baseline: Option<f64> = None;
+    let mut runs: Vec<(String, Trace, Value)> = Vec::new();
     for k in helpers {
-        let mut args = vec![
-            "lab".to_string(),
-            "--json".into(),
-            "--leechers".into(),
-            leechers.clone(),
-            "--size".into(),
-            size.clone(),
-        ];
-        if k == 0 {
-            args.push("--no-helpers".into());
-        } else {
-            args.extend(["--helpers".into(), k.to_string()]);
+        let mut args = vec!["lab".to_string(), "--json".into()];
+        args.extend(swarm.iter().cloned());
+        match k {
+            0 => args.push("--no-helpers".into()),
+            k => args.extend(["--helpers".into(), k.to_string()]),
         }
-        let out =
-            Command::new(env!("CARGO_BIN_EXE_odseed")).args(&args).env("PATH", &path).output().expect("run odseed lab");
+        args.extend(["--svg".into(), scratch.path().join(format!("{k}.svg")).to_string_lossy().into_owned()]);
+        let out = Command::new(env!("CARGO_BIN_EXE_odseed"))
+            .args(&args)
+            .env("PATH", &path)
+            .env("XDG_STATE_HOME", scratch.path())
+            .output()
+            .expect("run odseed lab");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let report =
-            stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["event"] == "report");
-        let Some(r) = report else {
-            println!("{k:>8} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let event = |name: &str| events.iter().find(|v| v["event"] == name).cloned();
+        let (Some(r), Some(trace)) = (event("report"), event("trace")) else {
+            println!("{k:>7} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
             continue;
         };
-        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
         let mean = f("mean");
         let base = *baseline.get_or_insert(mean);
+        let by = |client: &str| {
+            let c = r["by_client"].as_array().and_then(|a| a.iter().find(|c| c["client"] == client).cloned());
+            c.and_then(|c| c["mean"].as_f64()).unwrap_or(f64::NAN)
+        };
         println!(
-            "{k:>8} {mean:>9.1} {:>9.1} {:>9.1} {:>11.2} {:>10.2} {:>8.2}x {:>12.1} {:>12.1}",
+            "{k:>7} {mean:>7.1} {:>7.1} {:>7.1} {:>10.2} {:>9.1} {:>10.2} {:>11.1} {:>7.1} {:>7.0}% {:>8.2} {:>9.2}x {:>10.2}",
             f("max"),
             f("bound"),
             f("mean_over_bound"),
-            f("max_over_bound"),
+            f("floor"),
+            f("mean_over_floor"),
+            f("first_byte_mean"),
+            f("first_trade"),
+            f("useful_fraction") * 100.0,
+            f("server_copies"),
             base / mean,
-            f("origin_uploaded") / 1048576.0,
-            f("helpers_uploaded") / 1048576.0
+            by("libtorrent") / by("transmission"),
         );
+        let title = match k {
+            0 => "no helpers".to_string(),
+            1 => "1 helper".to_string(),
+            k => format!("{k} helpers"),
+        };
+        match serde_json::from_value::<Trace>(trace["trace"].clone()) {
+            Ok(t) => runs.push((title, t, r)),
+            Err(e) => println!("        (its trace cannot be read: {e})"),
+        }
+    }
+    println!("columns: floor = the bound counted from the mean first byte; useful = the share of the servers'");
+    println!("bytes, until the leechers held every piece between them, that added a piece they lacked; copies =");
+    println!("the servers' bytes in copies of the file; libt/trans = libtorrent leechers' mean over Transmission's");
+    let panels: Vec<Panel> = runs
+        .iter()
+        .map(|(title, trace, r)| Panel {
+            title: title.clone(),
+            trace,
+            bound: r["bound"].as_f64(),
+            floor: r["floor"].as_f64(),
+        })
+        .collect();
+    let file = std::env::var("BENCH_LAB_SVG").unwrap_or_else(|_| {
+        let target = bin_dir.parent().unwrap_or(&bin_dir);
+        target.join("bench-lab.svg").to_string_lossy().into_owned()
+    });
+    match std::fs::write(&file, svg::render(&panels)) {
+        Ok(()) => println!("picture: {file}"),
+        Err(e) => println!("cannot write the picture {file}: {e}"),
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: `odseed run|status|release` and their flags. Parsing only; no I/O.
 
 use crate::error::Error;
+use odseed_lab::leecher::Kind;
 use odseed_lab::swarm::Spec;
 use std::path::PathBuf;
 
@@ -55,8 +56,10 @@ then `systemctl --user enable --now odseed-watch` (and `loginctl enable-linger $
 running while you are logged out); `journalctl --user -u odseed-watch` shows its lines.
 
 LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
-    --leechers N (4)  --helpers K (2)  --size BYTES (8388608)  --ratio R (1)
-    --origin-kbps U (200)  --helper-kbps U (200)  --leecher-kbps D (1000)  --leecher-up-kbps U (0)
+    --leechers N (6)  --helpers K (4)  --size BYTES (67108864; 8388608 for a quick look)  --ratio R (1)
+    --origin-kbps U (200)  --helper-kbps U (200)  --leecher-kbps D (1000)  --leecher-up-kbps U (500)
+    --leecher-clients LIST (transmission,libtorrent)  the leechers' clients, in turn
+    --svg PATH        where to write the picture ($XDG_STATE_HOME/odseed/lab.svg)
     --torrents K (1)  K torrents of BYTES each, of different demand (torrent i is wanted by
                       ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
                       `odseed watch`; a report per torrent
@@ -121,23 +124,26 @@ pub struct LabArgs {
     pub json: bool,
     /// Give up after this many seconds.
     pub timeout: u64,
+    /// Where to write the picture (default `$XDG_STATE_HOME/odseed/lab.svg`).
+    pub svg: Option<PathBuf>,
 }
 
 impl Default for LabArgs {
     fn default() -> Self {
         let spec = Spec {
-            size: 8 << 20,
-            leechers: 4,
-            boards: 2,
+            size: 64 << 20,
+            leechers: 6,
+            boards: 4,
             origin_kbps: 200,
             helper_kbps: 200,
             leecher_kbps: 1000,
-            leecher_up_kbps: 0,
+            leecher_up_kbps: 500,
             daemon: None,
             board_tls: None,
             torrents: 1,
+            leecher_clients: vec![Kind::Transmission, Kind::Libtorrent],
         };
-        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900 }
+        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None }
     }
 }
 
@@ -295,6 +301,8 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "leecher-up-kbps" => a.spec.leecher_up_kbps = count(&value()?, "--leecher-up-kbps")?,
             "timeout" => a.timeout = number(&value()?, "--timeout")?,
             "torrents" => a.spec.torrents = count(&value()?, "--torrents")? as usize,
+            "leecher-clients" => a.spec.leecher_clients = leecher_clients(&value()?)?,
+            "svg" => a.svg = Some(PathBuf::from(value()?)),
             "no-helpers" => a.no_helpers = true,
             "keep" => a.keep = true,
             "json" => a.json = true,
@@ -311,6 +319,18 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
         return Err("--torrents must be 1 to 20".into());
     }
     Ok(Command::Lab(a))
+}
+
+/// `--leecher-clients transmission,libtorrent`: the clients leechers run, in turn.
+fn leecher_clients(v: &str) -> Result<Vec<Kind>, String> {
+    let kinds = v.split(',').map(|k| Kind::parse(k.trim()).map_err(|e| format!("--leecher-clients: {e}")));
+    kinds.collect::<Result<Vec<_>, _>>().and_then(|k| {
+        if k.is_empty() {
+            Err("--leecher-clients: none given".into())
+        } else {
+            Ok(k)
+        }
+    })
 }
 
 fn parse_ec2(args: Vec<String>) -> Result<Command, String> {

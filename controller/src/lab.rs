@@ -16,18 +16,20 @@ use crate::run::{self, End};
 use crate::settings::Settings;
 use crate::watch;
 use odseed_lab::report::{Report, Setup};
+use odseed_lab::svg::{self, Panel};
 use odseed_lab::swarm::{Spec, Swarm};
+use odseed_lab::trace::Trace;
 use odseed_lab::{Netns, TempDir};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How the lab ended.
 pub enum Outcome {
-    /// One report per torrent.
-    Done(Vec<Report>),
+    /// One report per torrent, and where the picture was written (None: it could not be; said).
+    Done(Vec<Report>, Option<PathBuf>),
     Interrupted,
 }
 
@@ -51,7 +53,11 @@ fn run_lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
         c.stop(matches!(watched, Ok(Watched::Finished(_))))?;
     }
     match watched? {
-        Watched::Finished(seen) => report(a, &swarm, seen).map(Outcome::Done),
+        Watched::Finished(seen) => {
+            let reports = report(a, &swarm, &seen)?;
+            let picture = picture(a, &swarm, &seen.traces, &reports);
+            Ok(Outcome::Done(reports, picture))
+        }
         Watched::Interrupted => Ok(Outcome::Interrupted),
     }
 }
@@ -156,6 +162,8 @@ struct Seen {
     helper_uploaded: Vec<Vec<u64>>,
     /// Helpers engaged at the most at one time, per torrent.
     most_engaged: Vec<usize>,
+    /// Each torrent's trace, a sample a second.
+    traces: Vec<Trace>,
 }
 
 enum Watched {
@@ -167,10 +175,17 @@ enum Watched {
 fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>) -> Result<Watched, String> {
     let k = swarm.torrents.len();
     let mut done: Vec<Vec<Option<f64>>> = swarm.demand.iter().map(|n| vec![None; *n]).collect();
+    let traces = (swarm.torrents.iter().zip(&swarm.demand))
+        .map(|(t, n)| {
+            let leechers = swarm.leechers.iter().take(*n).map(|l| (l.name.clone(), l.kind, l.ip)).collect();
+            Trace::new(leechers, t.meta.total_size, t.meta.total_size.div_ceil(t.meta.piece_length.max(1)) as usize)
+        })
+        .collect();
     let mut seen = Seen {
         completion: Vec::new(),
         helper_uploaded: vec![vec![0; swarm.boards.len()]; k],
         most_engaged: vec![0; k],
+        traces,
     };
     loop {
         let t = started.elapsed().as_secs_f64();
@@ -178,13 +193,7 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
         let (mut engaged, mut helpers_bps, mut origin_bps) = (0, 0u64, 0u64);
         for (i, torrent) in swarm.torrents.iter().enumerate() {
             let hash = torrent.meta.info_hash;
-            let p: Vec<f64> = swarm.leechers.iter().take(swarm.demand[i]).map(|l| l.percent_done(&hash)).collect();
-            for (d, p) in done[i].iter_mut().zip(&p) {
-                if d.is_none() && *p >= 1.0 {
-                    *d = Some(t);
-                }
-            }
-            progress.push(p);
+            let samples: Vec<_> = swarm.leechers.iter().take(swarm.demand[i]).map(|l| l.sample(&hash)).collect();
             let mut on_it = 0;
             for (up, b) in seen.helper_uploaded[i].iter_mut().zip(&swarm.boards) {
                 if let Ok(Some(s)) = b.client().get(&hash) {
@@ -195,7 +204,18 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
             }
             engaged += on_it;
             seen.most_engaged[i] = seen.most_engaged[i].max(on_it);
-            origin_bps += swarm.origin.upload(&hash).0;
+            let (origin_rate, origin_uploaded) = swarm.origin.upload(&hash);
+            origin_bps += origin_rate;
+            let servers = origin_uploaded + seen.helper_uploaded[i].iter().sum::<u64>();
+            let trace = &mut seen.traces[i];
+            trace.record(t, &samples, servers, on_it);
+            let p: Vec<f64> = trace.done.iter().map(|d| d.last().copied().unwrap_or(0.0)).collect();
+            for (d, p) in done[i].iter_mut().zip(&p) {
+                if d.is_none() && *p >= 1.0 {
+                    *d = Some(t);
+                }
+            }
+            progress.push(p);
         }
         live(a.json, t, &progress, engaged, origin_bps, helpers_bps);
         let all: Option<Vec<Vec<f64>>> = done.iter().map(|d| d.iter().copied().collect()).collect();
@@ -219,7 +239,7 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
 /// A report per torrent, once every leecher's files are checked byte for byte against the
 /// origin's. With several torrents each one's bound is the bound it would have alone (the origin's
 /// upload is shared): a lower bound still, a looser one.
-fn report(a: &LabArgs, swarm: &Swarm, seen: Seen) -> Result<Vec<Report>, String> {
+fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen) -> Result<Vec<Report>, String> {
     let differ = swarm.mismatched()?;
     if !differ.is_empty() {
         return Err(format!("{} finished with a file that differs from the origin's", differ.join(", ")));
@@ -239,13 +259,52 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: Seen) -> Result<Vec<Report>, String>
         };
         let helpers_uploaded = seen.helper_uploaded[i].iter().sum();
         let mut r =
-            Report::new(seen.completion[i].clone(), origin_uploaded, helpers_uploaded, seen.most_engaged[i], &setup);
+            Report::new(seen.completion[i].clone(), origin_uploaded, helpers_uploaded, seen.most_engaged[i], &setup)
+                .with_trace(&seen.traces[i]);
         if swarm.torrents.len() > 1 {
             r.torrent = Some(torrent.meta.name.clone());
         }
         reports.push(r);
     }
     Ok(reports)
+}
+
+/// Writes the picture (`--svg`, else `$XDG_STATE_HOME/odseed/lab.svg`): a panel per torrent. With
+/// `--json`, each torrent's trace is an event too (the benchmark draws its panels from them).
+fn picture(a: &LabArgs, swarm: &Swarm, traces: &[Trace], reports: &[Report]) -> Option<PathBuf> {
+    if a.json {
+        for (i, t) in traces.iter().enumerate() {
+            println!("{}", json!({"event": "trace", "torrent": swarm.torrents[i].meta.name, "trace": t}));
+        }
+    }
+    let helpers = |r: &Report| match r.helpers_engaged {
+        0 => "no helpers".to_string(),
+        1 => "1 helper".to_string(),
+        n => format!("{n} helpers"),
+    };
+    let panels: Vec<Panel> = (traces.iter().zip(reports).zip(&swarm.torrents))
+        .map(|((trace, r), t)| Panel {
+            title: match swarm.torrents.len() {
+                1 => format!("{} leechers, {}", trace.leechers.len(), helpers(r)),
+                _ => format!("{}: {} leechers, {}", t.meta.name, trace.leechers.len(), helpers(r)),
+            },
+            trace,
+            bound: r.bound,
+            floor: r.floor,
+        })
+        .collect();
+    let path = a.svg.clone().unwrap_or_else(|| crate::xdg::state_dir().join("lab.svg"));
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| odseed_proto::fsutil::write_atomic(&path, svg::render(&panels).as_bytes(), 0o644));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            log::warn!("lab: cannot write the picture {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 fn rate(kbps: u32) -> Option<f64> {

@@ -107,9 +107,14 @@ fn odseed_main() -> Result<ExitCode, Error> {
             }
             let stop = signals()?;
             Ok(match odseed::lab::lab(&args, &stop)? {
-                odseed::lab::Outcome::Done(reports) => {
+                odseed::lab::Outcome::Done(reports, picture) => {
                     for r in reports {
                         r.print(args.json);
+                    }
+                    match (picture, args.json) {
+                        (Some(p), true) => println!("{}", serde_json::json!({"event": "picture", "path": p})),
+                        (Some(p), false) => println!("\npicture: {}", p.display()),
+                        (None, _) => {}
                     }
                     ExitCode::SUCCESS
                 }

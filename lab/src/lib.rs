@@ -1,21 +1,26 @@
 //! odseed-lab: a BitTorrent swarm on one machine, from real parts, for `odseed lab`, the tests and
 //! the benchmarks: network namespaces ([`netns`]), processes stopped on drop ([`process`]), temp
-//! dirs ([`dir`]), opentracker ([`tracker`]), plain transmission-daemon peers ([`peer`]), aria2c and libtorrent leechers ([`clients`]), odseed
-//! agents ([`agent`]), generated content ([`content`]), the whole swarm ([`swarm`]) and what a lab
-//! run measured ([`report`]). Nothing here is a mock: every part is the real program, on addresses
-//! inside a namespace we made. What only tests need is behind the `testing` feature ([`testing`]).
+//! dirs ([`dir`]), opentracker ([`tracker`]), plain transmission-daemon peers ([`peer`]), the
+//! swarm's leechers of either client ([`leecher`]), one-shot aria2c and libtorrent downloads
+//! ([`clients`]), odseed agents ([`agent`]), generated content ([`content`]), the whole swarm
+//! ([`swarm`]), what a lab run saw and measured ([`trace`], [`report`]) and its picture ([`svg`]).
+//! Nothing here is a mock: every part is the real program, on addresses inside a namespace we made.
+//! What only tests need is behind the `testing` feature ([`testing`]).
 
 pub mod agent;
 pub mod clients;
 pub mod content;
 pub mod dir;
+pub mod leecher;
 pub mod netns;
 pub mod peer;
 pub mod process;
 pub mod report;
+pub mod svg;
 pub mod swarm;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 pub mod tracker;
 
 use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@
 //! leecher's upload, d_min the slowest leecher's download. An uncapped rate is infinite: its term is
 //! 0 (an uncapped origin makes the bound meaningless, so there is none).
 
+use crate::trace::{Figures, Trace};
 use serde::Serialize;
 
 /// Rates in bytes per second; `None` = no cap.
@@ -57,6 +58,36 @@ pub struct Report {
     pub bound: Option<f64>,
     pub mean_over_bound: Option<f64>,
     pub max_over_bound: Option<f64>,
+    /// Each leecher's client, when the lab traced them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<&'static str>,
+    /// Seconds from the leechers' start to each one's first byte.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub first_byte: Vec<Option<f64>>,
+    /// Where the time went.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// The bound counted from the leechers' mean first byte: what the swarm could do once the
+    /// clients start trading, the time before that being the protocol's (announce, handshake, the
+    /// clients' first unchoke).
+    pub floor: Option<f64>,
+    pub mean_over_floor: Option<f64>,
+    /// Per leecher client: how many, their mean completion and mean first byte.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_client: Vec<ByClient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ByClient {
+    pub client: &'static str,
+    pub leechers: usize,
+    pub mean: f64,
+    pub first_byte_mean: Option<f64>,
+}
+
+fn mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = v.into_iter().fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    (n > 0).then(|| sum / n as f64)
 }
 
 impl Report {
@@ -67,8 +98,7 @@ impl Report {
         helpers_engaged: usize,
         setup: &Setup,
     ) -> Report {
-        let n = completion.len().max(1) as f64;
-        let mean = completion.iter().sum::<f64>() / n;
+        let mean = mean(completion.iter().copied()).unwrap_or(0.0);
         let max = completion.iter().copied().fold(0.0, f64::max);
         let bound = fluid_bound(&Setup { helpers: helpers_engaged, ..*setup });
         let over = |t: f64| bound.filter(|b| *b > 0.0).map(|b| t / b);
@@ -84,7 +114,39 @@ impl Report {
             helpers_uploaded,
             helpers_engaged,
             bound,
+            clients: Vec::new(),
+            first_byte: Vec::new(),
+            figures: Figures::default(),
+            floor: None,
+            mean_over_floor: None,
+            by_client: Vec::new(),
         }
+    }
+
+    /// Adds what the trace of the run says: each leecher's client and first byte, where the time
+    /// went, the floor, and the figures per client.
+    pub fn with_trace(mut self, trace: &Trace) -> Report {
+        self.clients = trace.leechers.iter().map(|l| l.1.as_str()).collect();
+        self.first_byte = trace.first_byte.clone();
+        self.figures = trace.figures();
+        self.floor = self.bound.zip(self.figures.first_byte_mean).map(|(b, f)| b + f);
+        self.mean_over_floor = self.floor.filter(|f| *f > 0.0).map(|f| self.mean / f);
+        let mut kinds: Vec<_> = trace.leechers.iter().map(|l| l.1).collect();
+        kinds.sort();
+        kinds.dedup();
+        self.by_client = kinds
+            .into_iter()
+            .map(|k| {
+                let of = || trace.leechers.iter().enumerate().filter(move |(_, l)| l.1 == k).map(|(i, _)| i);
+                ByClient {
+                    client: k.as_str(),
+                    leechers: of().count(),
+                    mean: mean(of().filter_map(|i| self.completion.get(i).copied())).unwrap_or(0.0),
+                    first_byte_mean: mean(of().filter_map(|i| trace.first_byte.get(i).copied().flatten())),
+                }
+            })
+            .collect();
+        self
     }
 
     pub fn print(&self, json: bool) {
@@ -97,7 +159,13 @@ impl Report {
             None => println!("\nlab report"),
         }
         for (i, t) in self.completion.iter().enumerate() {
-            println!("  leecher{i:<3} done after {t:7.1} s");
+            let client = self.clients.get(i).map(|c| format!(" {c:<12}")).unwrap_or_default();
+            let first = match self.first_byte.get(i) {
+                Some(Some(f)) => format!("  first byte {f:5.1} s"),
+                Some(None) => "  first byte unseen ".into(),
+                None => String::new(),
+            };
+            println!("  leecher{i:<3}{client}{first}  done after {t:7.1} s");
         }
         println!("  every leecher's file matches the origin's, byte for byte");
         if self.torrent.is_some() {
@@ -113,6 +181,38 @@ impl Report {
         match (self.bound, self.mean_over_bound, self.max_over_bound) {
             (Some(b), Some(m), Some(x)) => println!("  fluid bound {b:.1} s; mean / bound {m:.2}, max / bound {x:.2}"),
             _ => println!("  fluid bound: none (the origin's upload is not capped)"),
+        }
+        self.print_where_the_time_went();
+    }
+
+    fn print_where_the_time_went(&self) {
+        let f = &self.figures;
+        if self.clients.is_empty() {
+            return;
+        }
+        println!("  where the time went:");
+        match f.first_byte_mean {
+            Some(t) => println!("    first byte after {t:.1} s on average (announce, handshakes, the first unchoke)"),
+            None => println!("    no leecher's first byte was seen"),
+        }
+        if let (Some(floor), Some(m)) = (self.floor, self.mean_over_floor) {
+            println!("    the bound counted from that first byte: {floor:.1} s; mean / that {m:.2}");
+        }
+        match f.first_trade {
+            Some(t) => println!("    leechers first traded with each other at {t:.1} s"),
+            None => println!("    leechers were never seen trading with each other"),
+        }
+        match (f.server_copies_to_cover, f.useful_fraction) {
+            (Some(c), Some(u)) => println!(
+                "    servers sent {c:.2} copies of the file before the leechers held every piece between them: {:.0}% of those bytes were new to the swarm",
+                u * 100.0
+            ),
+            _ => println!("    the leechers never held every piece between them"),
+        }
+        println!("    servers (origin and helpers) sent {:.2} copies of the file in all", f.server_copies);
+        for c in &self.by_client {
+            let first = c.first_byte_mean.map_or("unseen".into(), |t| format!("{t:.1} s"));
+            println!("    {} ({} leechers): mean {:.1} s, first byte {first}", c.client, c.leechers, c.mean);
         }
     }
 }
@@ -155,5 +255,29 @@ mod tests {
         let r = Report::new(vec![40.0, 60.0], 1, 2, 0, &setup(0));
         assert_eq!((r.mean, r.max, r.bound), (50.0, 60.0, Some(40.0)));
         assert_eq!((r.mean_over_bound, r.max_over_bound), (Some(1.25), Some(1.5)));
+    }
+
+    #[test]
+    fn the_trace_adds_the_floor_and_the_figures_per_client() {
+        use crate::leecher::{Kind, Sample};
+        let ip = |i| std::net::Ipv4Addr::new(10, 0, 0, i);
+        let leechers = vec![("a".into(), Kind::Transmission, ip(1)), ("b".into(), Kind::Libtorrent, ip(2))];
+        let mut t = Trace::new(leechers, 8_000_000, 8);
+        let s = |done: f64| Some(Sample { done, downloaded: 1, ..Sample::default() });
+        t.record(10.0, &[s(0.1), None], 0, 0);
+        t.record(20.0, &[s(0.5), s(0.2)], 0, 0);
+        let r = Report::new(vec![40.0, 60.0], 1, 2, 0, &setup(0)).with_trace(&t);
+        assert_eq!(r.clients, vec!["transmission", "libtorrent"]);
+        assert_eq!(r.first_byte, vec![Some(10.0), Some(20.0)]);
+        assert_eq!(r.figures.first_byte_mean, Some(15.0));
+        // The bound, 40 s, counted from the mean first byte.
+        assert_eq!((r.floor, r.mean_over_floor), (Some(55.0), Some(50.0 / 55.0)));
+        let by: Vec<_> = r.by_client.iter().map(|c| (c.client, c.leechers, c.mean, c.first_byte_mean)).collect();
+        assert_eq!(by, vec![("transmission", 1, 40.0, Some(10.0)), ("libtorrent", 1, 60.0, Some(20.0))]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (v["first_byte_mean"].as_f64(), v["by_client"][1]["client"].as_str()),
+            (Some(15.0), Some("libtorrent"))
+        );
     }
 }

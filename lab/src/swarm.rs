@@ -3,6 +3,7 @@
 //! Transmission treats them as distinct peers; bandwidth is capped with Transmission's own limits.
 
 use crate::content::{self, Made};
+use crate::leecher::{Kind, Leecher};
 use crate::{Agent, AgentOptions, Netns, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -29,6 +30,9 @@ pub struct Spec {
     pub board_tls: Option<(String, String)>,
     /// Torrents of `size` bytes each (0 counts as 1), of different demand: see [`Spec::demand`].
     pub torrents: usize,
+    /// The leechers' clients, in turn (leecher i runs `leecher_clients[i % len]`; empty: all
+    /// Transmission).
+    pub leecher_clients: Vec<Kind>,
 }
 
 impl Spec {
@@ -44,6 +48,14 @@ impl Spec {
         (self.leechers * (k - i.min(k))).div_ceil(k)
     }
 
+    /// The client of leecher `i`.
+    pub fn leecher_client(&self, i: usize) -> Kind {
+        match self.leecher_clients.len() {
+            0 => Kind::Transmission,
+            n => self.leecher_clients[i % n],
+        }
+    }
+
     fn program(&self) -> PathBuf {
         self.daemon.clone().unwrap_or_else(|| odseed_proto::transmission::DaemonConfig::default().program)
     }
@@ -52,7 +64,7 @@ impl Spec {
 pub struct Swarm {
     pub tracker: Tracker,
     pub origin: Peer,
-    pub leechers: Vec<Peer>,
+    pub leechers: Vec<Leecher>,
     pub boards: Vec<Agent>,
     /// The torrents, and their .torrent files (all in one directory, [`Swarm::torrents_dir`]).
     pub torrents: Vec<Made>,
@@ -162,18 +174,15 @@ impl Swarm {
     }
 
     /// (torrent, leecher) for every leecher that wants a torrent.
-    pub fn wants(&self) -> impl Iterator<Item = (&Made, &Peer)> {
+    pub fn wants(&self) -> impl Iterator<Item = (&Made, &Leecher)> {
         self.torrents.iter().zip(&self.demand).flat_map(|(t, n)| self.leechers.iter().take(*n).map(move |l| (t, l)))
     }
 
     /// Starts the leechers and gives them the torrent.
     pub fn start_leechers(&mut self, spec: &Spec) -> Result<(), String> {
         for i in 0..spec.leechers {
-            let mut settings = limit("down", spec.leecher_kbps);
-            if let (Some(s), Some(up)) = (settings.as_object_mut(), limit("up", spec.leecher_up_kbps).as_object()) {
-                s.extend(up.clone());
-            }
-            let p = Peer::start_program(&self.dir, &format!("leecher{i}"), leecher_ip(i), settings, &spec.program())?;
+            let (name, rates) = (format!("leecher{i}"), (spec.leecher_kbps, spec.leecher_up_kbps));
+            let p = Leecher::start(&self.dir, &name, spec.leecher_client(i), leecher_ip(i), rates, &spec.program())?;
             let wanted: Vec<&Made> =
                 self.torrents.iter().zip(&self.demand).filter(|(_, n)| i < **n).map(|(t, _)| t).collect();
             for (k, t) in wanted.iter().enumerate() {
@@ -184,9 +193,8 @@ impl Swarm {
                 // each once connected (or after 10 s).
                 if k + 1 < wanted.len() {
                     let hash = t.meta.info_hash;
-                    let connected = || p.info(&hash, &["peersConnected"]).and_then(|t| t.peers_connected());
-                    let _ =
-                        crate::wait_until(Duration::from_secs(10), "a first peer", || connected().filter(|n| *n > 0));
+                    let connected = || p.sample(&hash).map(|s| s.peers).filter(|n| *n > 0);
+                    let _ = crate::wait_until(Duration::from_secs(10), "a first peer", connected);
                 }
             }
             self.leechers.push(p);

@@ -19,6 +19,7 @@ fn spec(boards: usize) -> Spec {
         daemon: None,
         board_tls: None,
         torrents: 1,
+        leecher_clients: Vec::new(),
     }
 }
 

@@ -67,6 +67,21 @@ fn a_small_lab_delivers_the_file_and_leaves_nothing_behind() {
     assert_eq!(r["completion"].as_array().map(Vec::len), Some(3));
     assert_eq!(r["helpers_engaged"].as_u64(), Some(2));
     assert!(r["bound"].as_f64().is_some_and(|b| b > 0.0), "{r}");
+    // The default mix of clients, each leecher traced: where the time went, per client.
+    assert_eq!(r["clients"], serde_json::json!(["transmission", "libtorrent", "transmission"]), "{r}");
+    let first_byte = r["first_byte_mean"].as_f64().unwrap_or_else(|| panic!("no first byte: {r}"));
+    assert!(first_byte > 0.0 && first_byte < r["max"].as_f64().unwrap(), "{r}");
+    assert!(r["floor"].as_f64().is_some_and(|f| f > r["bound"].as_f64().unwrap()), "{r}");
+    assert!(r["server_copies"].as_f64().is_some_and(|c| c >= 0.9), "the servers sent at least about a copy: {r}");
+    assert_eq!(r["by_client"].as_array().map(Vec::len), Some(2), "{r}");
+    let trace = &named(&ev, "trace")[0]["trace"];
+    assert_eq!(trace["done"].as_array().map(Vec::len), Some(3));
+    assert!(trace["helpers"].as_array().unwrap().iter().any(|h| h == 2), "the helpers' engagement is traced");
+    // The picture: written where the state lives, a line per leecher, its path said.
+    let picture = PathBuf::from(named(&ev, "picture")[0]["path"].as_str().unwrap());
+    assert_eq!(picture, w.state_home().join("odseed/lab.svg"));
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 3);
     // The lab checks the bytes itself and fails otherwise; the report says it did.
     assert!(!lab.log_text().contains("differs from the origin"));
     assert_eq!(named(&ev, "engage").len(), 2);

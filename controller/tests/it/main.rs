@@ -128,6 +128,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         daemon: None,
         board_tls: None,
         torrents: 1,
+        leecher_clients: Vec::new(),
     }
 }
 
