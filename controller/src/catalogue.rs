@@ -54,7 +54,7 @@ pub struct Catalogue {
 }
 
 /// What is asked of Transmission about each torrent.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "hashString",
     "name",
     "totalSize",
@@ -65,6 +65,7 @@ const FIELDS: [&str; 11] = [
     "percentDone",
     "peersConnected",
     "peersGettingFromUs",
+    "peers",
     "trackerStats",
 ];
 
@@ -143,6 +144,20 @@ impl Catalogue {
         }
         let local = entries.unwrap_or_default().into_iter().filter_map(|t| Some((t.hash()?, t))).collect();
         Ok(Listing { items, local })
+    }
+
+    /// Whether the publisher's Transmission is asked.
+    pub fn observes_local(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// The leechers the publisher's Transmission sees now, per torrent (empty: none configured, or
+    /// no answer): cheap, asked between rounds for a crowd.
+    pub fn local_leechers(&self) -> HashMap<InfoHash, u32> {
+        let Some(c) = &self.client else { return HashMap::new() };
+        let entries = c.torrent_get(None, &crate::observe::LOCAL_FIELDS).unwrap_or_default();
+        let count = |t: &TorrentInfo| Some((t.hash()?, t.local_leechers()?.min(u64::from(u32::MAX)) as u32));
+        entries.iter().filter_map(count).collect()
     }
 
     /// A torrent's metainfo, read from its file and checked against the listing's hash.

@@ -64,6 +64,9 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
                       ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
                       `odseed watch`; a report per torrent
     --no-helpers      the same swarm without odseed (the baseline)
+    --crowd           a flash crowd: `odseed watch` (default interval, the origin as the publisher's
+                      Transmission) runs over a quiet swarm, then every leecher comes at once; the
+                      report says how fast helpers were engaged and uploaded
     --keep            keep the lab's directory (logs, data) afterwards
     --timeout SECS    give up after this long (900)
     --json            one JSON object per line
@@ -126,6 +129,8 @@ pub struct LabArgs {
     pub timeout: u64,
     /// Where to write the picture (default `$XDG_STATE_HOME/odseed/lab.svg`).
     pub svg: Option<PathBuf>,
+    /// The leechers come at once after a quiet start, to a controller already watching.
+    pub crowd: bool,
 }
 
 impl Default for LabArgs {
@@ -143,7 +148,7 @@ impl Default for LabArgs {
             torrents: 1,
             leecher_clients: vec![Kind::Transmission, Kind::Libtorrent],
         };
-        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None }
+        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None, crowd: false }
     }
 }
 
@@ -304,6 +309,7 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "leecher-clients" => a.spec.leecher_clients = leecher_clients(&value()?)?,
             "svg" => a.svg = Some(PathBuf::from(value()?)),
             "no-helpers" => a.no_helpers = true,
+            "crowd" => a.crowd = true,
             "keep" => a.keep = true,
             "json" => a.json = true,
             other => return Err(format!("invalid option '--{other}' for `odseed lab` (try --help)")),

@@ -7,7 +7,7 @@
 
 use crate::budget::Budget;
 use crate::cli::LabArgs;
-use crate::config::{BoardConfig, Config, PolicyConfig, WatchConfig};
+use crate::config::{BoardConfig, Config, PolicyConfig, TransmissionConfig, WatchConfig};
 use crate::error::Error;
 use crate::helpers::ec2::Fleet;
 use crate::ledger::Ledger;
@@ -18,13 +18,17 @@ use crate::watch;
 use odseed_lab::report::{Report, Setup};
 use odseed_lab::svg::{self, Panel};
 use odseed_lab::swarm::{Spec, Swarm};
-use odseed_lab::trace::Trace;
+use odseed_lab::trace::{Servers, Trace};
 use odseed_lab::{Netns, TempDir};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// With `--crowd`, how long the swarm is quiet (the controller running, no leecher) before the
+/// crowd comes.
+const QUIET: Duration = Duration::from_secs(5);
 
 /// How the lab ended.
 pub enum Outcome {
@@ -44,11 +48,34 @@ fn run_lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
         dir.keep();
     }
     let spec = Spec { boards: if a.no_helpers { 0 } else { a.spec.boards }, ..a.spec.clone() };
-    let swarm = build(&ns, dir.path(), &spec, a.json)?;
-    let started = Instant::now();
-    swarm.wait_announced(Duration::from_secs(60))?;
-    let controller = (!a.no_helpers).then(|| Controller::start(&swarm, a, dir.path()));
-    let watched = watch(a, &swarm, started, stop);
+    let mut swarm = build(&ns, dir.path(), &spec, a.json)?;
+    let mut controller = None;
+    if a.crowd && !a.no_helpers {
+        // A quiet start: the controller's first round sees no leecher; then the crowd comes at once.
+        let c = Controller::start(&swarm, a, dir.path());
+        if stop.recv_timeout(QUIET).is_ok() {
+            c.stop(false)?;
+            return Ok(Outcome::Interrupted);
+        }
+        controller = Some(c);
+    }
+    let burst = Instant::now();
+    let started = swarm.start_leechers(&spec).and_then(|_| {
+        if a.crowd {
+            return Ok(burst);
+        }
+        swarm.wait_announced(Duration::from_secs(60))?;
+        Ok(Instant::now())
+    });
+    let watched = match started {
+        Ok(started) => {
+            if !a.crowd && !a.no_helpers {
+                controller = Some(Controller::start(&swarm, a, dir.path()));
+            }
+            watch(a, &swarm, started, stop)
+        }
+        Err(e) => Err(e),
+    };
     if let Some(c) = controller {
         c.stop(matches!(watched, Ok(Watched::Finished(_))))?;
     }
@@ -62,7 +89,7 @@ fn run_lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
     }
 }
 
-/// The swarm, leechers started.
+/// The swarm, leechers not yet started.
 fn build(ns: &Netns, dir: &Path, spec: &Spec, as_json: bool) -> Result<Swarm, String> {
     log::info!(
         "lab: building a swarm in {} ({} leechers, {} helpers, {} bytes)",
@@ -74,9 +101,7 @@ fn build(ns: &Netns, dir: &Path, spec: &Spec, as_json: bool) -> Result<Swarm, St
     if as_json {
         println!("{}", json!({"event": "lab_start", "dir": dir}));
     }
-    let mut swarm = Swarm::start(ns, dir, spec, &odseed_lab::agent_bin()?)?;
-    swarm.start_leechers(spec)?;
-    Ok(swarm)
+    Swarm::start(ns, dir, spec, &odseed_lab::agent_bin()?)
 }
 
 /// The real controller loop, on a thread of its own, with a config naming the lab's boards.
@@ -103,12 +128,21 @@ impl Controller {
         let policy = PolicyConfig { interval: 1, min_size: 0, cooldown: 10, ..PolicyConfig::default() };
         let ledger = Ledger::at(&dir.join("ledger.json"));
         let (stop, stop_rx) = mpsc::channel();
-        if swarm.torrents.len() > 1 {
-            // Many torrents: `odseed watch` over the directory of their .torrent files.
+        if swarm.torrents.len() > 1 || a.crowd {
+            // Many torrents, or a crowd to wait for: `odseed watch` over the directory of their
+            // .torrent files. For a crowd, at the default interval, with the origin as the
+            // publisher's Transmission (asked every few seconds between rounds).
             let watch = WatchConfig { ratio: a.ratio, dir: Some(swarm.torrents_dir()), ..WatchConfig::default() };
-            let cfg = Config { policy, boards, watch, ..Config::default() };
-            let options =
-                watch::Options { interval: Duration::from_secs(1), once: false, dry_run: false, json: a.json };
+            let credentials = swarm.origin.credentials();
+            let transmission = a.crowd.then(|| TransmissionConfig {
+                url: swarm.origin.client().url().to_string(),
+                username: credentials.map(|c| c.0.to_string()),
+                password_file: None,
+                password: credentials.map(|c| c.1.to_string()),
+            });
+            let cfg = Config { policy, boards, watch, transmission, ..Config::default() };
+            let interval = Duration::from_secs(if a.crowd { PolicyConfig::default().interval } else { 1 });
+            let options = watch::Options { interval, once: false, dry_run: false, json: a.json };
             let budget = Budget::at(&dir.join("budget.json"), None);
             let handle =
                 std::thread::spawn(move || watch::watch(&options, &cfg, Fleet::none(), &ledger, &budget, &stop_rx));
@@ -204,11 +238,18 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
             }
             engaged += on_it;
             seen.most_engaged[i] = seen.most_engaged[i].max(on_it);
-            let (origin_rate, origin_uploaded) = swarm.origin.upload(&hash);
-            origin_bps += origin_rate;
-            let servers = origin_uploaded + seen.helper_uploaded[i].iter().sum::<u64>();
+            let origin = swarm.origin.info(&hash, &["rateUpload", "uploadedEver", "peersGettingFromUs", "peers"]);
+            let origin = origin.unwrap_or_default();
+            origin_bps += origin.rate_upload().unwrap_or(0);
+            let helper_bytes = seen.helper_uploaded[i].iter().sum::<u64>();
+            let servers = Servers {
+                bytes: origin.uploaded_ever().unwrap_or(0) + helper_bytes,
+                helper_bytes,
+                engaged: on_it,
+                origin_leechers: origin.local_leechers().unwrap_or(0),
+            };
             let trace = &mut seen.traces[i];
-            trace.record(t, &samples, servers, on_it);
+            trace.record(t, &samples, servers);
             let p: Vec<f64> = trace.done.iter().map(|d| d.last().copied().unwrap_or(0.0)).collect();
             for (d, p) in done[i].iter_mut().zip(&p) {
                 if d.is_none() && *p >= 1.0 {
@@ -230,7 +271,9 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
                 .collect();
             return Err(format!("the leechers did not finish within {} s: {}", a.timeout, stuck.join("; ")));
         }
-        if stop.recv_timeout(Duration::from_secs(1)).is_ok() {
+        // A crowd's reaction is measured in seconds: sampled twice as often.
+        let period = Duration::from_millis(if a.crowd { 500 } else { 1000 });
+        if stop.recv_timeout(period).is_ok() {
             return Ok(Watched::Interrupted);
         }
     }
@@ -285,6 +328,7 @@ fn picture(a: &LabArgs, swarm: &Swarm, traces: &[Trace], reports: &[Report]) -> 
     let panels: Vec<Panel> = (traces.iter().zip(reports).zip(&swarm.torrents))
         .map(|((trace, r), t)| Panel {
             title: match swarm.torrents.len() {
+                1 if a.crowd => format!("a crowd of {}, {}", trace.leechers.len(), helpers(r)),
                 1 => format!("{} leechers, {}", trace.leechers.len(), helpers(r)),
                 _ => format!("{}: {} leechers, {}", t.meta.name, trace.leechers.len(), helpers(r)),
             },

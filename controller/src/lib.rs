@@ -17,6 +17,7 @@ pub mod lab;
 pub mod ledger;
 pub mod observe;
 pub mod output;
+pub mod pace;
 pub mod policy;
 pub mod provision;
 pub mod release;

@@ -43,7 +43,7 @@ impl Observer {
             return Ok(Counts { seeders, leechers, peers_connected: None, size });
         }
         let local = self.local.as_ref().map(|c| {
-            let fields = ["peersConnected", "peersGettingFromUs", "trackerStats"];
+            let fields = ["peersConnected", "peersGettingFromUs", "peers", "trackerStats"];
             let entry = c.torrent_get(Some(&[self.hash]), &fields).map_err(|e| e.to_string())?.into_iter().next();
             entry.ok_or_else(|| format!("Transmission at {} no longer has {}", c.url(), self.hash))
         });
@@ -55,7 +55,18 @@ impl Observer {
         };
         self.survey.counts(&[subject]).pop().unwrap_or_else(|| Err("nothing observed".into()))
     }
+
+    /// The leechers the publisher's client sees now (None: not observed, or no answer): cheap,
+    /// asked between rounds for a crowd.
+    pub fn local_leechers(&self) -> Option<u32> {
+        let c = self.local.as_ref()?;
+        let entry = c.torrent_get(Some(&[self.hash]), &LOCAL_FIELDS).ok()?.into_iter().next()?;
+        entry.local_leechers().map(|n| n.min(u64::from(u32::MAX)) as u32)
+    }
 }
+
+/// What is asked of the publisher's client between rounds.
+pub const LOCAL_FIELDS: [&str; 3] = ["hashString", "peersGettingFromUs", "peers"];
 
 /// One torrent to count.
 pub struct Subject<'a> {
@@ -72,12 +83,22 @@ pub struct Subject<'a> {
 #[derive(Default)]
 pub struct Survey {
     pub scraper: Scraper,
+    /// A tracker's answer younger than this is used again rather than asking it again (zero: always
+    /// ask): a round that comes early, for a crowd the publisher's client saw, does not scrape.
+    pub fresh: Duration,
+    /// Each tracker's last good answer: when, and for which torrents.
+    cache: HashMap<String, Cached>,
     /// Trackers that fail: how often in a row, and when to ask again. Warned about when they start
     /// failing, not every round.
     failing: HashMap<String, (u32, Instant)>,
 }
 
 impl Survey {
+    /// A survey that uses a tracker's answer again while it is younger than `fresh`.
+    pub fn new(fresh: Duration) -> Survey {
+        Survey { fresh, ..Survey::default() }
+    }
+
     /// Each subject's counts, in order, or why there are none.
     pub fn counts(&mut self, subjects: &[Subject]) -> Vec<Result<Counts, String>> {
         let mut by_tracker: BTreeMap<&str, Vec<InfoHash>> = BTreeMap::new();
@@ -89,7 +110,24 @@ impl Survey {
                 }
             }
         }
-        let answers = self.scrape_all(&by_tracker);
+        self.cache.retain(|url, _| by_tracker.contains_key(url.as_str()));
+        let mut answers: HashMap<String, Answer> = HashMap::new();
+        for (url, (at, asked, answer)) in &self.cache {
+            let hashes = &by_tracker[url.as_str()];
+            if now.duration_since(*at) < self.fresh && hashes.iter().all(|h| asked.contains(h)) {
+                answers.insert(url.clone(), Ok(answer.clone()));
+            }
+        }
+        by_tracker.retain(|url, _| !answers.contains_key(*url));
+        let asked = self.scrape_all(&by_tracker);
+        if !self.fresh.is_zero() {
+            for (url, answer) in &asked {
+                if let (Ok(map), Some(hashes)) = (answer, by_tracker.get(url.as_str())) {
+                    self.cache.insert(url.clone(), (now, hashes.clone(), map.clone()));
+                }
+            }
+        }
+        answers.extend(asked);
         subjects.iter().map(|s| counts_of(s, &answers)).collect()
     }
 
@@ -140,6 +178,8 @@ impl Survey {
 }
 
 type Answer = Result<HashMap<InfoHash, Scrape>, TrackerError>;
+/// A tracker's good answer: when, for which torrents, what it said.
+type Cached = (Instant, Vec<InfoHash>, HashMap<InfoHash, Scrape>);
 
 /// One torrent's counts: the highest any of its trackers gave, with what the publisher's client
 /// says over them.
@@ -176,7 +216,7 @@ fn counts_of(s: &Subject, answers: &HashMap<String, Answer>) -> Result<Counts, S
         None => return Err(all_down(s.trackers, failed)),
     };
     // A leecher connected to us is a leecher even if the tracker has not counted it yet.
-    let leechers = leechers.max(num(entry.peers_getting_from_us()).unwrap_or(0));
+    let leechers = leechers.max(num(entry.local_leechers()).unwrap_or(0));
     Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected()), size })
 }
 

@@ -11,6 +11,7 @@ use crate::helpers::{board, Pool};
 use crate::ledger::Ledger;
 use crate::observe::{Observer, Survey};
 use crate::output::Printer;
+use crate::pace;
 use crate::policy::{self, Action, Clock, Decision, ExitReason};
 use crate::settings::Settings;
 use crate::target::Target;
@@ -56,7 +57,7 @@ pub fn run(
         hash: meta.info_hash,
         size: meta.total_size,
         trackers: meta.trackers.clone(),
-        survey: Survey::default(),
+        survey: Survey::new(s.interval / 2),
         local: local.filter(|c| holds(c, &target)),
         override_counts: s.first_counts,
     };
@@ -79,6 +80,7 @@ pub fn run(
         warned_short: false,
         budget,
         meter: Meter::default(),
+        leechers: 0,
     };
     let end = loop {
         if let Some(end) = round.once()? {
@@ -87,8 +89,15 @@ pub fn run(
         if s.once {
             break End::Normal(ExitReason::Once);
         }
-        if round.signal.seen() || stop.recv_timeout(s.interval).is_ok() {
+        if round.signal.seen() {
             break End::Interrupted;
+        }
+        let (observer, counted) = (&round.observer, round.leechers);
+        let crowd = observer.local.is_some().then_some(|| observer.local_leechers().is_some_and(|n| n > counted));
+        match pace::wait(stop, s.interval, pace::LOCAL_EVERY, crowd) {
+            pace::Next::Stop => break End::Interrupted,
+            pace::Next::Crowd => log::info!("the publisher's Transmission sees more leechers: a round now"),
+            pace::Next::Round => {}
         }
     };
     let stranded = round.guard.finish();
@@ -128,6 +137,8 @@ struct Round<'a> {
     warned_short: bool,
     budget: Option<&'a Budget>,
     meter: Meter,
+    /// The leechers the last round counted (a crowd is more than this).
+    leechers: u32,
 }
 
 impl<'a> Round<'a> {
@@ -171,6 +182,7 @@ impl<'a> Round<'a> {
                 return Ok((elapsed >= self.s.params.max_time).then_some(End::Normal(ExitReason::MaxTime)));
             }
         };
+        self.leechers = counts.leechers;
         let view = self.guard.pool.view();
         let clock = Clock { first_round: self.first_round, elapsed, since_change: self.last_change.elapsed() };
         let d = policy::decide(&self.s.params, &counts, &view, &clock);

@@ -98,10 +98,15 @@ impl Peer {
         self.info(hash, &["trackerStats"]).is_some_and(|t| t.announced())
     }
 
+    /// Its RPC's username and password, if it was started with a known password.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.password.as_deref().map(|p| ("odseed", p))
+    }
+
     /// A `[transmission]` section for the controller's config, as if this peer were the publisher's
     /// own client (the password goes to `dir/<name>.password`).
     pub fn as_publisher(&self, dir: &Path) -> Result<String, String> {
-        let password = self.password.as_deref().ok_or("this peer was started without a known password")?;
+        let (_, password) = self.credentials().ok_or("this peer was started without a known password")?;
         let file = dir.join(format!("{}.password", self.name));
         std::fs::write(&file, password).map_err(|e| e.to_string())?;
         Ok(format!(

@@ -210,6 +210,21 @@ impl Report {
             _ => println!("    the leechers never held every piece between them"),
         }
         println!("    servers (origin and helpers) sent {:.2} copies of the file in all", f.server_copies);
+        let r = &f.reaction;
+        let at = |t: Option<f64>| t.map_or("never".to_string(), |t| format!("at {t:.1} s"));
+        println!(
+            "    the origin saw a first leecher {}; a helper was engaged {}, uploaded its first byte {}",
+            at(r.crowd_visible),
+            at(r.first_engaged),
+            at(r.first_helper_byte)
+        );
+        if let (Some(v), Some(e), Some(b)) = (r.crowd_visible, r.first_engaged, r.first_helper_byte) {
+            println!(
+                "    reaction, from the crowd visible to the publisher: engaged after {:.1} s, first helper byte after {:.1} s",
+                e - v,
+                b - v
+            );
+        }
         for c in &self.by_client {
             let first = c.first_byte_mean.map_or("unseen".into(), |t| format!("{t:.1} s"));
             println!("    {} ({} leechers): mean {:.1} s, first byte {first}", c.client, c.leechers, c.mean);
@@ -264,8 +279,8 @@ mod tests {
         let leechers = vec![("a".into(), Kind::Transmission, ip(1)), ("b".into(), Kind::Libtorrent, ip(2))];
         let mut t = Trace::new(leechers, 8_000_000, 8);
         let s = |done: f64| Some(Sample { done, downloaded: 1, ..Sample::default() });
-        t.record(10.0, &[s(0.1), None], 0, 0);
-        t.record(20.0, &[s(0.5), s(0.2)], 0, 0);
+        t.record(10.0, &[s(0.1), None], Default::default());
+        t.record(20.0, &[s(0.5), s(0.2)], Default::default());
         let r = Report::new(vec![40.0, 60.0], 1, 2, 0, &setup(0)).with_trace(&t);
         assert_eq!(r.clients, vec!["transmission", "libtorrent"]);
         assert_eq!(r.first_byte, vec![Some(10.0), Some(20.0)]);

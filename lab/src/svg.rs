@@ -168,6 +168,7 @@ fn panel(s: &mut String, p: &Panel, x0: f64, span: f64, step: f64, most_helpers:
 mod tests {
     use super::*;
     use crate::leecher::Sample;
+    use crate::trace::Servers;
     use std::net::Ipv4Addr;
 
     fn trace() -> Trace {
@@ -177,7 +178,7 @@ mod tests {
         let s = |done| Some(Sample { done, ..Sample::default() });
         for (i, h) in [0, 2, 4, 4, 1].into_iter().enumerate() {
             let done = i as f64 / 4.0;
-            t.record(i as f64 * 10.0, &[s(done), s(done / 2.0)], 0, h);
+            t.record(i as f64 * 10.0, &[s(done), s(done / 2.0)], Servers { engaged: h, ..Servers::default() });
         }
         t
     }

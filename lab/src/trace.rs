@@ -28,6 +28,31 @@ pub struct Trace {
     pub first_byte: Vec<Option<f64>>,
     /// When a leecher first received from another leecher.
     pub first_trade: Option<f64>,
+    /// When the origin (the publisher's client) first saw a leecher, a helper was first engaged, a
+    /// helper first uploaded: how fast odseed reacted.
+    #[serde(default)]
+    pub reaction: Reaction,
+}
+
+/// Seconds from the leechers' start (the crowd's burst, with `--crowd`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub crowd_visible: Option<f64>,
+    pub first_engaged: Option<f64>,
+    pub first_helper_byte: Option<f64>,
+}
+
+/// What the servers did by one sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Servers {
+    /// Bytes the origin and the helpers had uploaded.
+    pub bytes: u64,
+    /// Of which the helpers'.
+    pub helper_bytes: u64,
+    /// Helpers engaged.
+    pub engaged: usize,
+    /// Leechers the origin saw.
+    pub origin_leechers: u64,
 }
 
 /// Where the time went, from a [`Trace`].
@@ -43,6 +68,8 @@ pub struct Figures {
     pub useful_fraction: Option<f64>,
     /// All the servers' bytes, in copies of the file.
     pub server_copies: f64,
+    #[serde(flatten)]
+    pub reaction: Reaction,
 }
 
 impl Trace {
@@ -52,7 +79,17 @@ impl Trace {
     }
 
     /// One sample: `samples[i]` is leecher i's (None: it did not answer; its last progress stands).
-    pub fn record(&mut self, t: f64, samples: &[Option<Sample>], server_bytes: u64, helpers: usize) {
+    pub fn record(&mut self, t: f64, samples: &[Option<Sample>], servers: Servers) {
+        let r = &mut self.reaction;
+        if servers.origin_leechers > 0 {
+            r.crowd_visible.get_or_insert(t);
+        }
+        if servers.engaged > 0 {
+            r.first_engaged.get_or_insert(t);
+        }
+        if servers.helper_bytes > 0 {
+            r.first_helper_byte.get_or_insert(t);
+        }
         let mut union = vec![0u8; self.pieces.div_ceil(8)];
         for (i, s) in samples.iter().enumerate().take(self.leechers.len()) {
             let last = self.done[i].last().copied().unwrap_or(0.0);
@@ -73,8 +110,8 @@ impl Trace {
         let have = have.max(self.union.last().copied().unwrap_or(0));
         self.t.push(t);
         self.union.push(have);
-        self.server_bytes.push(server_bytes.max(self.server_bytes.last().copied().unwrap_or(0)));
-        self.helpers.push(helpers);
+        self.server_bytes.push(servers.bytes.max(self.server_bytes.last().copied().unwrap_or(0)));
+        self.helpers.push(servers.engaged);
     }
 
     /// The account of where the time went.
@@ -90,6 +127,7 @@ impl Trace {
             server_copies_to_cover: to_cover,
             useful_fraction: to_cover.filter(|c| *c > 0.0).map(|c| (1.0 / c).min(1.0)),
             server_copies: self.server_bytes.last().copied().unwrap_or(0) as f64 / size,
+            reaction: self.reaction,
         }
     }
 }
@@ -117,16 +155,25 @@ mod tests {
         let leechers = vec![("a".into(), Kind::Transmission, ip(1)), ("b".into(), Kind::Libtorrent, ip(2))];
         // 8 pieces of 100 bytes.
         let mut t = Trace::new(leechers, 800, 8);
-        t.record(1.0, &[sample(0.0, 0, &[]), sample(0.0, 0, &[])], 0, 0);
+        let servers =
+            |bytes, helper_bytes, engaged, origin_leechers| Servers { bytes, helper_bytes, engaged, origin_leechers };
+        t.record(0.5, &[None, None], servers(0, 0, 0, 0));
+        t.record(1.0, &[sample(0.0, 0, &[]), sample(0.0, 0, &[])], servers(0, 0, 0, 2));
         // a gets two pieces from the origin (ip 9), b one of the same: 300 server bytes, 2 pieces.
-        t.record(2.0, &[sample(0.25, 0b1100_0000, &[ip(9)]), sample(0.125, 0b1000_0000, &[ip(9)])], 300, 1);
+        t.record(
+            2.0,
+            &[sample(0.25, 0b1100_0000, &[ip(9)]), sample(0.125, 0b1000_0000, &[ip(9)])],
+            servers(300, 0, 1, 2),
+        );
         // b does not answer; a trades with b.
-        t.record(3.0, &[sample(0.5, 0b1111_0000, &[ip(2)]), None], 900, 1);
-        t.record(4.0, &[sample(1.0, 0xff, &[]), sample(1.0, 0xff, &[])], 1600, 0);
+        t.record(3.0, &[sample(0.5, 0b1111_0000, &[ip(2)]), None], servers(900, 100, 1, 2));
+        t.record(4.0, &[sample(1.0, 0xff, &[]), sample(1.0, 0xff, &[])], servers(1600, 700, 0, 0));
         assert_eq!(t.first_byte, vec![Some(2.0), Some(2.0)]);
         assert_eq!(t.first_trade, Some(3.0));
-        assert_eq!(t.union, vec![0, 2, 4, 8]);
-        assert_eq!(t.done[1], vec![0.0, 0.125, 0.125, 1.0], "a silent leecher keeps its last progress");
+        assert_eq!(t.union, vec![0, 0, 2, 4, 8]);
+        assert_eq!(t.done[1], vec![0.0, 0.0, 0.125, 0.125, 1.0], "a silent leecher keeps its last progress");
+        let reaction = Reaction { crowd_visible: Some(1.0), first_engaged: Some(2.0), first_helper_byte: Some(3.0) };
+        assert_eq!(t.reaction, reaction);
         let f = t.figures();
         assert_eq!(f.first_byte_mean, Some(2.0));
         assert_eq!(f.server_copies_to_cover, Some(2.0));
@@ -137,7 +184,7 @@ mod tests {
     #[test]
     fn a_swarm_that_never_held_every_piece_has_no_duplication_figure() {
         let mut t = Trace::new(vec![("a".into(), Kind::Transmission, ip(1))], 800, 8);
-        t.record(1.0, &[sample(0.5, 0x0f, &[])], 500, 0);
+        t.record(1.0, &[sample(0.5, 0x0f, &[])], Servers { bytes: 500, ..Servers::default() });
         let f = t.figures();
         assert_eq!((f.server_copies_to_cover, f.useful_fraction, f.first_trade), (None, None, None));
     }

@@ -19,6 +19,7 @@ use crate::helpers::{Event, Kind, Pool};
 use crate::ledger::{held_by_others, Ledger, Owner};
 use crate::observe::{Subject, Survey};
 use crate::output::Printer;
+use crate::pace;
 use crate::policy::{self, Clock, Counts, Params};
 use crate::run::{End, Signal};
 use odseed_proto::InfoHash;
@@ -87,7 +88,8 @@ pub fn watch(
         cfg,
         params,
         catalogue,
-        survey: Survey::default(),
+        survey: Survey::new(o.interval / 2),
+        counted: HashMap::new(),
         guard: Guard { fleet, helped: BTreeMap::new(), printer: &printer, ledger, released: false },
         ledger,
         budget,
@@ -118,8 +120,17 @@ pub fn watch(
         if o.once {
             break End::Normal(policy::ExitReason::Once);
         }
-        if w.signal.seen() || stop.recv_timeout(o.interval).is_ok() {
+        if w.signal.seen() {
             break End::Interrupted;
+        }
+        let (catalogue, counted) = (&w.catalogue, &w.counted);
+        let crowd = catalogue
+            .observes_local()
+            .then_some(|| catalogue.local_leechers().iter().any(|(hash, n)| counted.get(hash).is_some_and(|c| n > c)));
+        match pace::wait(stop, o.interval, pace::LOCAL_EVERY, crowd) {
+            pace::Next::Stop => break End::Interrupted,
+            pace::Next::Crowd => log::info!("the publisher's Transmission sees more leechers: a round now"),
+            pace::Next::Round => {}
         }
     };
     w.guard.release();
@@ -140,6 +151,8 @@ struct Watch<'a> {
     params: Params,
     catalogue: Catalogue,
     survey: Survey,
+    /// The leechers each torrent had at the last round (a crowd is more than this).
+    counted: HashMap<InfoHash, u32>,
     guard: Guard<'a>,
     ledger: &'a Ledger,
     budget: &'a Budget,
@@ -202,6 +215,9 @@ impl Watch<'_> {
             })
             .collect();
         let counts = self.survey.counts(&subjects);
+        self.counted = (listing.items.iter().zip(&counts))
+            .filter_map(|(i, c)| Some((i.hash, c.as_ref().ok()?.leechers)))
+            .collect();
         let mut demands = Vec::new();
         let mut decided = Vec::new();
         let mut blind = 0;

@@ -153,3 +153,23 @@ fn three_torrents_of_different_demand_share_the_boards_under_watch() {
     assert!(!dir.exists(), "the lab's directory is gone");
     assert!(processes_under(&dir).is_empty(), "left running: {:?}", processes_under(&dir));
 }
+
+#[test]
+fn a_crowd_after_a_quiet_start_gets_helpers_in_seconds_not_at_the_next_interval() {
+    let w = world("labcrowd");
+    let args = ["lab", "--crowd", "--leechers", "3", "--helpers", "2", "--size", "3000000", "--json"];
+    let mut lab = with_agent_on_path(&w, "labcrowd", &args);
+    let status =
+        lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("the lab did not end\n{}", lab.log_tail(40)));
+    assert!(status.success(), "{status}\n{}", lab.log_tail(40));
+    let ev = events(&lab);
+    let r = named(&ev, "report")[0];
+    let at = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no {k}: {r}"));
+    let (visible, engaged) = (at("crowd_visible"), at("first_engaged"));
+    // The watch runs at the default 60-s interval over a quiet swarm: only the publisher's client,
+    // asked between rounds, can bring the helpers before the next round.
+    assert!(engaged - visible < 30.0, "engaged {engaged} s, the crowd visible at {visible} s");
+    assert!(lab.log_text().contains("sees more leechers"), "{}", lab.log_tail(30));
+    assert!(at("first_helper_byte") >= engaged, "{r}");
+    assert_eq!(named(&ev, "engage").len(), named(&ev, "release").len(), "{}", lab.log_tail(30));
+}

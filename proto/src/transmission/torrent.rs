@@ -87,6 +87,21 @@ impl TorrentInfo {
         self.uint("peersGettingFromUs")
     }
 
+    /// The leechers connected now (`peers` whose `progress` is below 1): a crowd shows here as soon
+    /// as it connects, before the tracker is scraped again and before it is unchoked.
+    pub fn leechers_connected(&self) -> Option<u64> {
+        let peers = self.0.get("peers")?.as_array()?;
+        Some(peers.iter().filter(|p| p.get("progress").and_then(Value::as_f64).is_some_and(|x| x < 1.0)).count() as u64)
+    }
+
+    /// The most leechers this entry shows: connected, or getting from us.
+    pub fn local_leechers(&self) -> Option<u64> {
+        match (self.leechers_connected(), self.peers_getting_from_us()) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
+    }
+
     /// `rateUpload`, bytes per second.
     pub fn rate_upload(&self) -> Option<u64> {
         self.uint("rateUpload")
@@ -163,6 +178,16 @@ mod tests {
         assert_eq!(info(json!({"status": 9})).status(), None);
         let wrong = info(json!({"status": "six", "percentDone": "half"}));
         assert_eq!((wrong.status(), wrong.percent_done()), (None, None));
+    }
+
+    #[test]
+    fn local_leechers_are_the_peers_not_yet_complete() {
+        let t = info(
+            json!({"peersGettingFromUs": 1, "peers": [{"progress": 0.0}, {"progress": 1.0}, {"progress": 0.5}, {}]}),
+        );
+        assert_eq!((t.leechers_connected(), t.local_leechers()), (Some(2), Some(2)));
+        assert_eq!(info(json!({"peersGettingFromUs": 3, "peers": []})).local_leechers(), Some(3));
+        assert_eq!(info(json!({})).local_leechers(), None);
     }
 
     #[test]
