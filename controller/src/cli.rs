@@ -64,6 +64,8 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
                       ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
                       `odseed watch`; a report per torrent
     --no-helpers      the same swarm without odseed (the baseline)
+    --transmission PATH  the transmission-daemon of the origin, the Transmission leechers and the
+                      boards (default: the one on PATH), e.g. scripts/transmission-daemon-4
     --crowd           a flash crowd: `odseed watch` (default interval, the origin as the publisher's
                       Transmission) runs over a quiet swarm, then every leecher comes at once; the
                       report says how fast helpers were engaged and uploaded
@@ -310,6 +312,7 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "svg" => a.svg = Some(PathBuf::from(value()?)),
             "no-helpers" => a.no_helpers = true,
             "crowd" => a.crowd = true,
+            "transmission" => a.spec.daemon = Some(PathBuf::from(value()?)),
             "keep" => a.keep = true,
             "json" => a.json = true,
             other => return Err(format!("invalid option '--{other}' for `odseed lab` (try --help)")),
@@ -491,6 +494,17 @@ mod tests {
         assert!(parse(args("lab --leechers 0")).is_err());
         assert!(parse(args("lab --ratio 2")).unwrap_err().to_string().contains("RATIO"));
         assert!(parse(args("lab --size x")).is_err());
+        let Command::Lab(a) =
+            parse(args("lab --crowd --leecher-clients libtorrent,transmission --transmission /t4 --svg /p.svg"))
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert!(a.crowd);
+        assert_eq!(a.spec.leecher_clients, vec![Kind::Libtorrent, Kind::Transmission]);
+        assert_eq!((a.spec.daemon, a.svg), (Some(PathBuf::from("/t4")), Some(PathBuf::from("/p.svg"))));
+        let bad = parse(args("lab --leecher-clients transmission,qbittorrent")).unwrap_err().to_string();
+        assert!(bad.contains("--leecher-clients") && bad.contains("qbittorrent"), "{bad}");
     }
 
     #[test]

@@ -98,11 +98,16 @@ fn panel(s: &mut String, p: &Panel, x0: f64, span: f64, step: f64, most_helpers:
                 s,
                 r##"<line x1="{xx:.1}" y1="{TOP:.1}" x2="{xx:.1}" y2="{bottom:.1}" stroke="#222" stroke-dasharray="{dash}"/>"##
             );
-            let ly = if dash == "6 4" { TOP + 12.0 } else { TOP + 26.0 };
+            // The bound's label left of its line; the other's right of its own (away from the
+            // bound, which comes first), or left and lower when it would leave the plot.
+            let (ly, lx, anchor) = match dash {
+                "6 4" => (TOP + 12.0, xx - 3.0, "end"),
+                _ if xx + 140.0 < right => (TOP + 26.0, xx + 3.0, "start"),
+                _ => (TOP + 40.0, xx - 3.0, "end"),
+            };
             let _ = writeln!(
                 s,
-                r#"<text x="{:.1}" y="{ly:.1}" text-anchor="end" font-size="11">{label} {b:.0} s</text>"#,
-                xx - 3.0
+                r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" font-size="11">{label} {b:.0} s</text>"#
             );
         }
     }
