@@ -3,6 +3,9 @@
 //!   RSS of the agent idle (daemon stopped) and while serving 200 requests/s to /v1/torrents;
 //!   time from PUT to state `seeding` for a 64 MiB torrent whose content is present.
 //!
+//!   Then the idle footprint of other builds of the agent, to compare: BENCH_AGENT_BUILDS, a
+//!   space-separated list of binaries (`scripts/bench agent` passes a static, non-PIE build).
+//!
 //! Run: `cargo bench -p odseed-agent` (root, or under `unshare --user --map-root-user --net`).
 //! BENCH_LOAD_SECS and BENCH_RATE change the load phase (defaults 30 s, 200 requests/s).
 
@@ -111,4 +114,22 @@ fn main() {
     if let Some(d) = agent.daemon_pid() {
         println!("  (transmission-daemon RSS, seeding 3 x 64 MiB: {})", mib(rss_kib(d)));
     }
+    drop(agent);
+    for (i, other) in std::env::var("BENCH_AGENT_BUILDS").unwrap_or_default().split_whitespace().enumerate() {
+        idle(Path::new(other), &dir.path().join(format!("build{i}")));
+    }
+}
+
+/// The idle footprint of another build of the agent.
+fn idle(bin: &Path, root: &Path) {
+    let mut agent = match Agent::start(bin, root, &AgentOptions::default()) {
+        Ok(a) => a,
+        Err(e) => return println!("  {}: cannot start: {e}", bin.display()),
+    };
+    let pid = agent.proc().expect("agent process").pid();
+    let bytes = std::fs::metadata(bin).map(|m| m.len()).unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(2));
+    println!("odseed-agent, another build ({})", bin.display());
+    println!("  binary size                         {bytes} bytes ({:.3} MiB)", bytes as f64 / 1048576.0);
+    println!("  RSS idle (daemon stopped)           {}", memory(pid));
 }
