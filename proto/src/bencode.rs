@@ -72,7 +72,18 @@ impl std::error::Error for DecodeError {}
 
 /// Decodes exactly one value that spans the whole input.
 pub fn decode(input: &[u8]) -> Result<Value<'_>, DecodeError> {
-    let mut d = Decoder { input, pos: 0, values: 0 };
+    decode_with(input, true)
+}
+
+/// Like [`decode`], but a dictionary's keys may come in any order (still never twice): for answers
+/// from peers that do not sort them, such as opentracker's scrape of several hashes, which lists
+/// them in the order they were asked. Never for metainfo, whose info hash depends on the order.
+pub fn decode_unsorted(input: &[u8]) -> Result<Value<'_>, DecodeError> {
+    decode_with(input, false)
+}
+
+fn decode_with(input: &[u8], sorted: bool) -> Result<Value<'_>, DecodeError> {
+    let mut d = Decoder { input, pos: 0, values: 0, sorted };
     let v = d.value(0)?;
     if d.pos != input.len() {
         return Err(d.err("trailing data after the value"));
@@ -84,6 +95,8 @@ struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
     values: usize,
+    /// Keys must be in ascending order.
+    sorted: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -130,11 +143,18 @@ impl<'a> Decoder<'a> {
                     // BEP 3: keys sorted as raw bytes. Transmission re-encodes a torrent's info
                     // dictionary sorted before hashing it, so an unsorted one would get another
                     // info hash there than here. Strictly ascending also rules out duplicates.
-                    if entries.last().is_some_and(|(last, _)| *last >= key) {
+                    if self.sorted && entries.last().is_some_and(|(last, _)| *last >= key) {
                         return Err(self.err("dictionary keys not in ascending order (or repeated)"));
                     }
                     let v = self.value(depth + 1)?;
                     entries.push((key, v));
+                }
+                if !self.sorted {
+                    let mut keys: Vec<&[u8]> = entries.iter().map(|(k, _)| *k).collect();
+                    keys.sort_unstable();
+                    if keys.windows(2).any(|w| w[0] == w[1]) {
+                        return Err(self.err("dictionary key repeated"));
+                    }
                 }
                 self.pos += 1;
                 Ok(Value::Dict(entries, &self.input[start..self.pos]))
@@ -269,6 +289,17 @@ mod tests {
         assert_eq!(decode(&deep).unwrap_err().reason, "nested too deeply");
         let many = [&b"l"[..], &b"le".repeat(MAX_VALUES), b"e"].concat();
         assert_eq!(decode(&many).unwrap_err().reason, "too many values");
+    }
+
+    #[test]
+    fn unsorted_keys_only_where_asked_for_and_never_twice() {
+        let unsorted = b"d1:bi1e1:ai2ee";
+        assert!(decode(unsorted).is_err());
+        let v = decode_unsorted(unsorted).unwrap();
+        assert_eq!((v.get("a").unwrap().as_int(), v.get("b").unwrap().as_int()), (Some(2), Some(1)));
+        assert_eq!(decode_unsorted(b"d1:bi1e1:ai2e1:bi3ee").unwrap_err().reason, "dictionary key repeated");
+        assert_eq!(decode_unsorted(b"d1:ai1e1:ai2ee").unwrap_err().reason, "dictionary key repeated");
+        assert!(decode_unsorted(b"d1:ai1e").is_err());
     }
 
     #[test]

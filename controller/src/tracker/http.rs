@@ -65,7 +65,8 @@ pub enum Parsed {
 
 /// Reads a scrape answer; only the asked `hashes` are kept.
 pub fn parse(body: &[u8], hashes: &[InfoHash]) -> Result<HashMap<InfoHash, Scrape>, Parsed> {
-    let root = bencode::decode(body).map_err(|e| Parsed::Bad(e.to_string()))?;
+    // opentracker lists a scrape's hashes in the order they were asked: keys need not be sorted.
+    let root = bencode::decode_unsorted(body).map_err(|e| Parsed::Bad(e.to_string()))?;
     if let Some(reason) = root.get("failure reason").and_then(Value::as_bytes) {
         return Err(Parsed::Failure(String::from_utf8_lossy(reason).chars().take(200).collect()));
     }

@@ -21,6 +21,9 @@ fn http_and_udp_scrapes_agree_with_the_tracker() {
     let want = Scrape { seeders: 1, leechers: 2, downloaded: 0 };
     let http = scraper.scrape(&tracker.announce_url(), &[busy, quiet]).unwrap();
     assert_eq!(http.get(&busy), Some(&want));
+    // Asked in descending order, opentracker answers in that order (keys not sorted, as BEP 3 asks).
+    let reversed = scraper.scrape(&tracker.announce_url(), &[quiet, busy]).unwrap();
+    assert_eq!(reversed, http);
     let udp = scraper.scrape(&tracker.udp_url(), &[busy, quiet]).unwrap();
     assert_eq!(udp.get(&busy), Some(&want));
     assert_eq!(udp.get(&quiet), Some(&Scrape::default()));
@@ -55,4 +58,34 @@ fn announce_two_leechers_and_a_seeder(tracker: &Tracker, hash: InfoHash) {
     for (i, left) in [1000, 1000, 0].into_iter().enumerate() {
         crate::announce(&tracker.announce_url(), hash, i, left, "started");
     }
+}
+
+/// An early round (for a crowd the publisher's client saw) uses the trackers' answers of the last
+/// round while they are fresh: the tracker is not asked again, and a torrent it was not asked about
+/// is asked.
+#[test]
+fn a_survey_reuses_fresh_answers_and_asks_again_for_what_they_lack() {
+    use odseed::observe::{Subject, Survey};
+    let w = world("survey");
+    let ip = Ipv4Addr::new(10, 77, 0, 1);
+    w.ns.add_host(ip).unwrap();
+    let (busy, other) = (InfoHash::from_bytes([0xab; 20]), InfoHash::from_bytes([0x12; 20]));
+    let tracker = Tracker::start(&w.dir.path().join("t"), ip, 6969, &[busy, other]).unwrap();
+    announce_two_leechers_and_a_seeder(&tracker, busy);
+    let trackers = vec![tracker.announce_url()];
+    let subject = |hash| Subject { hash, size: 1, trackers: &trackers, local: None };
+    let leechers = |s: &mut Survey, hashes: &[InfoHash]| -> Vec<u32> {
+        let subjects: Vec<Subject> = hashes.iter().map(|h| subject(*h)).collect();
+        s.counts(&subjects).into_iter().map(|c| c.unwrap().leechers).collect()
+    };
+    let (mut fresh, mut always) = (Survey::new(Duration::from_secs(600)), Survey::new(Duration::ZERO));
+    assert_eq!(leechers(&mut fresh, &[busy]), [2]);
+    assert_eq!(leechers(&mut always, &[busy]), [2]);
+    crate::announce(&tracker.announce_url(), busy, 7, 1000, "started");
+    assert_eq!(leechers(&mut always, &[busy]), [3], "asked again");
+    assert_eq!(leechers(&mut fresh, &[busy]), [2], "the fresh answer, not asked again");
+    // A torrent the fresh answer does not cover: the tracker is asked, for both (and opentracker
+    // answers with the hashes in the order asked, not sorted: read all the same).
+    crate::announce(&tracker.announce_url(), other, 8, 1000, "started");
+    assert_eq!(leechers(&mut fresh, &[busy, other]), [3, 1]);
 }
