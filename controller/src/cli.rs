@@ -59,6 +59,7 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --leechers N (6)  --helpers K (4)  --size BYTES (67108864; 8388608 for a quick look)  --ratio R (1)
     --origin-kbps U (200)  --helper-kbps U (200)  --leecher-kbps D (1000)  --leecher-up-kbps U (500)
     --leecher-clients LIST (transmission,libtorrent)  the leechers' clients, in turn
+    --piece-size BYTES  the torrent's pieces (default: what transmission-create would choose)
     --svg PATH        where to write the picture ($XDG_STATE_HOME/odseed/lab.svg)
     --torrents K (1)  K torrents of BYTES each, of different demand (torrent i is wanted by
                       ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
@@ -149,6 +150,7 @@ impl Default for LabArgs {
             board_tls: None,
             torrents: 1,
             leecher_clients: vec![Kind::Transmission, Kind::Libtorrent],
+            piece_size: None,
         };
         LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None, crowd: false }
     }
@@ -313,6 +315,7 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "no-helpers" => a.no_helpers = true,
             "crowd" => a.crowd = true,
             "transmission" => a.spec.daemon = Some(PathBuf::from(value()?)),
+            "piece-size" => a.spec.piece_size = Some(piece_size(&value()?)?),
             "keep" => a.keep = true,
             "json" => a.json = true,
             other => return Err(format!("invalid option '--{other}' for `odseed lab` (try --help)")),
@@ -328,6 +331,16 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
         return Err("--torrents must be 1 to 20".into());
     }
     Ok(Command::Lab(a))
+}
+
+/// `--piece-size BYTES`: a power of two from 16 KiB to 16 MiB (what clients accept).
+fn piece_size(v: &str) -> Result<u64, String> {
+    let n: u64 = number(v, "--piece-size")?;
+    if n.is_power_of_two() && (16 << 10..=16 << 20).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("--piece-size must be a power of two from 16384 to 16777216, not {n}"))
+    }
 }
 
 /// `--leecher-clients transmission,libtorrent`: the clients leechers run, in turn.
@@ -503,6 +516,11 @@ mod tests {
         assert!(a.crowd);
         assert_eq!(a.spec.leecher_clients, vec![Kind::Libtorrent, Kind::Transmission]);
         assert_eq!((a.spec.daemon, a.svg), (Some(PathBuf::from("/t4")), Some(PathBuf::from("/p.svg"))));
+        let Command::Lab(a) = parse(args("lab --piece-size 131072")).unwrap() else { panic!() };
+        assert_eq!(a.spec.piece_size, Some(131072));
+        for bad in ["1000", "8192", "33554432", "x"] {
+            assert!(parse(args(&format!("lab --piece-size {bad}"))).unwrap_err().to_string().contains("--piece-size"));
+        }
         let bad = parse(args("lab --leecher-clients transmission,qbittorrent")).unwrap_err().to_string();
         assert!(bad.contains("--leecher-clients") && bad.contains("qbittorrent"), "{bad}");
     }

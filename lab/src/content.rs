@@ -33,9 +33,21 @@ pub struct Made {
 
 /// Writes `dir/name` (`size` bytes) and makes its single-file torrent announcing to `trackers`.
 pub fn make(dir: &Path, name: &str, size: u64, seed: u64, trackers: &[String]) -> Result<Made, String> {
+    make_in_pieces(dir, name, size, seed, trackers, piece_size(size))
+}
+
+/// [`make`], in pieces of `piece` bytes.
+pub fn make_in_pieces(
+    dir: &Path,
+    name: &str,
+    size: u64,
+    seed: u64,
+    trackers: &[String],
+    piece: u64,
+) -> Result<Made, String> {
     let path = dir.join(name);
     write_file(&path, size, seed).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    torrent_for(&path, name, trackers)
+    torrent_in_pieces(&path, name, trackers, piece)
 }
 
 /// The piece size `transmission-create` (3.00) chooses for `size` bytes, as a publisher making a
@@ -57,7 +69,10 @@ pub fn piece_size(size: u64) -> u64 {
 /// The torrent of an existing file, in pieces of [`piece_size`].
 pub fn torrent_for(path: &Path, name: &str, trackers: &[String]) -> Result<Made, String> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let piece = piece_size(size);
+    torrent_in_pieces(path, name, trackers, piece_size(size))
+}
+
+fn torrent_in_pieces(path: &Path, name: &str, trackers: &[String], piece: u64) -> Result<Made, String> {
     let bytes = metainfo::create_single_file(path, name, piece, trackers)
         .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
     let meta = metainfo::parse(&bytes).map_err(|e| e.to_string())?;

@@ -30,6 +30,8 @@ pub struct Spec {
     pub board_tls: Option<(String, String)>,
     /// Torrents of `size` bytes each (0 counts as 1), of different demand: see [`Spec::demand`].
     pub torrents: usize,
+    /// The torrents' piece size (None: what transmission-create would choose, [`content::piece_size`]).
+    pub piece_size: Option<u64>,
     /// The leechers' clients, in turn (leecher i runs `leecher_clients[i % len]`; empty: all
     /// Transmission).
     pub leecher_clients: Vec<Kind>,
@@ -112,12 +114,13 @@ impl Swarm {
         let (mut torrents, mut torrent_files) = (Vec::new(), Vec::new());
         for i in 0..spec.torrent_count() {
             let name = content_name(i);
-            let made = content::make(
+            let made = content::make_in_pieces(
                 &origin.data_dir,
                 &name,
                 spec.size,
                 0x0d5eed + i as u64,
                 std::slice::from_ref(&announce),
+                spec.piece_size.unwrap_or_else(|| content::piece_size(spec.size)),
             )?;
             let file = torrents_dir.join(name.replace(".bin", ".torrent"));
             std::fs::write(&file, &made.bytes).map_err(|e| format!("torrent file: {e}"))?;

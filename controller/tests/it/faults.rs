@@ -20,6 +20,7 @@ fn spec(boards: usize) -> Spec {
         board_tls: None,
         torrents: 1,
         leecher_clients: Vec::new(),
+        piece_size: None,
     }
 }
 

@@ -129,6 +129,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         board_tls: None,
         torrents: 1,
         leecher_clients: Vec::new(),
+        piece_size: None,
     }
 }
 
