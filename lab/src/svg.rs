@@ -90,26 +90,25 @@ fn panel(s: &mut String, p: &Panel, x0: f64, span: f64, step: f64, most_helpers:
         left + PLOT_W / 2.0,
         bottom + 30.0
     );
-    // The bounds.
-    for (at, dash, label) in [(p.bound, "6 4", "bound"), (p.floor, "2 3", "bound from first byte")] {
+    // The bounds: lines across the plot, said once above it (labels in the plot would cross them).
+    let mut said = Vec::new();
+    for (at, dash, label) in [(p.bound, "6 4", "dashed: bound"), (p.floor, "2 3", "dotted: bound from first byte")] {
         if let Some(b) = at.filter(|b| b.is_finite() && *b > 0.0) {
             let xx = x(b);
             let _ = writeln!(
                 s,
                 r##"<line x1="{xx:.1}" y1="{TOP:.1}" x2="{xx:.1}" y2="{bottom:.1}" stroke="#222" stroke-dasharray="{dash}"/>"##
             );
-            // The bound's label left of its line; the other's right of its own (away from the
-            // bound, which comes first), or left and lower when it would leave the plot.
-            let (ly, lx, anchor) = match dash {
-                "6 4" => (TOP + 12.0, xx - 3.0, "end"),
-                _ if xx + 140.0 < right => (TOP + 26.0, xx + 3.0, "start"),
-                _ => (TOP + 40.0, xx - 3.0, "end"),
-            };
-            let _ = writeln!(
-                s,
-                r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="{anchor}" font-size="11">{label} {b:.0} s</text>"#
-            );
+            said.push(format!("{label} {b:.0} s"));
         }
+    }
+    if !said.is_empty() {
+        let _ = writeln!(
+            s,
+            r#"<text x="{right:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
+            TOP - 6.0,
+            said.join(", ")
+        );
     }
     // One line per leecher.
     for (l, done) in p.trace.leechers.iter().zip(&p.trace.done) {
