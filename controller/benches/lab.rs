@@ -96,11 +96,7 @@ fn main() {
             base / mean,
             by("libtorrent") / by("transmission"),
         );
-        let title = match k {
-            0 => "no helpers".to_string(),
-            1 => "1 helper".to_string(),
-            k => format!("{k} helpers"),
-        };
+        let title = svg::helpers(k);
         match serde_json::from_value::<Trace>(trace["trace"].clone()) {
             Ok(t) => runs.push((title, t, r)),
             Err(e) => println!("        (its trace cannot be read: {e})"),

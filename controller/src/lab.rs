@@ -320,11 +320,7 @@ fn picture(a: &LabArgs, swarm: &Swarm, traces: &[Trace], reports: &[Report]) -> 
             println!("{}", json!({"event": "trace", "torrent": swarm.torrents[i].meta.name, "trace": t}));
         }
     }
-    let helpers = |r: &Report| match r.helpers_engaged {
-        0 => "no helpers".to_string(),
-        1 => "1 helper".to_string(),
-        n => format!("{n} helpers"),
-    };
+    let helpers = |r: &Report| svg::helpers(r.helpers_engaged);
     let panels: Vec<Panel> = (traces.iter().zip(reports).zip(&swarm.torrents))
         .map(|((trace, r), t)| Panel {
             title: match swarm.torrents.len() {

@@ -40,6 +40,15 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// "no helpers", "1 helper", "4 helpers": a panel's title says how many helpers the run had.
+pub fn helpers(n: usize) -> String {
+    match n {
+        0 => "no helpers".into(),
+        1 => "1 helper".into(),
+        n => format!("{n} helpers"),
+    }
+}
+
 /// The SVG document for `panels`, side by side.
 pub fn render(panels: &[Panel]) -> String {
     let last =
