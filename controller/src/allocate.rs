@@ -9,12 +9,15 @@
 //! 2. **Neediest first, one helper at a time.** Torrents are ranked by leechers x helpers wanted
 //!    (ties: more leechers, then the lower info hash); each pass gives every torrent still wanting
 //!    one more helper, so a first helper where none is goes before a second one elsewhere.
-//! 3. **Boards before instances.** Boards cost nothing more; an instance is used only when no
-//!    board has a free slot, within `max_instances` (0 once the month's budget is spent).
+//! 3. **Boards before instances** (placement `fill`). Boards cost nothing more; an instance is used
+//!    only when no board has a free slot, within `max_instances` (0 once the month's budget is
+//!    spent). Placement `seed`, the original's rule: a torrent that wants fewer than 3 helpers gets
+//!    boards only, one that wants more gets instances only.
 //! 4. A board that failed lately (resting) keeps its torrents and is given no new one.
 //! 5. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
 //!    torrent gets the board with the most upload per torrent it would then seed.
 
+use crate::policy::Placement;
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 
@@ -55,7 +58,16 @@ impl Plan {
     }
 }
 
-pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, current: &Plan) -> Plan {
+/// What may be given out: the boards, how many instances in all, and the placement rule.
+#[derive(Debug, Clone, Default)]
+pub struct Supply<'a> {
+    pub boards: &'a [Board],
+    pub max_instances: u32,
+    pub placement: Placement,
+}
+
+pub fn allocate(demands: &[Demand], supply: &Supply, current: &Plan) -> Plan {
+    let (boards, max_instances) = (supply.boards, supply.max_instances);
     let mut ranked: Vec<&Demand> = demands.iter().filter(|d| d.wanted > 0).collect();
     ranked.sort_by(|a, b| {
         let score = |d: &Demand| u64::from(d.leechers) * u64::from(d.wanted);
@@ -101,10 +113,14 @@ pub fn allocate(demands: &[Demand], boards: &[Board], max_instances: u32, curren
                 Some(x) if share(x).0 * share(b).1 >= share(b).0 * share(x).1 => Some(x),
                 _ => Some(b),
             });
-            if let Some(b) = board {
+            let (use_boards, use_instances) = match supply.placement {
+                Placement::Fill => (true, true),
+                Placement::Seed => (d.wanted < 3, d.wanted >= 3),
+            };
+            if let Some(b) = board.filter(|_| use_boards) {
                 plan.boards.push((b.name.clone(), d.hash));
                 gave = true;
-            } else if instances(&plan) < max_instances {
+            } else if use_instances && instances(&plan) < max_instances {
                 *plan.instances.entry(d.hash).or_insert(0) += 1;
                 gave = true;
             }
@@ -131,6 +147,10 @@ mod tests {
         slots.iter().enumerate().map(|(i, s)| Board { name: format!("b{i}"), slots: *s, ..Board::default() }).collect()
     }
 
+    fn supply(boards: &[Board], max_instances: u32) -> Supply<'_> {
+        Supply { boards, max_instances, placement: Placement::Fill }
+    }
+
     fn pairs(p: &Plan) -> Vec<(&str, u8)> {
         let mut v: Vec<(&str, u8)> = p.boards.iter().map(|(b, hash)| (b.as_str(), hash.as_bytes()[0])).collect();
         v.sort();
@@ -148,20 +168,20 @@ mod tests {
         };
         // fast has 2 slots at 900 kB/s: 900 > 400 for the neediest, then 450 > 400 for the next.
         let boards = [b("slow", 1, 400, &[]), b("fast", 2, 900, &[])];
-        let p = allocate(&[d(1, 50, 1), d(2, 40, 1), d(3, 30, 1)], &boards, 0, &Plan::default());
+        let p = allocate(&[d(1, 50, 1), d(2, 40, 1), d(3, 30, 1)], &supply(&boards, 0), &Plan::default());
         assert_eq!(pairs(&p), [("fast", 1), ("fast", 2), ("slow", 3)]);
         // Unknown rates: spread, one torrent per board before a second on any.
         let boards = [b("a", 2, 0, &[]), b("b", 2, 0, &[])];
-        let p = allocate(&[d(1, 50, 1), d(2, 40, 1)], &boards, 0, &Plan::default());
+        let p = allocate(&[d(1, 50, 1), d(2, 40, 1)], &supply(&boards, 0), &Plan::default());
         assert_eq!(pairs(&p), [("a", 1), ("b", 2)]);
         // A board that cannot seed a torrent is not given it; an instance is.
         let boards = [b("old", 1, 0, &[1])];
-        let p = allocate(&[d(1, 50, 1)], &boards, 1, &Plan::default());
+        let p = allocate(&[d(1, 50, 1)], &supply(&boards, 1), &Plan::default());
         assert_eq!((pairs(&p), p.instances.get(&h(1)).copied()), (vec![], Some(1)));
         // A resting board (it failed lately) keeps what it seeds and takes nothing new.
         let boards = [Board { resting: true, ..b("r", 2, 0, &[]) }];
         let current = Plan { boards: vec![("r".into(), h(1))], instances: BTreeMap::new() };
-        let p = allocate(&[d(1, 50, 1), d(2, 60, 1)], &boards, 0, &current);
+        let p = allocate(&[d(1, 50, 1), d(2, 60, 1)], &supply(&boards, 0), &current);
         assert_eq!(pairs(&p), [("r", 1)]);
     }
 
@@ -283,11 +303,33 @@ mod tests {
             },
         ];
         for c in cases {
-            let p = allocate(&c.demands, &boards(&c.slots), c.max_instances, &c.current);
+            let b = boards(&c.slots);
+            let p = allocate(&c.demands, &supply(&b, c.max_instances), &c.current);
             assert_eq!(pairs(&p), c.boards, "{}", c.what);
             let inst: Vec<(u8, u32)> = p.instances.iter().map(|(hash, n)| (hash.as_bytes()[0], *n)).collect();
             assert_eq!(inst, c.instances, "{}", c.what);
-            assert_eq!(allocate(&c.demands, &boards(&c.slots), c.max_instances, &c.current), p, "{}: pure", c.what);
+            assert_eq!(allocate(&c.demands, &supply(&b, c.max_instances), &c.current), p, "{}: pure", c.what);
+        }
+    }
+
+    #[test]
+    fn placements() {
+        // (placement, wanted, boards free, instances allowed) -> (boards, instances) given
+        #[rustfmt::skip]
+        let cases = [
+            (Placement::Fill, 3, 2, 10, (2, 1)),
+            (Placement::Fill, 3, 5, 10, (3, 0)),
+            (Placement::Fill, 5, 1, 2, (1, 2)),
+            (Placement::Seed, 2, 5, 10, (2, 0)),
+            (Placement::Seed, 2, 1, 10, (1, 0)),
+            (Placement::Seed, 3, 5, 10, (0, 3)),
+            (Placement::Seed, 4, 0, 2, (0, 2)),
+        ];
+        for (placement, wanted, free, max_instances, want) in cases {
+            let b = boards(&vec![1; free]);
+            let p = allocate(&[d(1, 9, wanted)], &Supply { boards: &b, max_instances, placement }, &Plan::default());
+            let got = (p.boards.len() as u32, p.instances.get(&h(1)).copied().unwrap_or(0));
+            assert_eq!(got, want, "{placement:?} wanted={wanted} boards={free}");
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The torrents `odseed watch` keeps healthy (`[watch]`): every torrent the publisher's
-//! Transmission seeds, or those with `label`; or the `.torrent` files of `dir`. Listed every
-//! round; only what a round needs is kept (hash, name, size, trackers, where the .torrent is). A
-//! torrent's metainfo is read when it is to be helped ([`Catalogue::target`]).
+//! The torrents a loop keeps healthy: for `odseed watch` (`[watch]`), every torrent the
+//! publisher's Transmission seeds, or those with `label`, or the `.torrent` files of `dir`; for
+//! `odseed run`, its one torrent. Listed every round; only what a round needs is kept (hash, name,
+//! size, trackers, where the .torrent is). A torrent's metainfo is read when it is to be helped
+//! ([`Catalogue::target`]). The publisher's Transmission is asked here only: its entries (peers,
+//! leechers getting from it) come with each listing, and between rounds for a crowd.
 
 use crate::config::Config;
 use crate::target::{self, Target};
@@ -37,8 +39,20 @@ pub struct Listing {
 }
 
 enum Source {
-    Transmission { label: Option<String> },
+    Transmission {
+        label: Option<String>,
+    },
     Dir(PathBuf),
+    /// `odseed run`'s torrent.
+    One(Box<Target>),
+}
+
+/// The publisher's Transmission, if `[transmission]` names it.
+pub fn publisher(cfg: &Config) -> Option<Arc<Client>> {
+    cfg.transmission.as_ref().map(|t| {
+        let creds = t.username.as_deref().map(|u| (u, t.password.as_deref().unwrap_or("")));
+        Arc::new(Client::new(&t.url, creds, Duration::from_secs(20)))
+    })
 }
 
 pub struct Catalogue {
@@ -52,6 +66,9 @@ pub struct Catalogue {
     /// Transmission did not answer last round (with `dir`).
     local_failing: bool,
 }
+
+/// What is asked of the publisher's client between rounds.
+const LOCAL_FIELDS: [&str; 3] = ["hashString", "peersGettingFromUs", "peers"];
 
 /// What is asked of Transmission about each torrent.
 const FIELDS: [&str; 12] = [
@@ -72,10 +89,7 @@ const FIELDS: [&str; 12] = [
 impl Catalogue {
     /// The catalogue `cfg` describes; an error (for the user) if it describes none.
     pub fn from_config(cfg: &Config) -> Result<Catalogue, String> {
-        let client = cfg.transmission.as_ref().map(|t| {
-            let creds = t.username.as_deref().map(|u| (u, t.password.as_deref().unwrap_or("")));
-            Arc::new(Client::new(&t.url, creds, Duration::from_secs(30)))
-        });
+        let client = publisher(cfg);
         let source = match (&cfg.watch.dir, &client) {
             (Some(dir), _) => Source::Dir(dir.clone()),
             (None, Some(_)) => Source::Transmission { label: cfg.watch.label.clone() },
@@ -85,14 +99,21 @@ impl Catalogue {
                     .into())
             }
         };
-        Ok(Catalogue {
-            source,
-            client,
-            max: cfg.watch.max_torrents,
-            parsed: HashMap::new(),
-            warned_max: false,
-            local_failing: false,
-        })
+        Ok(Catalogue::of(source, client, cfg.watch.max_torrents))
+    }
+
+    /// `odseed run`'s catalogue: its one torrent, with the publisher's client if there is one.
+    pub fn one(target: Target, client: Option<Arc<Client>>) -> Catalogue {
+        Catalogue::of(Source::One(Box::new(target)), client, 1)
+    }
+
+    fn of(source: Source, client: Option<Arc<Client>>, max: usize) -> Catalogue {
+        Catalogue { source, client, max, parsed: HashMap::new(), warned_max: false, local_failing: false }
+    }
+
+    /// Whether it is `run`'s one torrent.
+    pub fn is_one(&self) -> bool {
+        matches!(self.source, Source::One(_))
     }
 
     /// "the torrents Transmission seeds (label x)", "the .torrent files of DIR".
@@ -101,6 +122,7 @@ impl Catalogue {
             Source::Transmission { label: None } => "the torrents Transmission seeds".into(),
             Source::Transmission { label: Some(l) } => format!("the torrents Transmission seeds with label {l:?}"),
             Source::Dir(d) => format!("the .torrent files of {}", d.display()),
+            Source::One(t) => format!("{} ({})", t.meta.name, t.meta.info_hash),
         }
     }
 
@@ -110,8 +132,8 @@ impl Catalogue {
             (Some(c), Source::Transmission { .. }) => {
                 Some(c.torrent_get(None, &FIELDS).map_err(|e| format!("cannot list the torrents: {e}"))?)
             }
-            // With a directory, Transmission only adds its peers: without it the trackers count.
-            (Some(c), Source::Dir(_)) => match c.torrent_get(None, &FIELDS) {
+            // Otherwise, Transmission only adds its peers: without it the trackers count.
+            (Some(c), _) => match c.torrent_get(self.hashes().as_deref(), &FIELDS) {
                 Ok(list) => {
                     if std::mem::replace(&mut self.local_failing, false) {
                         log::info!("Transmission at {} answers again", c.url());
@@ -133,6 +155,13 @@ impl Catalogue {
                 let dir = dir.clone();
                 self.read_dir(&dir)?
             }
+            Source::One(t) => vec![Item {
+                hash: t.meta.info_hash,
+                name: t.meta.name.clone(),
+                size: t.meta.total_size,
+                trackers: t.meta.trackers.clone(),
+                file: PathBuf::new(),
+            }],
         };
         items.sort_by_key(|i| i.hash);
         items.dedup_by(|a, b| a.hash == b.hash);
@@ -155,14 +184,25 @@ impl Catalogue {
     /// no answer): cheap, asked between rounds for a crowd.
     pub fn local_leechers(&self) -> HashMap<InfoHash, u32> {
         let Some(c) = &self.client else { return HashMap::new() };
-        let entries = c.torrent_get(None, &crate::observe::LOCAL_FIELDS).unwrap_or_default();
+        let entries = c.torrent_get(self.hashes().as_deref(), &LOCAL_FIELDS).unwrap_or_default();
         let count = |t: &TorrentInfo| Some((t.hash()?, t.local_leechers()?.min(u64::from(u32::MAX)) as u32));
         entries.iter().filter_map(count).collect()
     }
 
+    /// The hashes to ask Transmission about (`None`: all).
+    fn hashes(&self) -> Option<Vec<InfoHash>> {
+        match &self.source {
+            Source::One(t) => Some(vec![t.meta.info_hash]),
+            _ => None,
+        }
+    }
+
     /// A torrent's metainfo, read from its file and checked against the listing's hash.
     pub fn target(&self, item: &Item) -> Result<Target, String> {
-        let t = target::from_file(&item.file)?;
+        let t = match &self.source {
+            Source::One(t) => return Ok(t.as_ref().clone()),
+            _ => target::from_file(&item.file)?,
+        };
         if t.meta.info_hash != item.hash {
             return Err(format!("{} is not the torrent listed as {}", item.file.display(), item.hash));
         }

@@ -16,7 +16,7 @@ USAGE:
                                                region's tagged instances, the ledger
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
                                                (stops the instances a killed run left running)
-    odseed watch [--once] [--dry-run] [--interval SECS] [--json] [--config PATH]
+    odseed watch [--once] [--dry-run] [--interval SECS] [--max-time SECS] [--json] [--config PATH]
                                                keep a whole catalogue healthy (see WATCH)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
     odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
@@ -34,17 +34,20 @@ RUN ARGUMENTS:
 RUN OPTIONS:
     --config PATH     config file (default $XDG_CONFIG_HOME/odseed/odseed.toml)
     --interval SECS   seconds between rounds (default 60, or [policy] interval)
-    --max-time SECS   release everything and stop after this long (default 600)
+    --max-time SECS   release everything and stop after this long (run: default 600, or [policy]
+                      max_time; watch: none, it runs until stopped)
     --min-size BYTES  torrents smaller than this are not worth helping (default 52428800)
     --once            one round (observe, decide, act), then release and exit
     --dry-run         observe and decide, print what would be done, engage nothing
     --json            one JSON object per line on stdout instead of human lines
+More on run, status, release and the config: docs/controller.md
 
 WATCH: every interval ([policy] interval, 60 s), lists the torrents your Transmission seeds
 ([watch] label = \"L\": only those labelled L; [watch] dir = \"DIR\": the .torrent files of DIR
 instead), counts every swarm (one batched scrape per tracker), decides per torrent as `run` does
 ([watch] ratio, 0.5; [policy] min_size and cooldown), and shares the helpers out, neediest first
-(leechers x helpers wanted): boards first (each seeds up to [[board]] slots torrents, 1 by default),
+(leechers x helpers wanted): boards first (each seeds up to [[board]] slots torrents, 1 by default;
+[policy] placement = \"seed\": boards for fewer than 3 wanted, else instances only),
 then EC2 instances within [ec2] max_instances and [budget] instance_hours_per_month (counted per
 UTC month in $XDG_STATE_HOME/odseed/budget.json, across runs). A helper stays on its torrent while
 that torrent still wants it; one that is no longer wanted is released after the cooldown. Prints a
@@ -54,6 +57,7 @@ As a systemd user service: copy controller/systemd/odseed-watch.service (it runs
 %h/.cargo/bin/odseed watch; SIGTERM exit 130 counts as a clean stop) to ~/.config/systemd/user/,
 then `systemctl --user enable --now odseed-watch` (and `loginctl enable-linger $USER` to keep it
 running while you are logged out); `journalctl --user -u odseed-watch` shows its lines.
+More: docs/watch.md
 
 LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --leechers N (6)  --helpers K (4)  --size BYTES (67108864; 8388608 for a quick look)  --ratio R (1)
@@ -73,6 +77,7 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --keep            keep the lab's directory (logs, data) afterwards
     --timeout SECS    give up after this long (900)
     --json            one JSON object per line
+More: docs/lab.md
 
 EC2 PROVISION: launches N instances of the newest official Debian 13 image that set themselves up
 (transmission-daemon, the agent over TLS, the region's token and certificate, made and kept 0600
@@ -87,6 +92,7 @@ then adds the region's [[ec2.pool]] (with cert_sha256) to the config, or prints 
     --wait SECS           how long to wait for the instances to stop (900)
     --no-wait             return once the instances are launched and tagged
     --config PATH  --json
+More: docs/ec2.md
 
 A run ends (exit 0, after releasing every helper) when: the publisher's client has no connected
 peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was met at the start
@@ -271,9 +277,9 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
         }
         Some("status") => only_json(&run, "status").map(|()| Command::Status { config: run.config, json: run.json }),
         Some("watch") => {
-            if run.max_time.is_some() || run.min_size.is_some() || !positional.is_empty() {
-                return Err("`odseed watch` takes --once, --dry-run, --interval, --json and --config (the rest is \
-                            in the config's [watch] and [policy])"
+            if run.min_size.is_some() || !positional.is_empty() {
+                return Err("`odseed watch` takes --once, --dry-run, --interval, --max-time, --json and --config \
+                            (the rest is in the config's [watch] and [policy])"
                     .into());
             }
             if run.interval == Some(0) {
@@ -532,7 +538,9 @@ mod tests {
         let Command::Watch(w) = parse(args("watch --once --dry-run --interval 5 --json")).unwrap() else { panic!() };
         assert_eq!((w.once, w.dry_run, w.interval, w.json), (true, true, Some(5), true));
         assert!(parse(args("watch x")).unwrap_err().to_string().contains("odseed watch"));
-        assert!(parse(args("watch --max-time 5")).is_err());
+        assert!(parse(args("watch --min-size 5")).is_err());
+        let Command::Watch(w) = parse(args("watch --max-time 5")).unwrap() else { panic!() };
+        assert_eq!(w.max_time, Some(5));
         assert_eq!(parse(args("")).unwrap(), Command::Help);
         assert_eq!(parse(args("run --help")).unwrap(), Command::Help);
     }

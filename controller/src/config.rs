@@ -290,6 +290,14 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
     }
     if let Some(t) = cfg.transmission.as_mut() {
         check_url(&t.url, "transmission.url")?;
+        if t.url.starts_with("https://") {
+            // odseed's Transmission client speaks plain HTTP/1.1, as Transmission itself does.
+            return Err(format!(
+                "`transmission.url` {:?}: https:// is not supported (Transmission serves plain HTTP; \
+                 reach a remote one through an SSH tunnel to 127.0.0.1)",
+                t.url
+            ));
+        }
         if let Some(file) = &t.password_file {
             let file = resolve(base, file);
             t.password = Some(read_secret(&file).map_err(|e| format!("`transmission.password_file` {e}"))?);
@@ -425,6 +433,7 @@ mod tests {
             ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"missing\"\n", "board a: `token_file`"),
             ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\n[[board]]\nname = \"a\"\nurl = \"http://y\"\ntoken_file = \"pi1.token\"\n", "two boards"),
             ("[transmission]\nurl = \"localhost\"\n", "transmission.url"),
+            ("[transmission]\nurl = \"https://seedbox:9091/transmission/rpc\"\n", "https:// is not supported"),
             ("[transmission]\npassword_file = \"nope\"\n", "password_file"),
             ("[[ec2.pool]]\nregion = \"EU\"\ntoken_file = \"pi1.token\"\n", "ec2 pool 1: `region`"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),

@@ -9,10 +9,11 @@ use crate::budget::Budget;
 use crate::cli::LabArgs;
 use crate::config::{BoardConfig, Config, PolicyConfig, TransmissionConfig, WatchConfig};
 use crate::error::Error;
+use crate::guard::End;
 use crate::helpers::ec2::Fleet;
 use crate::ledger::Ledger;
 use crate::policy::{Params, Placement};
-use crate::run::{self, End};
+use crate::run;
 use crate::settings::Settings;
 use crate::watch;
 use odseed_lab::report::{Report, Setup};
@@ -142,7 +143,7 @@ impl Controller {
             });
             let cfg = Config { policy, boards, watch, transmission, ..Config::default() };
             let interval = Duration::from_secs(if a.crowd { PolicyConfig::default().interval } else { 1 });
-            let options = watch::Options { interval, once: false, dry_run: false, json: a.json };
+            let options = watch::Options { interval, max_time: None, once: false, dry_run: false, json: a.json };
             let budget = Budget::at(&dir.join("budget.json"), None);
             let handle =
                 std::thread::spawn(move || watch::watch(&options, &cfg, Fleet::none(), &ledger, &budget, &stop_rx));

@@ -1,8 +1,10 @@
 //! odseed, the controller: watches a torrent's swarm and engages helper seeders while it needs them.
 //!
-//! The loop is observe ([`observe`], [`tracker`]) -> decide ([`policy`], pure) -> act ([`helpers`],
-//! recorded in the [`ledger`]); [`run`] is that loop, [`main`](../odseed/index.html) maps outcomes to
-//! exit codes. [`provision`] makes EC2 helpers from nothing (`odseed ec2 provision`).
+//! One loop ([`rounds`]) serves `run` (one torrent) and `watch` (a [`catalogue`]): observe
+//! ([`observe`], [`tracker`]) -> decide ([`policy`], pure) -> share out ([`allocate`], pure) -> act
+//! ([`helpers`], recorded in the [`ledger`]); [`guard`] releases everything on the way out.
+//! [`main`](../odseed/index.html) maps outcomes to exit codes. [`provision`] makes EC2 helpers from
+//! nothing (`odseed ec2 provision`).
 #![deny(unsafe_code)]
 
 pub mod allocate;
@@ -12,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod ec2;
 pub mod error;
+pub mod guard;
 pub mod helpers;
 pub mod lab;
 pub mod ledger;
@@ -21,6 +24,7 @@ pub mod pace;
 pub mod policy;
 pub mod provision;
 pub mod release;
+pub mod rounds;
 pub mod run;
 pub mod settings;
 pub mod status;

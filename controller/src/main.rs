@@ -5,6 +5,7 @@
 use odseed::budget::Budget;
 use odseed::cli::{self, Command};
 use odseed::error::Error;
+use odseed::guard::End;
 use odseed::helpers::ec2::Fleet;
 use odseed::ledger::{self, Ledger};
 use odseed::output::Printer;
@@ -74,10 +75,7 @@ fn odseed_main() -> Result<ExitCode, Error> {
             release_on_panic(ledger.clone(), cfg.clone());
             let settings = Settings::resolve(&args, &cfg.policy);
             let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
-            Ok(match run::run(&settings, &cfg, fleet, &ledger, Some(&budget), &stop)? {
-                run::End::Normal(_) => ExitCode::SUCCESS,
-                run::End::Interrupted => ExitCode::from(130),
-            })
+            Ok(exit(run::run(&settings, &cfg, fleet, &ledger, Some(&budget), &stop)?))
         }
         Command::Watch(args) => {
             let cfg = load(&args.config)?;
@@ -86,15 +84,13 @@ fn odseed_main() -> Result<ExitCode, Error> {
             release_on_panic(ledger.clone(), cfg.clone());
             let options = odseed::watch::Options {
                 interval: std::time::Duration::from_secs(args.interval.unwrap_or(cfg.policy.interval)),
+                max_time: args.max_time.map(std::time::Duration::from_secs),
                 once: args.once,
                 dry_run: args.dry_run,
                 json: args.json,
             };
             let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
-            Ok(match odseed::watch::watch(&options, &cfg, fleet, &ledger, &budget, &stop)? {
-                run::End::Normal(_) => ExitCode::SUCCESS,
-                run::End::Interrupted => ExitCode::from(130),
-            })
+            Ok(exit(odseed::watch::watch(&options, &cfg, fleet, &ledger, &budget, &stop)?))
         }
         Command::Status { config, json } => {
             let cfg = load(&config)?;
@@ -141,6 +137,14 @@ fn odseed_main() -> Result<ExitCode, Error> {
             release::release_all(&ledger, cfg.as_ref(), &Printer { json })?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// A normal end's exit code: 0, or 130 when interrupted.
+fn exit(end: End) -> ExitCode {
+    match end {
+        End::Normal(_) => ExitCode::SUCCESS,
+        End::Interrupted => ExitCode::from(130),
     }
 }
 

@@ -1,17 +1,16 @@
-//! Observation: the swarm's counts for one torrent, from one of three sources behind one interface.
+//! Observation: the swarm's counts for each torrent, from two sources behind one interface.
 //!   - the trackers, scraped directly each round (fresh counts; several hashes per request);
-//!   - the publisher's Transmission (peers connected to it, leechers getting from it; its own
-//!     `trackerStats` are a fallback, since they lag by its scrape interval);
-//!   - the SEEDERS LEECHERS override, for the first round (testing, as the original).
+//!   - the publisher's Transmission entry, as the catalogue listed it (peers connected to it,
+//!     leechers getting from it; its own `trackerStats` are a fallback, since they lag by its
+//!     scrape interval).
 //!
 //! "All trackers down" is an observation (`Err`), not a crash: the run keeps its helpers and retries.
 
 use crate::policy::Counts;
 use crate::tracker::{Scrape, Scraper, TrackerError};
-use odseed_proto::transmission::{Client, TorrentInfo};
+use odseed_proto::transmission::TorrentInfo;
 use odseed_proto::InfoHash;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Trackers scraped at once, at most.
@@ -22,51 +21,6 @@ const MAX_TRACKERS: usize = 32;
 /// [`BACKOFF_MAX`]: a dead tracker costs a round its timeouts only now and then.
 const BACKOFF: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
-
-/// `odseed run`'s one torrent.
-pub struct Observer {
-    pub hash: InfoHash,
-    pub size: u64,
-    pub trackers: Vec<String>,
-    pub survey: Survey,
-    /// The publisher's Transmission, when configured and holding the torrent.
-    pub local: Option<Arc<Client>>,
-    /// The override, used once.
-    pub override_counts: Option<(u32, u32)>,
-}
-
-impl Observer {
-    /// This round's counts, or why there are none.
-    pub fn observe(&mut self) -> Result<Counts, String> {
-        let size = Some(self.size);
-        if let Some((seeders, leechers)) = self.override_counts.take() {
-            return Ok(Counts { seeders, leechers, peers_connected: None, size });
-        }
-        let local = self.local.as_ref().map(|c| {
-            let fields = ["peersConnected", "peersGettingFromUs", "peers", "trackerStats"];
-            let entry = c.torrent_get(Some(&[self.hash]), &fields).map_err(|e| e.to_string())?.into_iter().next();
-            entry.ok_or_else(|| format!("Transmission at {} no longer has {}", c.url(), self.hash))
-        });
-        let subject = Subject {
-            hash: self.hash,
-            size: self.size,
-            trackers: &self.trackers,
-            local: local.as_ref().map(|r| r.as_ref().map_err(String::clone)),
-        };
-        self.survey.counts(&[subject]).pop().unwrap_or_else(|| Err("nothing observed".into()))
-    }
-
-    /// The leechers the publisher's client sees now (None: not observed, or no answer): cheap,
-    /// asked between rounds for a crowd.
-    pub fn local_leechers(&self) -> Option<u32> {
-        let c = self.local.as_ref()?;
-        let entry = c.torrent_get(Some(&[self.hash]), &LOCAL_FIELDS).ok()?.into_iter().next()?;
-        entry.local_leechers().map(|n| n.min(u64::from(u32::MAX)) as u32)
-    }
-}
-
-/// What is asked of the publisher's client between rounds.
-pub const LOCAL_FIELDS: [&str; 3] = ["hashString", "peersGettingFromUs", "peers"];
 
 /// One torrent to count.
 pub struct Subject<'a> {
@@ -250,19 +204,5 @@ mod tests {
         assert!(survey.counts(&[subject()])[0].is_err());
         let (fails, next) = survey.failing[&trackers[0]];
         assert!(fails == 2 && next > Instant::now() + Duration::from_secs(50));
-    }
-
-    #[test]
-    fn the_override_counts_for_one_round() {
-        let mut o = Observer {
-            hash: InfoHash::from_bytes([1; 20]),
-            size: 5,
-            trackers: vec![],
-            survey: Survey::default(),
-            local: None,
-            override_counts: Some((3, 8)),
-        };
-        assert_eq!(o.observe().unwrap(), Counts { seeders: 3, leechers: 8, peers_connected: None, size: Some(5) });
-        assert!(o.observe().unwrap_err().contains("no tracker"));
     }
 }

@@ -1,9 +1,10 @@
 //! What a run prints: one human line per round on stdout, or with `--json` one JSON object per line
 //! (`poll`, `engage`, `release`, `fault`, `exit`). Logs stay on stderr either way.
 
+use crate::budget::Standing;
+use crate::catalogue::Item;
 use crate::helpers::Event;
 use crate::policy::{Action, Counts, Decision};
-use crate::watch::{RoundSummary, TorrentRound};
 use odseed_proto::printable::printable_line;
 use odseed_proto::InfoHash;
 use serde_json::json;
@@ -20,6 +21,30 @@ pub fn say(text: &str) {
 
 pub struct Printer {
     pub json: bool,
+}
+
+/// What a `watch` round saw, for its line.
+pub struct RoundSummary {
+    pub elapsed: Duration,
+    pub torrents: usize,
+    pub blind: usize,
+    pub needing_help: usize,
+    pub boards_busy: usize,
+    pub boards: usize,
+    pub instances: u32,
+    pub max_instances: u32,
+    pub budget: Option<Standing>,
+    pub dry_run: bool,
+}
+
+/// What a `watch` round decided for one torrent, for its line.
+pub struct TorrentRound<'a> {
+    pub item: &'a Item,
+    pub counts: Counts,
+    pub decision: Decision,
+    pub wanted: u32,
+    pub boards: Vec<String>,
+    pub instances: u32,
 }
 
 impl Printer {
@@ -62,6 +87,14 @@ impl Printer {
         }
         let s = elapsed.as_secs();
         self.line(format!("[{:>3}m{:02}s] no counts: {why}; keeping helpers as they are", s / 60, s % 60));
+    }
+
+    /// A helper event about `item`: naming it when `per_torrent` (`watch`), plain for `run`.
+    pub fn helper(&self, e: &Event, item: &Item, per_torrent: bool) {
+        match per_torrent {
+            true => self.event_on(e, &item.hash, &item.name),
+            false => self.event(e),
+        }
     }
 
     /// A helper event about one torrent of `odseed watch`.

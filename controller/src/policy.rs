@@ -9,10 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Where new helpers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where new helpers come from ([`crate::allocate`] applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placement {
     /// Healthy boards first (they are free), EC2 for the rest.
+    #[default]
     Fill,
     /// The original rule: fewer than 3 needed -> boards, else EC2; never both.
     Seed,
@@ -130,7 +131,8 @@ pub fn decide(p: &Params, c: &Counts, h: &Helpers, clock: &Clock) -> Decision {
     let needed = if met { 0 } else { want.saturating_sub(natural).min(h.capacity) };
     let decision = |action| Decision { natural, leechers, ratio, needed, action };
 
-    if clock.first_round && c.size.is_some_and(|s| s < p.min_size) {
+    // The size never changes: a torrent too small is so from the first round on.
+    if c.size.is_some_and(|s| s < p.min_size) {
         return decision(Action::Exit(ExitReason::TooSmall));
     }
     if c.peers_connected == Some(0) {
@@ -164,19 +166,6 @@ pub fn wanted(d: &Decision, engaged: u32, since_change: Duration, cooldown: Dura
         Action::Release(n) => engaged.saturating_sub(n),
         Action::Exit(_) if since_change >= cooldown => 0,
         Action::Exit(_) => engaged,
-    }
-}
-
-/// How many of `n` new helpers come from boards and how many from EC2, given what is free.
-/// `total` is how many helpers the swarm needs in all (the `seed` rule looks at it).
-pub fn place(placement: Placement, n: u32, total: u32, free_boards: u32, free_ec2: u32) -> (u32, u32) {
-    match placement {
-        Placement::Fill => {
-            let boards = n.min(free_boards);
-            (boards, (n - boards).min(free_ec2))
-        }
-        Placement::Seed if total < 3 => (n.min(free_boards), 0),
-        Placement::Seed => (0, n.min(free_ec2)),
     }
 }
 
@@ -221,6 +210,7 @@ mod tests {
             ("zero leechers later", 0.5, counts(3, 0), helpers(2, 2, 10), later(3, 3), 0, Exit(RatioMet)),
             ("ratio 0 never needs help", 0.0, counts(0, 9), helpers(0, 0, 10), first(), 0, Exit(AlreadySufficient)),
             ("too small", 0.5, Counts { size: Some(1 << 20), ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Exit(TooSmall)),
+            ("too small in any round", 0.5, Counts { size: Some(1 << 20), ..counts(0, 8) }, helpers(0, 0, 10), later(3, 3), 4, Exit(TooSmall)),
             ("size unknown is not too small", 0.5, Counts { size: None, ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Engage(4)),
             ("no peers on the publisher", 0.5, Counts { peers_connected: Some(0), ..counts(0, 8) }, helpers(0, 0, 10), first(), 4, Exit(NoPeers)),
             // The tracker counts our 3 seeding helpers: natural = 5 - 3 = 2 < 4 -> still need 2 (have 3).
@@ -251,7 +241,7 @@ mod tests {
         let p = Params { max_time: Duration::MAX, ..params(0.5) };
         let want = |c: Counts, engaged: u32, since_min: u32| {
             let h = Helpers { seeding: engaged, downloading: 0, engaged, capacity: u32::MAX };
-            let clock = Clock { first_round: true, elapsed: Duration::ZERO, since_change: since_min * MIN };
+            let clock = Clock { first_round: false, elapsed: Duration::ZERO, since_change: since_min * MIN };
             wanted(&decide(&p, &c, &h, &clock), engaged, since_min * MIN, p.cooldown)
         };
         assert_eq!(want(counts(0, 40), 0, 0), 20, "not capped by capacity");
@@ -262,22 +252,5 @@ mod tests {
         assert_eq!(want(counts(3, 4), 2, 3), 1, "fewer needed: one released after it");
         assert_eq!(want(Counts { size: Some(1), ..counts(0, 9) }, 0, 9), 0, "too small, never helped");
         assert_eq!(want(counts(0, 8), 0, u32::MAX / 60), 4, "first help for a torrent");
-    }
-
-    #[test]
-    fn placements() {
-        #[rustfmt::skip]
-        let cases = [
-            (Placement::Fill, 3, 3, 2, 10, (2, 1)),
-            (Placement::Fill, 3, 3, 5, 10, (3, 0)),
-            (Placement::Fill, 5, 5, 1, 2, (1, 2)),
-            (Placement::Seed, 2, 2, 5, 10, (2, 0)),
-            (Placement::Seed, 2, 2, 1, 10, (1, 0)),
-            (Placement::Seed, 3, 3, 5, 10, (0, 3)),
-            (Placement::Seed, 1, 4, 5, 10, (0, 1)),
-        ];
-        for (placement, n, total, boards, ec2, want) in cases {
-            assert_eq!(place(placement, n, total, boards, ec2), want, "{placement:?} n={n} total={total}");
-        }
     }
 }

@@ -16,27 +16,32 @@ impl Pool {
     /// Starts up to `n` instances, region after region, waits for them to run and their agents to
     /// answer, and gives each the torrent. An instance that does not make it is stopped and another
     /// one started in its place, while there are any.
-    pub(super) fn engage_instances_now(&mut self, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
+    pub(super) fn engage_instances_now(
+        &mut self,
+        fleet: &mut Fleet,
+        n: u32,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         let mut engaged = 0;
         let in_time = |f: &Fleet| f.deadline.is_none_or(|d| Instant::now() < d);
         // Each pass leaves fewer startable instances (failed ones are not tried again): it ends.
-        while engaged < n as usize && !interrupted() && in_time(&self.fleet) {
-            let booting = self.start_some(n as usize - engaged, &mut events);
+        while engaged < n as usize && !interrupted() && in_time(fleet) {
+            let booting = self.start_some(fleet, n as usize - engaged, &mut events);
             if booting.is_empty() {
                 break;
             }
-            engaged += self.wait_healthy(booting, interrupted, &mut events);
+            engaged += self.wait_healthy(fleet, booting, interrupted, &mut events);
         }
         events
     }
 
     /// Starts up to `wanted` instances; a region that refuses is set aside and the next one is asked.
-    fn start_some(&mut self, wanted: usize, events: &mut Vec<Event>) -> Vec<Started> {
+    fn start_some(&mut self, fleet: &mut Fleet, wanted: usize, events: &mut Vec<Event>) -> Vec<Started> {
         let mut booting: Vec<Started> = Vec::new();
-        for _ in 0..=self.fleet.pools.len() {
-            let Ok(taken) = self.taken() else { break };
-            let mut picks = self.fleet.startable(&taken);
+        for _ in 0..=fleet.pools.len() {
+            let Ok(taken) = self.taken(fleet) else { break };
+            let mut picks = fleet.startable(&taken);
             picks.truncate(wanted - booting.len());
             if picks.is_empty() {
                 break;
@@ -46,7 +51,7 @@ impl Pool {
                 by_pool.entry(p).or_default().push(id);
             }
             for (p, ids) in by_pool {
-                booting.extend(self.start_in(p, ids, events));
+                booting.extend(self.start_in(fleet, p, ids, events));
             }
             if booting.len() >= wanted {
                 break;
@@ -57,17 +62,17 @@ impl Pool {
 
     /// Claims `ids` in the ledger, then StartInstances for those it got. After an error the instances
     /// are stopped unless EC2 plainly refused, and leave the ledger once known not to run.
-    fn start_in(&mut self, p: usize, ids: Vec<String>, events: &mut Vec<Event>) -> Vec<Started> {
-        let region = self.fleet.pools[p].region().to_string();
+    fn start_in(&mut self, fleet: &mut Fleet, p: usize, ids: Vec<String>, events: &mut Vec<Event>) -> Vec<Started> {
+        let region = fleet.pools[p].region().to_string();
         let mut claimed = Vec::new();
         for id in ids {
             let kind = Kind::Instance { pool: p, region: region.clone(), started: Instant::now() };
-            let entry = self.entry_for(&id, &kind, "", &self.fleet.pools[p].token_file);
+            let entry = self.entry_for(fleet, &id, &kind, "", &fleet.pools[p].token_file);
             match self.ledger.record(entry) {
                 Ok(()) => claimed.push(id),
                 Err(e) => {
                     // Held by another run, or no ledger: never started without a record.
-                    self.fleet.pools[p].failed.push(id);
+                    fleet.pools[p].failed.push(id);
                     events.push(Event::Fault(e.to_string()));
                 }
             }
@@ -77,14 +82,14 @@ impl Pool {
         }
         log::info!("EC2 {region}: starting {}", claimed.join(", "));
         let started = Instant::now();
-        let StartFailure { error: e, maybe_started } = match self.fleet.pools[p].client.start_checked(&claimed) {
+        let StartFailure { error: e, maybe_started } = match fleet.pools[p].client.start_checked(&claimed) {
             Ok(_) => {
                 let hash = self.target.meta.info_hash;
                 return claimed.into_iter().map(|id| Started { pool: p, id, started, hash }).collect();
             }
             Err(failure) => failure,
         };
-        let ep = &mut self.fleet.pools[p];
+        let ep = &mut fleet.pools[p];
         if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) {
             events.push(ep.set_aside(&e));
         } else {
@@ -104,7 +109,7 @@ impl Pool {
                 events.push(Event::Fault(format!(
                     "instance {id} ({region}): may have started and cannot be stopped yet"
                 )));
-                self.fleet.stranded.push(Started { pool: p, id, started, hash });
+                fleet.stranded.push(Started { pool: p, id, started, hash });
             }
         }
         Vec::new()
@@ -114,13 +119,14 @@ impl Pool {
     /// the ones that do not make it are stopped and not tried again by this run. How many engaged.
     fn wait_healthy(
         &mut self,
+        fleet: &mut Fleet,
         mut booting: Vec<Started>,
         interrupted: &dyn Fn() -> bool,
         events: &mut Vec<Event>,
     ) -> usize {
         let mut engaged = 0;
-        let boot_deadline = Instant::now().checked_add(self.fleet.boot_timeout);
-        let deadline = match (self.fleet.deadline, boot_deadline) {
+        let boot_deadline = Instant::now().checked_add(fleet.boot_timeout);
+        let deadline = match (fleet.deadline, boot_deadline) {
             (Some(d), Some(b)) => Some(d.min(b)),
             (d, b) => d.or(b),
         };
@@ -134,14 +140,14 @@ impl Pool {
                 let why = if deadline < boot_deadline {
                     "still booting at max_time".to_string()
                 } else {
-                    format!("not running with a healthy agent within {}s", self.fleet.boot_timeout.as_secs())
+                    format!("not running with a healthy agent within {}s", fleet.boot_timeout.as_secs())
                 };
                 failed.extend(booting.drain(..).map(|b| (b, why.clone())));
                 break;
             }
             let mut still = Vec::new();
             for b in booting {
-                match self.try_engage(&b) {
+                match self.try_engage(fleet, &b) {
                     Ok(Some(h)) => {
                         events.push(Event::Engaged(h.name.clone()));
                         self.helpers.push(h);
@@ -157,9 +163,9 @@ impl Pool {
             }
         }
         for (b, why) in failed {
-            self.fleet.pools[b.pool].failed.push(b.id.clone());
-            let region = self.fleet.pools[b.pool].region().to_string();
-            events.push(match self.stop_started(b) {
+            fleet.pools[b.pool].failed.push(b.id.clone());
+            let region = fleet.pools[b.pool].region().to_string();
+            events.push(match self.stop_started(fleet, b) {
                 Ok(id) => Event::Fault(format!("instance {id} ({region}): {why}; stopped, another will be used")),
                 Err(e) => Event::Fault(format!("instance ({region}): {why}; {e}")),
             });
@@ -169,8 +175,8 @@ impl Pool {
 
     /// One look at a booting instance: `Some` once engaged, `None` while it boots (or EC2 does not
     /// say yet: its answers lag), an error when it will not make it.
-    fn try_engage(&mut self, b: &Started) -> Result<Option<Helper>, String> {
-        let ep = &self.fleet.pools[b.pool];
+    fn try_engage(&mut self, fleet: &Fleet, b: &Started) -> Result<Option<Helper>, String> {
+        let ep = &fleet.pools[b.pool];
         let Ok(found) = ep.client.describe(&[("instance-id", &[b.id.as_str()])]) else { return Ok(None) };
         let Some(i) = found.into_iter().next() else { return Ok(None) };
         match i.state {
@@ -199,25 +205,25 @@ impl Pool {
             let _ = h.client.delete(&t.info_hash);
         }
         // The ledger learns the agent's URL, for `odseed release` after a crash.
-        self.ledger.record(self.entry(&h)).map_err(|e| e.to_string())?;
+        self.ledger.record(self.entry(fleet, &h)).map_err(|e| e.to_string())?;
         h.engage(&self.target).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
         Ok(Some(h))
     }
 
     /// Stops a started instance and forgets it; if it cannot be stopped it is kept as stranded (it
     /// counts against `max_instances`, and the run tries again at its end). The id, or why not.
-    fn stop_started(&mut self, b: Started) -> Result<String, String> {
-        let ep = &self.fleet.pools[b.pool];
+    fn stop_started(&mut self, fleet: &mut Fleet, b: Started) -> Result<String, String> {
+        let ep = &fleet.pools[b.pool];
         let region = ep.region().to_string();
         match stop_and_wait(&ep.client, std::slice::from_ref(&b.id)) {
             Ok(()) => {
-                self.fleet.add_usage(&region, b.started);
+                fleet.add_usage(&region, b.started);
                 self.ledger.remove(&b.id, &self.target.meta.info_hash, &self.owner).map_err(|e| e.to_string())?;
                 Ok(b.id)
             }
             Err(e) => {
                 let why = format!("cannot stop {} ({e}); it stays in the ledger for `odseed release`", b.id);
-                self.fleet.stranded.push(b);
+                fleet.stranded.push(b);
                 Err(why)
             }
         }
@@ -226,7 +232,7 @@ impl Pool {
     /// Releases engaged instances `idx` (indices into `self.helpers`, any order): `DELETE` where
     /// their agents answer, then one StopInstances per region. Each leaves the ledger once EC2 says it
     /// is stopping; one that cannot be stopped is kept as stranded.
-    pub(super) fn release_instances(&mut self, mut idx: Vec<usize>) -> Vec<Event> {
+    pub(super) fn release_instances(&mut self, fleet: &mut Fleet, mut idx: Vec<usize>) -> Vec<Event> {
         let hash = self.target.meta.info_hash;
         idx.sort_unstable_by(|a, b| b.cmp(a));
         let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
@@ -238,16 +244,7 @@ impl Pool {
             }
             by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started, hash });
         }
-        self.stop_groups(by_pool)
-    }
-
-    fn stop_groups(&mut self, by_pool: BTreeMap<usize, Vec<Started>>) -> Vec<Event> {
-        self.fleet.stop_groups(by_pool, &self.ledger, &self.owner)
-    }
-
-    /// Tries again to stop what could not be stopped before.
-    pub(super) fn stop_stranded(&mut self) -> Vec<Event> {
-        self.fleet.stop_stranded(&self.ledger, &self.owner)
+        fleet.stop_groups(by_pool, &self.ledger, &self.owner)
     }
 }
 

@@ -10,34 +10,23 @@ use crate::policy;
 use crate::target::Target;
 use odseed_proto::transmission::Version;
 use odseed_proto::wire::TorrentState;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-/// What became of a board's claim.
-enum Claim {
-    Engaged,
-    /// Held by another run, or it failed: the next board is tried.
-    Failed,
-    /// The ledger cannot be written: no board may be engaged.
-    NoLedger,
-}
 
 pub struct Pool {
     pub helpers: Vec<Helper>,
-    pub fleet: Fleet,
     pub(super) target: Target,
     pub(super) ledger: Ledger,
     pub(super) owner: Owner,
 }
 
 impl Pool {
-    pub fn new(boards: Vec<Helper>, fleet: Fleet, target: Target, ledger: Ledger) -> Pool {
-        Pool { helpers: boards, fleet, target, ledger, owner: Owner::me() }
+    pub fn new(boards: Vec<Helper>, target: Target, ledger: Ledger) -> Pool {
+        Pool { helpers: boards, target, ledger, owner: Owner::me() }
     }
 
     /// For a hybrid v1+v2 torrent, asks every board which transmission-daemon it runs, sets aside
     /// those that cannot open it (3.x) and says once which can. Nothing to do for a v1 torrent.
-    pub fn check_torrent(&mut self) {
+    pub fn check_torrent(&mut self, fleet: &Fleet) {
         if !self.target.meta.hybrid {
             return;
         }
@@ -66,25 +55,32 @@ impl Pool {
             list(&can),
             list(&cannot),
             list(&unknown),
-            if self.fleet.pools.is_empty() { "" } else { "; EC2 instances are asked once started" },
+            if fleet.pools.is_empty() { "" } else { "; EC2 instances are asked once started" },
         );
     }
 
-    pub(super) fn entry(&self, h: &Helper) -> Entry {
+    pub(super) fn entry(&self, fleet: &Fleet, h: &Helper) -> Entry {
         let trust = h.client.trust();
         Entry {
             cert_sha256: trust.pin.map(|p| p.to_string()),
             plain_http: trust.plain_http,
-            ..self.entry_for(&h.name, &h.kind, h.client.base(), &h.token_file)
+            ..self.entry_for(fleet, &h.name, &h.kind, h.client.base(), &h.token_file)
         }
     }
 
     /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (empty: not known yet).
-    pub(super) fn entry_for(&self, name: &str, kind: &Kind, url: &str, token_file: &std::path::Path) -> Entry {
+    pub(super) fn entry_for(
+        &self,
+        fleet: &Fleet,
+        name: &str,
+        kind: &Kind,
+        url: &str,
+        token_file: &std::path::Path,
+    ) -> Entry {
         let (kind, region, endpoint) = match kind {
             Kind::Board => (HelperKind::Board, None, None),
             Kind::Instance { pool, region, .. } => {
-                (HelperKind::Ec2, Some(region.clone()), Some(self.fleet.pools[*pool].client.endpoint.clone()))
+                (HelperKind::Ec2, Some(region.clone()), Some(fleet.pools[*pool].client.endpoint.clone()))
             }
         };
         Entry {
@@ -104,9 +100,9 @@ impl Pool {
     }
 
     /// What the policy needs: how many of ours seed or download, are engaged, could be.
-    pub fn view(&self) -> policy::Helpers {
+    pub fn view(&self, fleet: &Fleet) -> policy::Helpers {
         policy::Helpers {
-            capacity: self.engaged().engaged + self.free_boards() + self.free_instances(),
+            capacity: self.engaged().engaged + self.free_boards() + self.free_instances(fleet),
             ..self.engaged()
         }
     }
@@ -144,32 +140,25 @@ impl Pool {
     }
 
     /// Instances that could be started now, within `max_instances` (none without a readable ledger).
-    pub fn free_instances(&self) -> u32 {
+    pub fn free_instances(&self, fleet: &Fleet) -> u32 {
         let engaged = self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count();
-        let running = (engaged + self.fleet.stranded.len()) as u32;
-        let startable = self.taken().map_or(0, |taken| self.fleet.startable(&taken).len() as u32);
-        startable.min(self.fleet.max_instances.saturating_sub(running))
+        let running = (engaged + fleet.stranded.len()) as u32;
+        let startable = self.taken(fleet).map_or(0, |taken| fleet.startable(&taken).len() as u32);
+        startable.min(fleet.max_instances.saturating_sub(running))
     }
 
     /// Instances this run holds, and those the ledger says another run holds.
-    pub(super) fn taken(&self) -> Result<Vec<String>, Error> {
+    pub(super) fn taken(&self, fleet: &Fleet) -> Result<Vec<String>, Error> {
         let mut ids: Vec<String> = self.helpers.iter().map(|h| h.name.clone()).collect();
-        ids.extend(self.fleet.stranded.iter().map(|s| s.id.clone()));
+        ids.extend(fleet.stranded.iter().map(|s| s.id.clone()));
         ids.extend(self.ledger.entries()?.into_iter().filter(|e| e.kind == HelperKind::Ec2).map(|e| e.name));
         Ok(ids)
-    }
-
-    /// Asks EC2 which instances are there, and every engaged helper how its session is going.
-    pub fn refresh(&mut self) -> Vec<Event> {
-        let mut events = self.fleet.refresh();
-        events.extend(self.refresh_helpers());
-        events
     }
 
     /// Asks every engaged helper how its session is going. An instance whose agent is still lost a
     /// round later is stopped: it costs money and helps no one. A helper on which the torrent
     /// failed (an error, or stalled) is released and not used again.
-    pub fn refresh_helpers(&mut self) -> Vec<Event> {
+    pub fn refresh_helpers(&mut self, fleet: &mut Fleet) -> Vec<Event> {
         let hash = self.target.meta.info_hash;
         let mut events = Vec::new();
         let (mut gone, mut failed) = (Vec::new(), Vec::new());
@@ -208,74 +197,48 @@ impl Pool {
                 Kind::Board => events.push(self.release_board(i)),
                 Kind::Instance { pool, .. } => {
                     // Stopped with the others below, and not started again by this run.
-                    self.fleet.pools[pool].failed.push(self.helpers[i].name.clone());
+                    fleet.pools[pool].failed.push(self.helpers[i].name.clone());
                     gone.push(i);
                 }
             }
         }
         if !gone.is_empty() {
-            events.extend(self.release_instances(gone));
-        }
-        events
-    }
-
-    /// Engages up to `n` boards; each failure is a fault and the next board is tried.
-    pub fn engage_boards(&mut self, n: u32) -> Vec<Event> {
-        let mut events = Vec::new();
-        let full = self.full_boards();
-        let now = Instant::now();
-        let candidates: Vec<usize> = (0..self.helpers.len())
-            .filter(|&i| {
-                let h = &self.helpers[i];
-                h.kind == Kind::Board && !h.engaged && h.healthy(now) && !full.contains(&h.name)
-            })
-            .collect();
-        let mut done = 0;
-        for i in candidates {
-            if done == n {
-                break;
-            }
-            match self.engage_board(i, &mut events) {
-                Claim::Engaged => done += 1,
-                Claim::Failed => {}
-                Claim::NoLedger => break,
-            }
+            events.extend(self.release_instances(fleet, gone));
         }
         events
     }
 
     /// Engages board `name`, if it is here, healthy and free.
-    pub fn engage_board_named(&mut self, name: &str) -> Vec<Event> {
+    pub fn engage_board_named(&mut self, fleet: &Fleet, name: &str) -> Vec<Event> {
         let mut events = Vec::new();
         let now = Instant::now();
         let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.name == name);
         if let Some(i) = found.filter(|&i| !self.helpers[i].engaged && self.helpers[i].healthy(now)) {
-            self.engage_board(i, &mut events);
+            self.engage_board(fleet, i, &mut events);
         }
         events
     }
 
     /// Claims board `i` in the ledger, then engages it.
-    fn engage_board(&mut self, i: usize, events: &mut Vec<Event>) -> Claim {
+    fn engage_board(&mut self, fleet: &Fleet, i: usize, events: &mut Vec<Event>) {
         let now = Instant::now();
-        match self.ledger.claim_board(self.entry(&self.helpers[i]), self.helpers[i].slots) {
+        match self.ledger.claim_board(self.entry(fleet, &self.helpers[i]), self.helpers[i].slots) {
             Ok(()) => {}
             Err(Error::Held(why)) => {
                 // Another run's now: not a fault, the next board will do.
                 log::debug!("{why}");
-                return Claim::Failed;
+                return;
             }
             Err(e) => {
                 // Without a record no helper may be engaged: it could outlive a crash unnoticed.
                 events.push(Event::Fault(e.to_string()));
-                return Claim::NoLedger;
+                return;
             }
         }
         let b = &mut self.helpers[i];
         match b.engage(&self.target) {
             Ok(()) => {
                 events.push(Event::Engaged(b.name.clone()));
-                Claim::Engaged
             }
             Err(f) if f.maybe_seeding => {
                 // Treated as engaged but lost: kept in the ledger, DELETEd at release like any other.
@@ -283,7 +246,6 @@ impl Pool {
                 b.engaged_at = Some(now);
                 let why = format!("unsure whether it took the torrent: {}", f.error);
                 events.push(b.mark_lost(&why));
-                Claim::Failed
             }
             Err(f) => {
                 let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
@@ -293,24 +255,23 @@ impl Pool {
                     b.unhealthy_until = Some(now + UNHEALTHY_FOR);
                     events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
                 }
-                Claim::Failed
             }
         }
     }
 
     /// Starts and engages up to `n` instances, spread over the usable regions (instances.rs).
     /// `interrupted` is asked while instances boot; if it says yes, those are stopped again.
-    pub fn engage_instances(&mut self, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
-        let n = n.min(self.free_instances());
+    pub fn engage_instances(&mut self, fleet: &mut Fleet, n: u32, interrupted: &dyn Fn() -> bool) -> Vec<Event> {
+        let n = n.min(self.free_instances(fleet));
         if n == 0 {
             return Vec::new();
         }
-        self.engage_instances_now(n, interrupted)
+        self.engage_instances_now(fleet, n, interrupted)
     }
 
     /// Releases `n` engaged helpers (lost ones first, instances before boards, then the most
     /// recently engaged).
-    pub fn release(&mut self, n: usize) -> Vec<Event> {
+    pub fn release(&mut self, fleet: &mut Fleet, n: usize) -> Vec<Event> {
         let mut order: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].engaged).collect();
         order.sort_by_key(|&i| {
             let h = &self.helpers[i];
@@ -321,7 +282,7 @@ impl Pool {
             order.into_iter().partition(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. }));
         let mut events: Vec<Event> = boards.into_iter().map(|i| self.release_board(i)).collect();
         if !instances.is_empty() {
-            events.extend(self.release_instances(instances));
+            events.extend(self.release_instances(fleet, instances));
         }
         events
     }
@@ -333,7 +294,7 @@ impl Pool {
     }
 
     /// Releases `n` engaged instances (lost ones first, then the most recently engaged).
-    pub fn release_instances_only(&mut self, n: usize) -> Vec<Event> {
+    pub fn release_instances_only(&mut self, fleet: &mut Fleet, n: usize) -> Vec<Event> {
         let mut order: Vec<usize> =
             (0..self.helpers.len()).filter(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. })).collect();
         order.sort_by_key(|&i| (!self.helpers[i].lost, std::cmp::Reverse(self.helpers[i].engaged_at)));
@@ -341,7 +302,7 @@ impl Pool {
         if order.is_empty() {
             return Vec::new();
         }
-        self.release_instances(order)
+        self.release_instances(fleet, order)
     }
 
     /// Whether any helper is engaged for this torrent.
@@ -349,37 +310,30 @@ impl Pool {
         self.helpers.iter().any(|h| h.engaged)
     }
 
-    /// Releases every engaged helper, and stops again what could not be stopped before.
-    pub fn release_all(&mut self) -> Vec<Event> {
-        let mut events = self.release(self.helpers.len());
-        events.extend(self.stop_stranded());
-        events
+    /// Releases every engaged helper.
+    pub fn release_all(&mut self, fleet: &mut Fleet) -> Vec<Event> {
+        self.release(fleet, self.helpers.len())
     }
 
-    /// Instances this run started and could not stop.
-    pub fn stranded(&self) -> Vec<String> {
-        self.fleet.stranded.iter().map(|s| s.id.clone()).collect()
+    /// Whether it is worth keeping while nothing is engaged: a helper rests or cannot seed its
+    /// torrent, which a new pool would not know.
+    pub fn remembers(&self, now: Instant) -> bool {
+        self.helpers.iter().any(|h| h.cannot_seed.is_some() || h.resting(now))
     }
 
-    /// How long its engaged instances (and those that could not be stopped) have run so far.
+    /// How long its engaged instances have run so far.
     pub fn running_time(&self) -> Duration {
-        let engaged: Duration = (self.helpers.iter())
+        (self.helpers.iter())
             .filter_map(|h| match &h.kind {
                 Kind::Instance { started, .. } => Some(started.elapsed()),
                 Kind::Board => None,
             })
-            .sum();
-        engaged + self.fleet.stranded_time()
+            .sum()
     }
 
     /// How many instances are engaged for this torrent.
     pub fn instances(&self) -> usize {
         self.helpers.iter().filter(|h| matches!(h.kind, Kind::Instance { .. })).count()
-    }
-
-    /// What EC2 time this run used, per region.
-    pub fn usage(&self) -> &BTreeMap<String, Duration> {
-        &self.fleet.usage
     }
 
     fn release_board(&mut self, i: usize) -> Event {

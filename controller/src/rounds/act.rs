@@ -1,10 +1,12 @@
 //! Carrying out a round's plan: first every release (so that boards and instances are free), then
 //! every engagement, per (helper, torrent). A torrent gets a [`Pool`] of its own when it is first
-//! helped (its metainfo is read then) and loses it once nothing is engaged for it.
+//! helped (its metainfo is read then) and loses it once nothing is engaged for it and nothing
+//! learnt of its helpers (one resting, one that cannot seed it) is worth keeping.
 
-use super::{with_fleet, Helped, Watch};
+use super::Loop;
 use crate::allocate::Plan;
 use crate::catalogue::Item;
+use crate::guard::Helped;
 use crate::helpers::{board, Event, Kind, Pool};
 use odseed_proto::InfoHash;
 use std::collections::HashMap;
@@ -13,16 +15,23 @@ use std::time::{Duration, Instant};
 /// A torrent whose metainfo could not be read is tried again after this long.
 const BROKEN_FOR: Duration = Duration::from_secs(600);
 
-impl Watch<'_> {
-    pub(super) fn act(&mut self, plan: &Plan, items: &HashMap<InfoHash, &Item>) {
+impl Loop<'_> {
+    /// Whether a board of the plan could not be engaged.
+    pub(super) fn act(&mut self, plan: &Plan, items: &HashMap<InfoHash, &Item>) -> bool {
         self.release_unplanned(plan);
         self.engage_planned(plan, items);
-        self.guard.helped.retain(|_, h| h.pool.busy());
+        let (now, run) = (Instant::now(), self.o.run);
+        self.guard.helped.retain(|_, h| run || h.pool.busy() || h.pool.remembers(now));
+        let engaged = |name: &str, hash: &InfoHash| {
+            let h = self.guard.helped.get(hash);
+            h.is_some_and(|h| h.pool.helpers.iter().any(|x| x.name == name && x.engaged && !x.lost))
+        };
+        plan.boards.iter().any(|(name, hash)| items.contains_key(hash) && !engaged(name, hash))
     }
 
     fn release_unplanned(&mut self, plan: &Plan) {
-        let fleet = &mut self.guard.fleet;
-        for (hash, h) in self.guard.helped.iter_mut() {
+        let g = &mut self.guard;
+        for (hash, h) in g.helped.iter_mut() {
             let mut events = Vec::new();
             // A lost board is released once it answers again (or at the end).
             let engaged: Vec<String> = (h.pool.helpers.iter())
@@ -35,13 +44,13 @@ impl Watch<'_> {
             let instances = h.pool.instances();
             let planned = plan.instances.get(hash).copied().unwrap_or(0) as usize;
             if instances > planned {
-                events.extend(with_fleet(fleet, &mut h.pool, |p| p.release_instances_only(instances - planned)));
+                events.extend(h.pool.release_instances_only(&mut g.fleet, instances - planned));
             }
             if !events.is_empty() {
                 h.last_change = Instant::now();
             }
             for e in &events {
-                self.printer.event_on(e, hash, &h.item.name);
+                self.printer.helper(e, &h.item, g.per_torrent);
             }
         }
     }
@@ -56,42 +65,35 @@ impl Watch<'_> {
                 return;
             }
             let Some(item) = items.get(&hash) else { continue };
-            if !self.guard.helped.contains_key(&hash) {
-                match self.pool_for(item) {
-                    Some(pool) => {
-                        let h = Helped { pool, item: (*item).clone(), last_change: Instant::now() };
-                        self.guard.helped.insert(hash, h);
-                    }
-                    None => continue,
-                }
+            if !self.guard.helped.contains_key(&hash) && !self.help(item) {
+                continue;
             }
+            let g = &mut self.guard;
+            let h = g.helped.get_mut(&hash).expect("helped above");
             let mut events = Vec::new();
-            let h = self.guard.helped.get_mut(&hash).expect("inserted above");
             for (name, _) in plan.boards.iter().filter(|(_, t)| *t == hash) {
                 if !h.pool.helpers.iter().any(|x| x.name == *name && x.engaged) {
-                    events.extend(h.pool.engage_board_named(name));
+                    events.extend(h.pool.engage_board_named(&g.fleet, name));
                 }
             }
             let have = h.pool.instances() as u32;
             let planned = plan.instances.get(&hash).copied().unwrap_or(0);
             if planned > have {
                 let signal = &self.signal;
-                let interrupted = || signal.seen();
-                let fleet = &mut self.guard.fleet;
-                events.extend(with_fleet(fleet, &mut h.pool, |p| p.engage_instances(planned - have, &interrupted)));
+                events.extend(h.pool.engage_instances(&mut g.fleet, planned - have, &|| signal.seen()));
             }
             if !events.is_empty() {
                 h.last_change = Instant::now();
             }
             for e in &events {
-                self.printer.event_on(e, &hash, &h.item.name);
+                self.printer.helper(e, &h.item, g.per_torrent);
             }
         }
     }
 
-    /// A pool for a torrent about to be helped: every configured board (none engaged yet), its
-    /// metainfo read. `None` if that cannot be read (said once; the torrent is not helped).
-    fn pool_for(&mut self, item: &Item) -> Option<Pool> {
+    /// Gives a torrent about to be helped its pool: every configured board (none engaged yet), its
+    /// metainfo read. False if that cannot be read (said once; the torrent is not helped).
+    pub(super) fn help(&mut self, item: &Item) -> bool {
         let target = match self.catalogue.target(item) {
             Ok(t) => {
                 self.broken.remove(&item.hash);
@@ -106,12 +108,14 @@ impl Watch<'_> {
                     )));
                 }
                 self.broken.insert(item.hash, Instant::now() + BROKEN_FOR);
-                return None;
+                return false;
             }
         };
         let boards = self.cfg.boards.iter().map(board::helper).collect();
-        let mut pool = Pool::new(boards, crate::helpers::ec2::Fleet::none(), target, self.ledger.clone());
-        pool.check_torrent();
-        Some(pool)
+        let mut pool = Pool::new(boards, target, self.ledger.clone());
+        pool.check_torrent(&self.guard.fleet);
+        let h = Helped { pool, item: item.clone(), last_change: Instant::now() };
+        self.guard.helped.insert(item.hash, h);
+        true
     }
 }

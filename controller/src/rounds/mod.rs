@@ -1,0 +1,478 @@
+//! The loop `odseed run` and `odseed watch` share. Every interval a round lists the torrents it
+//! keeps ([`Catalogue`]: `watch`'s catalogue, or `run`'s one torrent), counts every swarm with one
+//! batched scrape per tracker ([`Survey`]), decides per torrent ([`policy::decide`]), shares the
+//! boards and instances out ([`allocate`]) and engages or releases per (helper, torrent) ([`act`]).
+//! Between rounds it waits for the interval, a crowd the publisher's client sees ([`pace`]), or a
+//! signal. `run` ends when its torrent's policy says so (its exit conditions); `watch` at
+//! `max_time` if it has one. Every way out releases everything ([`Guard`]).
+//!
+//! One budget rule for both: once the month's EC2 budget is spent (or its file cannot be used),
+//! the allocation gets no instance, so running instances are released and none is started.
+
+mod act;
+
+use crate::allocate::{self, Board, Demand, Plan, Supply};
+use crate::budget::{Budget, Meter, Standing};
+use crate::catalogue::{Catalogue, Item, Listing};
+use crate::config::Config;
+use crate::error::Error;
+use crate::guard::{End, Guard, Signal};
+use crate::helpers::ec2::Fleet;
+use crate::helpers::{Event, Kind};
+use crate::ledger::{held_by_others, Entry, Ledger, Owner};
+use crate::observe::{Subject, Survey};
+use crate::output::{Printer, RoundSummary, TorrentRound};
+use crate::pace;
+use crate::policy::{self, Action, Clock, Counts, Decision, ExitReason, Params, Placement};
+use odseed_proto::InfoHash;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How the loop goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// `run`: one torrent, ends on its exit conditions, a `poll` line a round. `watch`: a
+    /// catalogue, ends at `max_time` or a signal, a `round` line and a line per torrent helped.
+    pub run: bool,
+    pub params: Params,
+    pub placement: Placement,
+    pub interval: Duration,
+    /// SEEDERS LEECHERS instead of the first round's counts (`run`, for testing).
+    pub first_counts: Option<(u32, u32)>,
+    pub once: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// Keeps `catalogue` healthy until the end. `fleet` is `[ec2]` with its credentials; `budget` the
+/// month's EC2 budget (None: not counted, as in the lab).
+pub fn keep(
+    o: &Options,
+    cfg: &Config,
+    catalogue: Catalogue,
+    mut fleet: Fleet,
+    ledger: &Ledger,
+    budget: Option<&Budget>,
+    stop: &mpsc::Receiver<()>,
+) -> Result<End, Error> {
+    let printer = Printer { json: o.json };
+    crate::release::leftovers(ledger, cfg, &printer);
+    let start = Instant::now();
+    fleet.deadline = start.checked_add(o.params.max_time);
+    let mut l = Loop {
+        o,
+        cfg,
+        catalogue,
+        survey: Survey::new(o.interval / 2),
+        guard: Guard::new(fleet, &printer, ledger, !o.run),
+        ledger,
+        budget,
+        meter: Meter::default(),
+        printer: &printer,
+        signal: Signal::new(stop),
+        start,
+        counted: HashMap::new(),
+        broken: HashMap::new(),
+        first_counts: o.first_counts,
+        first_round: true,
+        warned: Warned::default(),
+    };
+    l.prepare();
+    let end = loop {
+        match l.round() {
+            Ok(Some(end)) => break end,
+            Ok(None) => {}
+            Err(e) => {
+                l.guard.release();
+                l.count_usage();
+                return Err(e);
+            }
+        }
+        if o.once {
+            break End::Normal(ExitReason::Once);
+        }
+        if l.signal.seen() {
+            break End::Interrupted;
+        }
+        // `run`'s policy ends it at max_time; `watch` has no policy that ends.
+        if !o.run && l.start.elapsed() >= o.params.max_time {
+            break End::Normal(ExitReason::MaxTime);
+        }
+        let (catalogue, counted) = (&l.catalogue, &l.counted);
+        let crowd = catalogue
+            .observes_local()
+            .then_some(|| catalogue.local_leechers().iter().any(|(hash, n)| counted.get(hash).is_some_and(|c| n > c)));
+        let interval = o.interval.min(o.params.max_time.saturating_sub(l.start.elapsed()));
+        match pace::wait(stop, interval, pace::LOCAL_EVERY, crowd) {
+            pace::Next::Stop => break End::Interrupted,
+            pace::Next::Crowd => log::info!("the publisher's Transmission sees more leechers: a round now"),
+            pace::Next::Round => {}
+        }
+    };
+    l.guard.release();
+    l.count_usage();
+    let stranded = l.guard.stranded();
+    if !stranded.is_empty() {
+        return Err(Error::Stranded(stranded));
+    }
+    printer.exit(end.as_str());
+    Ok(end)
+}
+
+/// What was said once, not every round.
+#[derive(Default)]
+struct Warned {
+    /// The month whose spent budget was said.
+    budget: Option<String>,
+    budget_file: bool,
+    /// That fewer helpers could be placed than wanted.
+    short: bool,
+}
+
+/// The loop's state from one round to the next.
+struct Loop<'a> {
+    o: &'a Options,
+    cfg: &'a Config,
+    catalogue: Catalogue,
+    survey: Survey,
+    guard: Guard<'a>,
+    ledger: &'a Ledger,
+    budget: Option<&'a Budget>,
+    meter: Meter,
+    printer: &'a Printer,
+    signal: Signal<'a>,
+    start: Instant,
+    /// The leechers each torrent had at the last round (a crowd is more than this).
+    counted: HashMap<InfoHash, u32>,
+    /// Torrents whose metainfo could not be read: not helped until then (said once).
+    broken: HashMap<InfoHash, Instant>,
+    first_counts: Option<(u32, u32)>,
+    first_round: bool,
+    warned: Warned,
+}
+
+/// One torrent's round: its counts (or why there are none), the policy's decision, what it wants.
+struct Decided<'i> {
+    item: &'i Item,
+    /// Its counts and the policy's decision, or why it was not counted (blind).
+    seen: Result<(Counts, Decision), String>,
+    /// Helpers it wants engaged.
+    wanted: u32,
+    /// Engaged helpers of ours that seed or download.
+    ours: u32,
+}
+
+impl Loop<'_> {
+    /// `run`'s torrent has its pool from the start: a hybrid torrent is checked against the
+    /// boards' daemons before the first round, and what is learnt of its helpers is kept.
+    fn prepare(&mut self) {
+        if !self.catalogue.is_one() {
+            log::info!(
+                "watching {} every {} s: ratio {}, {} board(s), up to {} EC2 instance(s){}",
+                self.catalogue.describe(),
+                self.o.interval.as_secs(),
+                self.o.params.ratio,
+                self.cfg.boards.len(),
+                self.guard.fleet.max_instances,
+                if self.o.dry_run { " (dry run: nothing is engaged)" } else { "" }
+            );
+            return;
+        }
+        if let Ok(listing) = self.catalogue.list() {
+            if let Some(item) = listing.items.first() {
+                self.help(item);
+            }
+        }
+    }
+
+    /// One round: refresh, count the budget, list, observe, decide, allocate, act. `Some` when
+    /// the loop is over.
+    fn round(&mut self) -> Result<Option<End>, Error> {
+        self.refresh();
+        // Without its ledger a loop could leave a helper engaged after a crash, unrecorded.
+        let what = if self.o.run { "run" } else { "watch" };
+        let entries = (self.ledger.entries())
+            .map_err(|e| Error::Ledger(format!("{e}. Every helper of this {what} is released and it stops")))?;
+        let standing = self.count_usage();
+        let max_instances = self.max_instances(standing.as_ref());
+        let elapsed = self.start.elapsed();
+        let listing = match self.catalogue.list() {
+            Ok(l) => l,
+            Err(why) => {
+                // Blind: helpers stay as they are, but a spent budget stops the instances all the same.
+                self.printer.blind(elapsed, &why);
+                if max_instances == 0 && !self.o.dry_run {
+                    self.act(&Plan { boards: self.current().boards, ..Plan::default() }, &HashMap::new());
+                }
+                return Ok(None);
+            }
+        };
+        let decided = self.decide(&listing, elapsed);
+        let mut demands: Vec<Demand> = (decided.iter())
+            .map(|d| {
+                let leechers = d.seen.as_ref().map_or(0, |(_, x)| x.leechers);
+                Demand { hash: d.item.hash, leechers, wanted: d.wanted }
+            })
+            .collect();
+        // A torrent gone from the catalogue keeps its helpers through the cooldown, then wants none.
+        for (hash, h) in self.guard.helped.iter().filter(|(hash, _)| !listing.items.iter().any(|i| i.hash == **hash)) {
+            let keep = h.last_change.elapsed() < self.o.params.cooldown;
+            demands.push(Demand { hash: *hash, leechers: 0, wanted: if keep { h.pool.engaged().engaged } else { 0 } });
+        }
+        let boards = self.boards(&entries);
+        let supply = Supply { boards: &boards, max_instances, placement: self.o.placement };
+        let plan = allocate::allocate(&demands, &supply, &self.current());
+        self.warn_short(&decided, &plan, &supply);
+        if let Some(end) = self.report(&decided, &plan, &supply, standing, elapsed) {
+            return Ok(Some(end));
+        }
+        self.first_round = false;
+        if self.o.dry_run {
+            return Ok(None);
+        }
+        let items: HashMap<InfoHash, &Item> = listing.items.iter().map(|i| (i.hash, i)).collect();
+        // A board that could not be engaged rests: the others are tried in its place at once.
+        let mut short = self.act(&plan, &items);
+        for _ in 0..self.cfg.boards.len() {
+            if !short || self.signal.seen() {
+                break;
+            }
+            let boards = self.boards(&entries);
+            let supply = Supply { boards: &boards, ..supply };
+            short = self.act(&allocate::allocate(&demands, &supply, &self.current()), &items);
+        }
+        Ok(None)
+    }
+
+    /// Asks EC2 which instances are there, stops again what could not be stopped, and asks every
+    /// engaged helper how its session is going.
+    fn refresh(&mut self) {
+        let g = &mut self.guard;
+        for e in g.fleet.refresh() {
+            self.printer.event(&e);
+        }
+        if !g.fleet.stranded.is_empty() {
+            for e in g.fleet.stop_stranded(self.ledger, &Owner::me()) {
+                self.printer.event(&e);
+            }
+        }
+        for h in g.helped.values_mut() {
+            let events = h.pool.refresh_helpers(&mut g.fleet);
+            for e in &events {
+                self.printer.helper(e, &h.item, g.per_torrent);
+            }
+        }
+    }
+
+    /// Each torrent's counts, decision and the helpers it wants.
+    fn decide<'i>(&mut self, listing: &'i Listing, elapsed: Duration) -> Vec<Decided<'i>> {
+        let subjects: Vec<Subject> = (listing.items.iter())
+            .map(|i| Subject {
+                hash: i.hash,
+                size: i.size,
+                trackers: &i.trackers,
+                local: listing.local.get(&i.hash).map(Ok),
+            })
+            .collect();
+        let counts: Vec<Result<Counts, String>> = match self.first_counts.take() {
+            Some((seeders, leechers)) => (listing.items.iter())
+                .map(|i| Ok(Counts { seeders, leechers, peers_connected: None, size: Some(i.size) }))
+                .collect(),
+            None => self.survey.counts(&subjects),
+        };
+        self.counted = (listing.items.iter().zip(&counts))
+            .filter_map(|(i, c)| Some((i.hash, c.as_ref().ok()?.leechers)))
+            .collect();
+        // `watch` never ends a torrent: its decisions are not capped, and it has no max_time.
+        let params = match self.o.run {
+            true => self.o.params.clone(),
+            false => Params { max_time: Duration::MAX, ..self.o.params.clone() },
+        };
+        let now = Instant::now();
+        (listing.items.iter().zip(counts))
+            .map(|(item, counts)| {
+                let helped = self.guard.helped.get(&item.hash);
+                let view = match (helped, self.o.run) {
+                    (Some(h), true) => h.pool.view(&self.guard.fleet),
+                    (Some(h), false) => policy::Helpers { capacity: u32::MAX, ..h.pool.engaged() },
+                    (None, run) => policy::Helpers { capacity: if run { 0 } else { u32::MAX }, ..Default::default() },
+                };
+                let since_change = helped.map_or(Duration::MAX, |h| h.last_change.elapsed());
+                let ours = view.seeding + view.downloading;
+                let c = match counts {
+                    Ok(c) => c,
+                    // Blind: its helpers stay as they are.
+                    Err(why) => return Decided { item, seen: Err(why), wanted: view.engaged, ours },
+                };
+                let clock = Clock { first_round: self.first_round, elapsed, since_change };
+                let d = policy::decide(&params, &c, &view, &clock);
+                let mut wanted = policy::wanted(&d, view.engaged, since_change, params.cooldown);
+                if self.broken.get(&item.hash).is_some_and(|retry| now < *retry) {
+                    wanted = 0;
+                }
+                Decided { item, seen: Ok((c, d)), wanted, ours }
+            })
+            .collect()
+    }
+
+    /// Prints the round; `run`'s end, if its policy says so (or it is blind at `max_time`).
+    fn report(
+        &self,
+        decided: &[Decided],
+        plan: &Plan,
+        supply: &Supply,
+        standing: Option<Standing>,
+        elapsed: Duration,
+    ) -> Option<End> {
+        if self.o.run {
+            let one = decided.first()?;
+            return match &one.seen {
+                Ok((c, d)) => {
+                    self.printer.poll(elapsed, c, one.ours, d, self.o.params.ratio, self.o.dry_run);
+                    match d.action {
+                        Action::Exit(reason) => Some(End::Normal(reason)),
+                        _ => None,
+                    }
+                }
+                Err(why) => {
+                    self.printer.blind(elapsed, why);
+                    // `max_time` is a hard limit, seeing the swarm or not.
+                    (elapsed >= self.o.params.max_time).then_some(End::Normal(ExitReason::MaxTime))
+                }
+            };
+        }
+        let summary = RoundSummary {
+            elapsed,
+            torrents: decided.len(),
+            blind: decided.iter().filter(|d| d.seen.is_err()).count(),
+            needing_help: decided.iter().filter(|d| d.wanted > 0).count(),
+            boards_busy: plan.boards.iter().map(|(b, _)| b).collect::<BTreeSet<_>>().len(),
+            boards: self.cfg.boards.len(),
+            instances: plan.instances.values().sum(),
+            max_instances: supply.max_instances,
+            budget: standing,
+            dry_run: self.o.dry_run,
+        };
+        self.printer.round(&summary);
+        for d in decided {
+            let Ok((counts, decision)) = d.seen else { continue };
+            let hash = d.item.hash;
+            let boards: Vec<String> =
+                (plan.boards.iter()).filter(|(_, h)| *h == hash).map(|(b, _)| b.clone()).collect();
+            let instances = plan.instances.get(&hash).copied().unwrap_or(0);
+            if d.wanted > 0 || !boards.is_empty() || self.guard.helped.contains_key(&hash) {
+                let t = TorrentRound { item: d.item, counts, decision, wanted: d.wanted, boards, instances };
+                self.printer.torrent(&t);
+            }
+        }
+        None
+    }
+
+    /// Says once when a torrent wants more helpers than can be placed, and why.
+    fn warn_short(&mut self, decided: &[Decided], plan: &Plan, supply: &Supply) {
+        let Some(d) = decided.iter().find(|d| plan.helpers_of(&d.item.hash) < d.wanted) else { return };
+        if std::mem::replace(&mut self.warned.short, true) {
+            return;
+        }
+        let free = supply.boards.iter().filter(|b| !b.resting && b.slots > 0).count();
+        let why = if self.guard.fleet.pools.is_empty() { "; no EC2 pool configured" } else { "" };
+        log::warn!(
+            "{}: {} helper(s) wanted, {} can be placed (placement {:?}, {free} free board(s), up to {} instance(s){why})",
+            d.item.name,
+            d.wanted,
+            plan.helpers_of(&d.item.hash),
+            supply.placement,
+            supply.max_instances,
+        );
+    }
+
+    /// The boards to share out: each with the slots that other live runs and its own lost
+    /// engagements leave it, never given a torrent another run seeds on it or one it cannot seed,
+    /// and given nothing new while it rests after a failure.
+    fn boards(&self, entries: &[Entry]) -> Vec<Board> {
+        let me = Owner::me();
+        let now = Instant::now();
+        (self.cfg.boards.iter())
+            .map(|b| {
+                let here = || {
+                    (self.guard.helped.values())
+                        .flat_map(|h| h.pool.helpers.iter().map(move |x| (h, x)))
+                        .filter(|(_, x)| x.kind == Kind::Board && x.name == b.name)
+                };
+                let theirs = held_by_others(entries, &b.name, &me);
+                let lost = here().filter(|(_, x)| x.engaged && x.lost).count() as u32;
+                let mut skip = theirs.clone();
+                skip.extend(here().filter(|(_, x)| x.cannot_seed.is_some()).map(|(h, _)| h.item.hash));
+                Board {
+                    name: b.name.clone(),
+                    slots: b.slots.saturating_sub(theirs.len() as u32 + lost),
+                    upload_kbps: b.upload_kbps,
+                    skip,
+                    resting: here().any(|(_, x)| x.resting(now)),
+                }
+            })
+            .collect()
+    }
+
+    /// Who seeds what now (helpers that answer; a lost one is replaced).
+    fn current(&self) -> Plan {
+        let mut plan = Plan::default();
+        for (hash, h) in &self.guard.helped {
+            for x in h.pool.helpers.iter().filter(|x| x.engaged && !x.lost) {
+                match x.kind {
+                    Kind::Board => plan.boards.push((x.name.clone(), *hash)),
+                    Kind::Instance { .. } => *plan.instances.entry(*hash).or_insert(0) += 1,
+                }
+            }
+        }
+        plan
+    }
+
+    /// The instances the allocation may use: `max_instances` less those that could not be
+    /// stopped, and none once the month's budget is spent (said once a month).
+    fn max_instances(&mut self, standing: Option<&Standing>) -> u32 {
+        let fleet = &self.guard.fleet;
+        if fleet.pools.is_empty() {
+            return 0;
+        }
+        let max = fleet.max_instances.saturating_sub(fleet.stranded.len() as u32);
+        match standing {
+            Some(s) if s.spent() => {
+                if self.warned.budget.as_deref() != Some(s.month.as_str()) {
+                    log::warn!(
+                        "the EC2 budget for {} is spent ({:.1} instance-hours used): no instance until next month",
+                        s.month,
+                        s.used.as_secs_f64() / 3600.0
+                    );
+                    self.warned.budget = Some(s.month.clone());
+                }
+                0
+            }
+            // The budget file could not be read or written: no instance may be started uncounted.
+            None if self.budget.is_some() && self.cfg.budget.instance_hours_per_month.is_some() => 0,
+            _ => max,
+        }
+    }
+
+    /// Adds the instance time used since the last count to the month's budget; where it stands
+    /// (`None` if not counted, or its file cannot be used: said once).
+    fn count_usage(&mut self) -> Option<Standing> {
+        let budget = self.budget?;
+        let fleet = &self.guard.fleet;
+        let running: Duration = self.guard.helped.values().map(|h| h.pool.running_time()).sum();
+        let used = fleet.usage.values().sum::<Duration>() + running + fleet.stranded_time();
+        match self.meter.tick(budget, used) {
+            Ok(s) => {
+                self.warned.budget_file = false;
+                Some(s)
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.warned.budget_file, true) {
+                    self.printer.event(&Event::Fault(e.to_string()));
+                }
+                None
+            }
+        }
+    }
+}
