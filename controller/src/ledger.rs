@@ -6,6 +6,7 @@
 
 use crate::error::Error;
 use odseed_proto::fsutil::write_atomic;
+use odseed_proto::tls::Fingerprint;
 use odseed_proto::InfoHash;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -21,10 +22,14 @@ pub struct Entry {
     pub kind: HelperKind,
     /// A board's name or an instance's id.
     pub name: String,
-    /// The agent's URL and the file holding its token (read again at release time).
-    pub url: String,
+    /// The agent's URL (`None`: not known yet, an instance still starting), and the file holding
+    /// its token (read again at release time).
+    #[serde(with = "known_url")]
+    pub url: Option<String>,
     pub token_file: PathBuf,
-    pub info_hash: InfoHash,
+    /// The torrent it seeds; `None` (null): an instance `odseed ec2 provision` launched and has not
+    /// yet seen set up.
+    pub info_hash: Option<InfoHash>,
     pub owner: Owner,
     /// Seconds since the Unix epoch.
     pub engaged_at: u64,
@@ -34,8 +39,8 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// The SHA-256 of the agent's certificate, when it is reached over TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "pin")]
+    pub cert_sha256: Option<Fingerprint>,
     /// Its config allowed plain HTTP to a public address.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plain_http: bool,
@@ -47,7 +52,44 @@ pub struct Entry {
 impl Entry {
     /// An instance `odseed ec2 provision` launched and has not seen set up: no torrent, no agent.
     pub fn is_provisioning(&self) -> bool {
-        self.kind == HelperKind::Ec2 && self.url.is_empty() && self.info_hash == InfoHash::from_bytes([0; 20])
+        self.kind == HelperKind::Ec2 && self.url.is_none() && self.info_hash.is_none()
+    }
+
+    /// What it seeds, for a person: the info hash, or that it is still being provisioned.
+    pub fn seeds(&self) -> String {
+        self.info_hash.map_or_else(|| "nothing yet (provisioning)".into(), |h| h.to_string())
+    }
+}
+
+/// The file keeps what odseed 0.x wrote: "" for a URL not known yet.
+mod known_url {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(url.as_deref().unwrap_or(""))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let url = String::deserialize(d)?;
+        Ok((!url.is_empty()).then_some(url))
+    }
+}
+
+/// A certificate pin, as its hex text.
+mod pin {
+    use odseed_proto::tls::Fingerprint;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pin: &Option<Fingerprint>, s: S) -> Result<S::Ok, S::Error> {
+        match pin {
+            Some(p) => s.serialize_str(&p.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Fingerprint>, D::Error> {
+        let text = String::deserialize(d)?;
+        Fingerprint::parse(&text).map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -147,12 +189,20 @@ impl Ledger {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
             Err(e) => return Err(Error::Ledger(format!("cannot read the ledger {}: {e}", self.path.display()))),
         };
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let mut contents: Contents = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Ledger(format!(
                 "the ledger {} is damaged ({e}); release its helpers by hand, then move it aside",
                 self.path.display()
             ))
-        })
+        })?;
+        // Before null, odseed wrote the all-zero hash (with no URL) for an instance provisioning.
+        let zero = Some(InfoHash::from_bytes([0; 20]));
+        for e in contents.helpers.iter_mut().filter(|e| e.kind == HelperKind::Ec2 && e.url.is_none()) {
+            if e.info_hash == zero {
+                e.info_hash = None;
+            }
+        }
+        Ok(contents)
     }
 
     /// Every entry.
@@ -177,7 +227,7 @@ impl Ledger {
                     entry.name, other.owner.pid
                 )));
             }
-            h.retain(|e| !same(e, &entry.name, &entry.info_hash, &entry.owner));
+            h.retain(|e| !same(e, &entry.name, entry.info_hash, &entry.owner));
             h.push(entry);
             Ok(())
         })?
@@ -194,7 +244,9 @@ impl Ledger {
             if let Some(other) = on_it.iter().find(|e| e.info_hash == entry.info_hash && e.owner != entry.owner) {
                 return Err(Error::Held(format!(
                     "board {} seeds {} for the run with pid {}",
-                    entry.name, entry.info_hash, other.owner.pid
+                    entry.name,
+                    entry.seeds(),
+                    other.owner.pid
                 )));
             }
             on_it.retain(|e| e.info_hash != entry.info_hash);
@@ -205,7 +257,7 @@ impl Ledger {
                     on_it.len()
                 )));
             }
-            h.retain(|e| !same(e, &entry.name, &entry.info_hash, &entry.owner));
+            h.retain(|e| !same(e, &entry.name, entry.info_hash, &entry.owner));
             h.push(entry);
             Ok(())
         })?
@@ -213,23 +265,23 @@ impl Ledger {
 
     /// Forgets a released helper: the entry `owner` made for it.
     pub fn remove(&self, name: &str, hash: &InfoHash, owner: &Owner) -> Result<(), Error> {
-        self.remove_all(&[(name, *hash, *owner)])
+        self.remove_all(&[(name, Some(*hash), *owner)])
     }
 
     /// Forgets released helpers (name, torrent, owner), in one write.
-    pub fn remove_all(&self, released: &[(&str, InfoHash, Owner)]) -> Result<(), Error> {
-        self.update(|h| h.retain(|e| !released.iter().any(|(name, hash, owner)| same(e, name, hash, owner))))
+    pub fn remove_all(&self, released: &[(&str, Option<InfoHash>, Owner)]) -> Result<(), Error> {
+        self.update(|h| h.retain(|e| !released.iter().any(|(name, hash, owner)| same(e, name, *hash, owner))))
     }
 }
 
 /// The torrents other live processes than `me` seed on board `name`, as `entries` say.
 pub fn held_by_others(entries: &[Entry], name: &str, me: &Owner) -> Vec<InfoHash> {
     let theirs = |e: &&Entry| e.kind == HelperKind::Board && e.name == name && e.owner != *me && e.owner.alive();
-    entries.iter().filter(theirs).map(|e| e.info_hash).collect()
+    entries.iter().filter(theirs).filter_map(|e| e.info_hash).collect()
 }
 
-fn same(e: &Entry, name: &str, hash: &InfoHash, owner: &Owner) -> bool {
-    e.name == name && e.info_hash == *hash && e.owner == *owner
+fn same(e: &Entry, name: &str, hash: Option<InfoHash>, owner: &Owner) -> bool {
+    e.name == name && e.info_hash == hash && e.owner == *owner
 }
 
 /// An exclusive flock(2) on `path`, held until dropped.
@@ -261,9 +313,9 @@ mod tests {
         Entry {
             kind: HelperKind::Board,
             name: name.into(),
-            url: "http://x".into(),
+            url: Some("http://x".into()),
             token_file: "/t".into(),
-            info_hash: InfoHash::from_bytes([3; 20]),
+            info_hash: Some(InfoHash::from_bytes([3; 20])),
             owner,
             engaged_at: 1,
             region: None,
@@ -272,6 +324,38 @@ mod tests {
             plain_http: false,
             torrent: None,
         }
+    }
+
+    #[test]
+    fn the_file_reads_as_it_was_written_before_and_typed_in_memory() {
+        let dir = std::env::temp_dir().join(format!("odseed-ledger-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
+        let l = Ledger::at(&dir.join("ledger.json"));
+        // As odseed wrote it before: "" for a URL not known yet, the zero hash while provisioning.
+        let pin = "ab".repeat(32);
+        let old = format!(
+            r#"{{"version":1,"helpers":[
+            {{"kind":"ec2","name":"i-1","url":"","token_file":"/t","info_hash":"{zero}","owner":{{"pid":1,"start":2}},
+              "engaged_at":3,"region":"eu-west-3"}},
+            {{"kind":"board","name":"pi","url":"https://pi:5050","token_file":"/t","info_hash":"{three}",
+              "owner":{{"pid":1,"start":2}},"engaged_at":3,"cert_sha256":"{pin}"}}]}}"#,
+            zero = "0".repeat(40),
+            three = "03".repeat(20),
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(l.path(), &old).unwrap();
+        let e = l.entries().unwrap();
+        assert!(e[0].is_provisioning() && e[0].url.is_none() && e[0].info_hash.is_none());
+        assert!(!e[1].is_provisioning() && e[1].url.as_deref() == Some("https://pi:5050"));
+        assert_eq!(e[1].cert_sha256.map(|p| p.to_string()), Some(pin.clone()));
+        // Written back typed: null for no torrent yet.
+        l.record(entry("b", Owner::me())).unwrap();
+        let text = std::fs::read_to_string(l.path()).unwrap();
+        assert!(text.contains("\"info_hash\": null") && text.contains("\"url\": \"\""), "{text}");
+        assert_eq!(l.entries().unwrap()[..2], e[..]);
+        // A pin that is not one is a damaged ledger, never overwritten.
+        std::fs::write(l.path(), old.replace(&pin, "xyz")).unwrap();
+        assert!(l.entries().unwrap_err().to_string().contains("damaged"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -310,7 +394,7 @@ mod tests {
         let dead = Owner { pid: u32::MAX - 1, start: 0 };
         let ec2 = |owner, hash: u8| Entry {
             kind: HelperKind::Ec2,
-            info_hash: InfoHash::from_bytes([hash; 20]),
+            info_hash: Some(InfoHash::from_bytes([hash; 20])),
             ..entry("i-1", owner)
         };
         l.record(ec2(init, 1)).unwrap();
@@ -333,7 +417,7 @@ mod tests {
         let l = Ledger::at(&dir.join("ledger.json"));
         let init = Owner { pid: 1, start: start_time(1).unwrap() };
         let dead = Owner { pid: u32::MAX - 1, start: 0 };
-        let on = |owner, hash: u8| Entry { info_hash: InfoHash::from_bytes([hash; 20]), ..entry("pi", owner) };
+        let on = |owner, hash: u8| Entry { info_hash: Some(InfoHash::from_bytes([hash; 20])), ..entry("pi", owner) };
         l.claim_board(on(init, 1), 2).unwrap();
         let e = l.claim_board(on(Owner::me(), 1), 2).unwrap_err().to_string();
         assert!(e.contains("seeds") && e.contains("pid 1"), "{e}");

@@ -120,8 +120,8 @@ fn odseed_main() -> Result<ExitCode, Error> {
         Command::Provision(args) => {
             let stop = signals()?;
             Ok(match odseed::provision::provision(&args, &ledger, &stop)? {
-                true => ExitCode::SUCCESS,
-                false => ExitCode::from(130),
+                odseed::provision::Outcome::Done => ExitCode::SUCCESS,
+                odseed::provision::Outcome::Interrupted => ExitCode::from(130),
             })
         }
         Command::Deprovision(args) => {

@@ -32,6 +32,18 @@ pub struct Subject<'a> {
     pub local: Option<Result<&'a TorrentInfo, String>>,
 }
 
+/// What counts each round's torrents: the [`Survey`], or a script in unit tests.
+pub trait Count {
+    /// Each subject's counts, in order, or why there are none.
+    fn counts(&mut self, subjects: &[Subject]) -> Vec<Result<Counts, String>>;
+}
+
+impl Count for Survey {
+    fn counts(&mut self, subjects: &[Subject]) -> Vec<Result<Counts, String>> {
+        Survey::counts(self, subjects)
+    }
+}
+
 /// Counts for many torrents at once: each tracker is scraped once per round for all the torrents
 /// that name it (batched as its protocol allows), several trackers at a time.
 #[derive(Default)]

@@ -11,7 +11,6 @@ use crate::ledger::{Entry, HelperKind, Ledger};
 use crate::output::Printer;
 use odseed_proto::agent_client::{AgentClient, Trust};
 use odseed_proto::fsutil::{read_text_bounded, MAX_SECRET_BYTES};
-use odseed_proto::tls::Fingerprint;
 use std::time::Duration;
 
 /// Releases one ledger entry and forgets it (see [`undo`]).
@@ -37,7 +36,7 @@ fn undo(cfg: Option<&Config>, e: &Entry) -> (Result<(), Event>, Result<(), Agent
         return (stop(cfg, e), deleted);
     }
     let result = deleted.as_ref().map(|_| ()).map_err(|f| {
-        Event::Fault(format!("{} {}: cannot release {} ({}); still in the ledger", e.kind, e.name, e.info_hash, f.why))
+        Event::Fault(format!("{} {}: cannot release {} ({}); still in the ledger", e.kind, e.name, e.seeds(), f.why))
     });
     (result, deleted)
 }
@@ -60,11 +59,11 @@ fn forget(ledger: &Ledger, released: &[&Entry]) -> Vec<Event> {
 /// `DELETE` of the entry's torrent on its agent.
 fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
     let fail = |why: String| AgentFailure { why, unreachable: false };
-    if e.url.is_empty() {
+    let (Some(url), Some(hash)) = (&e.url, &e.info_hash) else {
         return Err(fail("its agent was never reached".into()));
-    }
+    };
     // The token: from the config's board or pool if there is one, else the file the entry names.
-    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url)).map(|b| &b.token);
+    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == *url)).map(|b| &b.token);
     let pool = cfg
         .and_then(|c| c.ec2.as_ref())
         .and_then(|x| x.pools.iter().find(|p| Some(&p.region) == e.region.as_ref() && p.token_file == e.token_file))
@@ -75,16 +74,16 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
         .or_else(|| read_text_bounded(&e.token_file, MAX_SECRET_BYTES).ok().map(|t| t.trim().to_string()))
         .ok_or_else(|| fail(format!("cannot read its token file {}", e.token_file.display())))?;
     // How to trust it: as it was engaged, else as the config says for that board or pool.
-    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == e.url)).map(|b| b.trust());
+    let board = cfg.and_then(|c| c.boards.iter().find(|b| b.name == e.name && b.url == *url)).map(|b| b.trust());
     let pool = cfg
         .and_then(|c| c.ec2.as_ref())
         .and_then(|x| x.pools.iter().find(|p| Some(&p.region) == e.region.as_ref()))
         .map(|p| Trust { pin: p.cert_sha256, plain_http: p.plain_http });
-    let pin = e.cert_sha256.as_deref().and_then(|p| Fingerprint::parse(p).ok());
+    let pin = e.cert_sha256;
     let recorded = Trust { pin, plain_http: e.plain_http };
     let trust = if pin.is_some() || e.plain_http { recorded } else { board.or(pool).unwrap_or(recorded) };
-    let client = AgentClient::with_trust(&e.url, &token, trust, Duration::from_secs(10));
-    client.delete(&e.info_hash).map(drop).map_err(|err| AgentFailure {
+    let client = AgentClient::with_trust(url, &token, trust, Duration::from_secs(10));
+    client.delete(hash).map(drop).map_err(|err| AgentFailure {
         unreachable: matches!(err, odseed_proto::agent_client::Error::Unreachable { .. }),
         why: err.to_string(),
     })
@@ -151,7 +150,7 @@ fn release_entries(ledger: &Ledger, cfg: Option<&Config>, entries: &[&Entry]) ->
     for (i, e) in entries.iter().enumerate() {
         match e.kind {
             HelperKind::Board => {
-                let g = *by_agent.entry(e.url.as_str()).or_insert_with(|| {
+                let g = *by_agent.entry(e.url.as_deref().unwrap_or_default()).or_insert_with(|| {
                     groups.push(Vec::new());
                     groups.len() - 1
                 });
@@ -203,7 +202,7 @@ fn release_group(cfg: Option<&Config>, entries: &[&Entry], group: &[usize]) -> V
     for &i in group {
         let e = entries[i];
         if let Some(why) = &unreachable {
-            let fault = format!("{} {}: cannot release {} ({why}); still in the ledger", e.kind, e.name, e.info_hash);
+            let fault = format!("{} {}: cannot release {} ({why}); still in the ledger", e.kind, e.name, e.seeds());
             out.push((i, Err(Event::Fault(fault))));
             continue;
         }

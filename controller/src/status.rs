@@ -122,7 +122,8 @@ pub struct Engaged {
     pub kind: HelperKind,
     pub name: String,
     pub region: Option<String>,
-    pub info_hash: InfoHash,
+    /// `null`: an instance still being provisioned.
+    pub info_hash: Option<InfoHash>,
     /// The torrent's name, as recorded when it was engaged.
     pub torrent: Option<String>,
     pub owner_pid: u32,
@@ -210,7 +211,7 @@ fn instance(p: &Ec2Pool, i: &Instance) -> InstanceStatus {
     }
     let Some(url) = p.agent_url(i) else { return s };
     s.transport = Some(transport(&url));
-    match p.client(&url, Duration::from_secs(5)) {
+    match p.client(&crate::helpers::agent::Http, &url, Duration::from_secs(5)) {
         Ok(c) => {
             let health = c.health();
             s.pin = Pin::of(&url, &health);
@@ -308,9 +309,10 @@ impl Report {
                 format!("dead run pid {} (run `odseed release`)", e.owner_pid)
             };
             let region = e.region.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
-            let torrent = match &e.torrent {
-                Some(name) => format!("{name} ({})", e.info_hash),
-                None => e.info_hash.to_string(),
+            let torrent = match (&e.torrent, e.info_hash) {
+                (Some(name), Some(hash)) => format!("{name} ({hash})"),
+                (_, Some(hash)) => hash.to_string(),
+                (_, None) => "nothing yet (provisioning)".into(),
             };
             say(&format!("  {} {}{region} seeds {torrent} for {owner}", e.kind, e.name));
         }

@@ -3,14 +3,16 @@
 //! out only once EC2 says it is stopping. A region that refuses (no capacity, a limit, no rights) or
 //! does not answer is set aside for a while and the next region is used.
 
+use super::agent::{Agent, Connect, Http};
 use super::helper::Event;
 use crate::config::Ec2Config;
 use crate::ec2::credentials::{self, Env};
-use crate::ec2::{Ec2, Error, Instance, InstanceState};
-use odseed_proto::agent_client::{AgentClient, Trust};
+use crate::ec2::{Api, Ec2, Error, Instance, InstanceState};
+use odseed_proto::agent_client::Trust;
 use odseed_proto::tls::Fingerprint;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A region that refused or failed is not asked to start anything for this long.
@@ -23,7 +25,7 @@ pub const URL_TAG: &str = "odseed:agent-url";
 
 /// One `[[ec2.pool]]`: a region's tagged instances.
 pub struct Ec2Pool {
-    pub client: Ec2,
+    pub client: Box<dyn Api>,
     pub tag: (String, String),
     pub agent_port: u16,
     pub token: String,
@@ -40,7 +42,7 @@ pub struct Ec2Pool {
 
 impl Ec2Pool {
     pub fn region(&self) -> &str {
-        &self.client.region
+        self.client.region()
     }
 
     fn usable(&self, now: Instant) -> bool {
@@ -73,10 +75,10 @@ impl Ec2Pool {
 
     /// A client of an instance's agent at `url`, if the token may be sent there (see
     /// [`crate::config::check_transport`]).
-    pub fn client(&self, url: &str, timeout: Duration) -> Result<AgentClient, String> {
+    pub fn client(&self, connect: &dyn Connect, url: &str, timeout: Duration) -> Result<Box<dyn Agent>, String> {
         crate::config::check_transport(url, self.pin, self.plain_http)
             .map_err(|why| format!("its agent URL {url:?} {why}"))?;
-        Ok(AgentClient::with_trust(url, &self.token, Trust { pin: self.pin, plain_http: self.plain_http }, timeout))
+        Ok(connect.connect(url, &self.token, Trust { pin: self.pin, plain_http: self.plain_http }, timeout))
     }
 }
 
@@ -91,6 +93,8 @@ pub struct Fleet {
     pub stranded: Vec<Started>,
     /// The run's `max_time`: no instance is waited for past it.
     pub deadline: Option<Instant>,
+    /// How agents are reached, boards' and instances' alike.
+    pub connect: Arc<dyn Connect>,
 }
 
 impl Fleet {
@@ -103,6 +107,7 @@ impl Fleet {
             usage: BTreeMap::new(),
             stranded: Vec::new(),
             deadline: None,
+            connect: Arc::new(Http),
         }
     }
 
@@ -121,7 +126,12 @@ impl Fleet {
                 .map_err(crate::error::Error::Config)?;
             let (k, v) = p.tag_pair();
             pools.push(Ec2Pool {
-                client: Ec2::new(&p.region, &endpoint, creds.clone(), Duration::from_secs(cfg.request_timeout)),
+                client: Box::new(Ec2::new(
+                    &p.region,
+                    &endpoint,
+                    creds.clone(),
+                    Duration::from_secs(cfg.request_timeout),
+                )),
                 tag: (k.into(), v.into()),
                 agent_port: p.agent_port,
                 token: p.token.clone(),
@@ -140,6 +150,7 @@ impl Fleet {
             usage: BTreeMap::new(),
             stranded: Vec::new(),
             deadline: None,
+            connect: Arc::new(Http),
         })
     }
 
@@ -191,7 +202,7 @@ impl Fleet {
 }
 
 /// Stops `ids` and waits until EC2 says none of them runs (stopping, stopped, or gone).
-pub fn stop_and_wait(client: &Ec2, ids: &[String]) -> Result<(), Error> {
+pub fn stop_and_wait(client: &dyn Api, ids: &[String]) -> Result<(), Error> {
     let deadline = Instant::now() + STOP_DEADLINE;
     loop {
         let last = match client.stop(ids) {

@@ -67,7 +67,7 @@ impl Pool {
         let mut claimed = Vec::new();
         for id in ids {
             let kind = Kind::Instance { pool: p, region: region.clone(), started: Instant::now() };
-            let entry = self.entry_for(fleet, &id, &kind, "", &fleet.pools[p].token_file);
+            let entry = self.entry_for(fleet, &id, &kind, None, &fleet.pools[p].token_file);
             match self.ledger.record(entry) {
                 Ok(()) => claimed.push(id),
                 Err(e) => {
@@ -100,7 +100,7 @@ impl Pool {
                 claimed.join(", ")
             )));
         }
-        let stopped = !maybe_started || stop_and_wait(&ep.client, &claimed).is_ok();
+        let stopped = !maybe_started || stop_and_wait(&*ep.client, &claimed).is_ok();
         let hash = self.target.meta.info_hash;
         for id in claimed {
             if stopped {
@@ -189,7 +189,7 @@ impl Pool {
         let mut h = Helper::new(
             &b.id,
             Kind::Instance { pool: b.pool, region: ep.region().to_string(), started: b.started },
-            ep.client(&url, AGENT_TIMEOUT)?,
+            ep.client(&*fleet.connect, &url, AGENT_TIMEOUT)?,
             ep.token_file.clone(),
         );
         let list = match h.client.list() {
@@ -206,7 +206,7 @@ impl Pool {
         }
         // The ledger learns the agent's URL, for `odseed release` after a crash.
         self.ledger.record(self.entry(fleet, &h)).map_err(|e| e.to_string())?;
-        h.engage(&self.target).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
+        h.engage(&self.target, Instant::now()).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
         Ok(Some(h))
     }
 
@@ -215,7 +215,7 @@ impl Pool {
     fn stop_started(&mut self, fleet: &mut Fleet, b: Started) -> Result<String, String> {
         let ep = &fleet.pools[b.pool];
         let region = ep.region().to_string();
-        match stop_and_wait(&ep.client, std::slice::from_ref(&b.id)) {
+        match stop_and_wait(&*ep.client, std::slice::from_ref(&b.id)) {
             Ok(()) => {
                 fleet.add_usage(&region, b.started);
                 self.ledger.remove(&b.id, &self.target.meta.info_hash, &self.owner).map_err(|e| e.to_string())?;
@@ -273,7 +273,7 @@ impl Fleet {
                 .iter()
                 .map(|(p, list)| {
                     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
-                    let client = &pools[*p].client;
+                    let client = &*pools[*p].client;
                     scope.spawn(move || stop_and_wait(client, &ids))
                 })
                 .collect();

@@ -4,11 +4,14 @@
 //! the [`pool::Pool`] holds them all for a run, and one failing helper never stops a run: it is set
 //! aside for a while and another one is used.
 
+pub mod agent;
 pub mod board;
 pub mod ec2;
 pub mod helper;
 mod instances;
 pub mod pool;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use helper::{Event, Helper, Kind};
 pub use pool::Pool;

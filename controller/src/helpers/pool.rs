@@ -3,7 +3,7 @@
 //! never stops a run: it is set aside for a while and another one is used.
 
 use super::ec2::Fleet;
-use super::helper::{unsupported, Event, Helper, Kind, UNHEALTHY_FOR};
+use super::helper::{unsupported, Event, Helper, Kind, State};
 use crate::error::Error;
 use crate::ledger::{held_by_others, now_secs, Entry, HelperKind, Ledger, Owner};
 use crate::policy;
@@ -42,7 +42,8 @@ impl Pool {
                 Some(v) if v.opens_hybrid() => can.push(format!("{} ({})", h.name, v.text)),
                 Some(v) => {
                     cannot.push(format!("{} ({})", h.name, v.text));
-                    h.cannot_seed = Some(format!("transmission-daemon {} cannot open a hybrid v1+v2 torrent", v.text));
+                    let why = format!("transmission-daemon {} cannot open a hybrid v1+v2 torrent", v.text);
+                    h.state = State::CannotSeed { why };
                 }
                 None => unknown.push(h.name.clone()),
             }
@@ -62,33 +63,33 @@ impl Pool {
     pub(super) fn entry(&self, fleet: &Fleet, h: &Helper) -> Entry {
         let trust = h.client.trust();
         Entry {
-            cert_sha256: trust.pin.map(|p| p.to_string()),
+            cert_sha256: trust.pin,
             plain_http: trust.plain_http,
-            ..self.entry_for(fleet, &h.name, &h.kind, h.client.base(), &h.token_file)
+            ..self.entry_for(fleet, &h.name, &h.kind, Some(h.client.base()), &h.token_file)
         }
     }
 
-    /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (empty: not known yet).
+    /// The ledger entry of helper `name` of `kind`, whose agent is at `url` (`None`: not known yet).
     pub(super) fn entry_for(
         &self,
         fleet: &Fleet,
         name: &str,
         kind: &Kind,
-        url: &str,
+        url: Option<&str>,
         token_file: &std::path::Path,
     ) -> Entry {
         let (kind, region, endpoint) = match kind {
             Kind::Board => (HelperKind::Board, None, None),
             Kind::Instance { pool, region, .. } => {
-                (HelperKind::Ec2, Some(region.clone()), Some(fleet.pools[*pool].client.endpoint.clone()))
+                (HelperKind::Ec2, Some(region.clone()), Some(fleet.pools[*pool].client.endpoint().to_string()))
             }
         };
         Entry {
             kind,
             name: name.into(),
-            url: url.into(),
+            url: url.map(str::to_string),
             token_file: token_file.to_path_buf(),
-            info_hash: self.target.meta.info_hash,
+            info_hash: Some(self.target.meta.info_hash),
             owner: self.owner,
             engaged_at: now_secs(),
             region,
@@ -109,8 +110,8 @@ impl Pool {
 
     /// How many of ours seed or download, and are engaged (capacity left at 0).
     pub fn engaged(&self) -> policy::Helpers {
-        let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.engaged && !h.lost).collect();
-        let state = |h: &&&Helper| h.session.as_ref().map(|t| t.state);
+        let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.active()).collect();
+        let state = |h: &&&Helper| h.torrent_state();
         let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32;
         // Only a helper that downloads has announced itself as a leecher (a queued one has not yet).
         let downloading = active.iter().filter(|h| state(h) == Some(TorrentState::Downloading)).count() as u32;
@@ -121,7 +122,7 @@ impl Pool {
     pub fn free_boards(&self) -> u32 {
         let full = self.full_boards();
         let now = Instant::now();
-        let free = |h: &&Helper| h.kind == Kind::Board && !h.engaged && h.healthy(now) && !full.contains(&h.name);
+        let free = |h: &&Helper| h.kind == Kind::Board && h.free(now) && !full.contains(&h.name);
         self.helpers.iter().filter(free).count() as u32
     }
 
@@ -163,39 +164,39 @@ impl Pool {
         let mut events = Vec::new();
         let (mut gone, mut failed) = (Vec::new(), Vec::new());
         let now = Instant::now();
-        for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged) {
+        for (i, h) in self.helpers.iter_mut().enumerate().filter(|(_, h)| h.engaged()) {
+            let instance = matches!(h.kind, Kind::Instance { .. });
             match h.client.get(&hash) {
                 Ok(Some(t)) => {
-                    if h.lost {
-                        log::info!("{}: reachable again", h.label());
-                    }
-                    h.lost = false;
                     if let Some(why) = h.update(t, now) {
                         failed.push((i, why));
                     }
                 }
-                Ok(None) => {
-                    // The agent lost its state (reinstalled?): give it the torrent again.
-                    match h.client.put(&hash, &self.target.bytes) {
-                        Ok((t, _)) => {
-                            h.session = Some(t);
-                            h.progress = None;
-                        }
-                        Err(e) if unsupported(&e) => failed.push((i, e.to_string())),
-                        Err(_) if h.lost && matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
-                        Err(e) => events.push(h.mark_lost(&e.to_string())),
-                    }
-                }
-                Err(e) if !h.lost => events.push(h.mark_lost(&e.to_string())),
-                Err(_) if matches!(h.kind, Kind::Instance { .. }) => gone.push(i),
+                // The agent lost its state (reinstalled?): give it the torrent again.
+                Ok(None) => match h.client.put(&hash, &self.target.bytes) {
+                    Ok((t, _)) => h.given_again(t, now),
+                    Err(e) if unsupported(&e) => failed.push((i, e.to_string())),
+                    Err(_) if h.lost() && instance => gone.push(i),
+                    Err(e) => events.push(h.lose(&e.to_string(), now)),
+                },
+                Err(e) if !h.lost() => events.push(h.lose(&e.to_string(), now)),
+                Err(_) if instance => gone.push(i),
                 Err(_) => {}
             }
         }
         for (i, why) in failed {
-            events.push(self.helpers[i].cannot_seed(&format!("it failed there: {why}")));
+            let why = format!("it failed there: {why}");
             match self.helpers[i].kind {
-                Kind::Board => events.push(self.release_board(i)),
+                Kind::Board => {
+                    let released = self.release_board(i);
+                    // One that could not be released stays engaged (lost), to be released later.
+                    if !self.helpers[i].engaged() {
+                        events.push(self.helpers[i].cannot_seed(&why));
+                    }
+                    events.push(released);
+                }
                 Kind::Instance { pool, .. } => {
+                    events.push(self.helpers[i].cannot_seed(&why));
                     // Stopped with the others below, and not started again by this run.
                     fleet.pools[pool].failed.push(self.helpers[i].name.clone());
                     gone.push(i);
@@ -213,7 +214,7 @@ impl Pool {
         let mut events = Vec::new();
         let now = Instant::now();
         let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.name == name);
-        if let Some(i) = found.filter(|&i| !self.helpers[i].engaged && self.helpers[i].healthy(now)) {
+        if let Some(i) = found.filter(|&i| self.helpers[i].free(now)) {
             self.engage_board(fleet, i, &mut events);
         }
         events
@@ -236,23 +237,22 @@ impl Pool {
             }
         }
         let b = &mut self.helpers[i];
-        match b.engage(&self.target) {
+        match b.engage(&self.target, now) {
             Ok(()) => {
                 events.push(Event::Engaged(b.name.clone()));
             }
             Err(f) if f.maybe_seeding => {
                 // Treated as engaged but lost: kept in the ledger, DELETEd at release like any other.
-                b.engaged = true;
-                b.engaged_at = Some(now);
+                b.state = State::Engaged { since: now, session: None, changed: None };
                 let why = format!("unsure whether it took the torrent: {}", f.error);
-                events.push(b.mark_lost(&why));
+                events.push(b.lose(&why, now));
             }
             Err(f) => {
                 let _ = self.ledger.remove(&b.name, &self.target.meta.info_hash, &self.owner);
                 if unsupported(&f.error) {
                     events.push(b.cannot_seed(&f.error.to_string()));
                 } else {
-                    b.unhealthy_until = Some(now + UNHEALTHY_FOR);
+                    b.rest(now);
                     events.push(Event::Fault(format!("{}: cannot engage: {}; trying another", b.label(), f.error)));
                 }
             }
@@ -272,10 +272,10 @@ impl Pool {
     /// Releases `n` engaged helpers (lost ones first, instances before boards, then the most
     /// recently engaged).
     pub fn release(&mut self, fleet: &mut Fleet, n: usize) -> Vec<Event> {
-        let mut order: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].engaged).collect();
+        let mut order: Vec<usize> = (0..self.helpers.len()).filter(|&i| self.helpers[i].engaged()).collect();
         order.sort_by_key(|&i| {
             let h = &self.helpers[i];
-            (!h.lost, h.kind == Kind::Board, std::cmp::Reverse(h.engaged_at))
+            (!h.lost(), h.kind == Kind::Board, std::cmp::Reverse(h.since()))
         });
         order.truncate(n);
         let (instances, boards): (Vec<usize>, Vec<usize>) =
@@ -289,7 +289,7 @@ impl Pool {
 
     /// Releases engaged board `name`, if it is engaged here.
     pub fn release_named(&mut self, name: &str) -> Vec<Event> {
-        let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.engaged && h.name == name);
+        let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.engaged() && h.name == name);
         found.map(|i| vec![self.release_board(i)]).unwrap_or_default()
     }
 
@@ -297,7 +297,7 @@ impl Pool {
     pub fn release_instances_only(&mut self, fleet: &mut Fleet, n: usize) -> Vec<Event> {
         let mut order: Vec<usize> =
             (0..self.helpers.len()).filter(|&i| matches!(self.helpers[i].kind, Kind::Instance { .. })).collect();
-        order.sort_by_key(|&i| (!self.helpers[i].lost, std::cmp::Reverse(self.helpers[i].engaged_at)));
+        order.sort_by_key(|&i| (!self.helpers[i].lost(), std::cmp::Reverse(self.helpers[i].since())));
         order.truncate(n);
         if order.is_empty() {
             return Vec::new();
@@ -307,7 +307,7 @@ impl Pool {
 
     /// Whether any helper is engaged for this torrent.
     pub fn busy(&self) -> bool {
-        self.helpers.iter().any(|h| h.engaged)
+        self.helpers.iter().any(Helper::engaged)
     }
 
     /// Releases every engaged helper.
@@ -318,7 +318,7 @@ impl Pool {
     /// Whether it is worth keeping while nothing is engaged: a helper rests or cannot seed its
     /// torrent, which a new pool would not know.
     pub fn remembers(&self, now: Instant) -> bool {
-        self.helpers.iter().any(|h| h.cannot_seed.is_some() || h.resting(now))
+        self.helpers.iter().any(|h| h.cannot() || h.resting(now))
     }
 
     /// How long its engaged instances have run so far.
@@ -341,9 +341,7 @@ impl Pool {
         let b = &mut self.helpers[i];
         match b.client.delete(&hash) {
             Ok(_) => {
-                b.engaged = false;
-                b.session = None;
-                b.progress = None;
+                b.released();
                 if let Err(e) = self.ledger.remove(&b.name, &hash, &self.owner) {
                     return Event::Fault(e.to_string());
                 }
@@ -352,9 +350,7 @@ impl Pool {
             Err(e) => {
                 // Still engaged as far as anyone knows, and in the ledger: tried again when it
                 // answers, at the end, or by `odseed release` or the next run.
-                b.lost = true;
-                b.session = None;
-                b.unhealthy_until = Some(Instant::now() + UNHEALTHY_FOR);
+                let _ = b.lose("", Instant::now());
                 Event::Fault(format!("{}: cannot release ({e}); kept in the ledger for `odseed release`", b.label()))
             }
         }

@@ -21,7 +21,6 @@ use crate::error::Error;
 use crate::ledger::{Entry, HelperKind, Ledger, Owner};
 use odseed_proto::fsutil::random_hex;
 use odseed_proto::tls::Fingerprint;
-use odseed_proto::InfoHash;
 use secrets::Secrets;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
@@ -92,116 +91,49 @@ fn agent_binary(path: Option<&Path>, arch: &str) -> Result<(PathBuf, Vec<u8>), E
     Ok((path, bytes))
 }
 
-pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Result<bool, Error> {
+/// How a provision ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Launched (and, unless `--no-wait`, set up); the pool is in the config.
+    Done,
+    /// A signal came while the instances set themselves up: those not set up were terminated.
+    Interrupted,
+}
+
+/// One provision's parts, shared by its steps.
+struct Provision<'a> {
+    a: &'a ProvisionArgs,
+    aws: Aws,
+    secrets: Secrets,
+    config_path: PathBuf,
+    cfg: Option<Config>,
+}
+
+/// An S3 object made for the instances, and its presigned URL.
+struct Object {
+    bucket: String,
+    key: String,
+    url: String,
+    sha256: String,
+}
+
+pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Result<Outcome, Error> {
     let config_path = a.config.clone().unwrap_or_else(crate::config::default_path);
     let cfg = load_config(&config_path)?;
     let aws = aws(cfg.as_ref(), &a.region)?;
     let (agent_path, agent) = agent_binary(a.agent.as_deref(), &a.arch)?;
     let secrets = Secrets::load_or_make(&secrets::dir(&config_path, &a.region))?;
-    // With --json, the human lines go to the log (stderr) and one JSON object ends on stdout.
-    let say = |line: String| if a.json { log::info!("{line}") } else { crate::output::say(&line) };
-
-    let image = match &a.ami {
-        Some(id) => id.clone(),
-        None => {
-            let i = setup::debian_image(&aws.ec2, &a.arch).map_err(aws_err("DescribeImages"))?;
-            say(format!("image {} ({})", i.id, i.name));
-            i.id
-        }
-    };
+    let p = Provision { a, aws, secrets, config_path, cfg };
+    let image = p.image()?;
     let group =
-        setup::security_group(&aws.ec2, AGENT_PORT, PEER_PORT, &a.allow_from).map_err(aws_err("security group"))?;
-    say(format!("security group {group} ({}): agent port {AGENT_PORT} from {}", setup::GROUP_NAME, a.allow_from));
-
-    let bucket = match &a.bucket {
-        Some(b) => b.clone(),
-        None => secrets.bucket()?,
-    };
-    let sha256 = Fingerprint::of(&agent).to_string();
-    let key = format!("odseed-agent-{}-{}", a.arch, &sha256[..16]);
-    aws.s3.create_bucket(&bucket).map_err(aws_err("S3 CreateBucket"))?;
-    if !aws.s3.exists(&bucket, &key).map_err(aws_err("S3 HeadObject"))? {
-        aws.s3.put(&bucket, &key, &agent).map_err(aws_err("S3 PutObject"))?;
-    }
-    secrets.remember_object(&bucket, &key)?;
-    let url = aws.s3.presigned_get(&bucket, &key, URL_VALID).map_err(aws_err("S3 presign"))?;
-    say(format!("agent {} (SHA-256 {sha256}) in s3://{bucket}/{key}", agent_path.display()));
-
-    // The token, certificate and key: an object of this launch's own, deleted once it is over.
+        setup::security_group(&p.aws.ec2, AGENT_PORT, PEER_PORT, &a.allow_from).map_err(aws_err("security group"))?;
+    p.say(format!("security group {group} ({}): agent port {AGENT_PORT} from {}", setup::GROUP_NAME, a.allow_from));
+    let agent = p.upload_agent(&agent_path, &agent)?;
     let launch_id = random_hex(8).map_err(|e| Error::System(format!("no randomness: {e}")))?;
-    let secrets_text = userdata::secrets(&userdata::Secrets {
-        token: &secrets.token,
-        cert_pem: &secrets.cert_pem,
-        cert_sha256: &secrets.pin.to_string(),
-        key_pem: &secrets.key_pem,
-    })
-    .map_err(Error::System)?;
-    let secrets_key = format!("odseed-secrets-{launch_id}");
-    secrets.remember_object(&bucket, &secrets_key)?;
-    aws.s3.put(&bucket, &secrets_key, secrets_text.as_bytes()).map_err(aws_err("S3 PutObject"))?;
-    let drop_secrets = || {
-        if let Err(e) = aws.s3.delete(&bucket, &secrets_key) {
-            log::warn!("cannot delete s3://{bucket}/{secrets_key} ({e}); `odseed ec2 deprovision` will");
-        }
-    };
-    let secrets_url = aws.s3.presigned_get(&bucket, &secrets_key, SECRETS_VALID).map_err(aws_err("S3 presign"))?;
-    let user_data = userdata::script(&userdata::Setup {
-        agent_url: &url,
-        agent_sha256: &sha256,
-        secrets_url: &secrets_url,
-        secrets_sha256: &Fingerprint::of(secrets_text.as_bytes()).to_string(),
-        agent_port: AGENT_PORT,
-        peer_port: PEER_PORT,
-    })
-    .map_err(Error::System)?;
-    let pin = secrets.pin.to_string();
-    let tags = [
-        ("odseed:role", "helper"),
-        (PROVISIONED_TAG, "1"),
-        (CERT_TAG, pin.as_str()),
-        (LAUNCH_TAG, launch_id.as_str()),
-        ("Name", "odseed-helper"),
-    ];
-    let launch = Launch {
-        image: &image,
-        instance_type: &a.instance_type,
-        count: a.count,
-        group: &group,
-        user_data: &user_data,
-        tags: &tags,
-        client_token: &launch_id,
-    };
-    let launched = match setup::run_instances(&aws.ec2, &launch) {
-        Ok(list) => list.into_iter().map(|i| i.id).collect::<Vec<_>>(),
-        Err(e) => {
-            // It may have launched all the same: whatever carries this launch's tag goes (looked
-            // for a few times: DescribeInstances lags behind).
-            for _ in 0..3 {
-                let tag = format!("tag:{LAUNCH_TAG}");
-                if let Ok(found) = aws.ec2.describe(&[(&tag, &[launch_id.as_str()])]) {
-                    let ids: Vec<String> = found.into_iter().filter(|i| !i.state.is_down()).map(|i| i.id).collect();
-                    if !ids.is_empty() {
-                        terminate_or_name(&aws.ec2, &ids);
-                    }
-                }
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            drop_secrets();
-            return Err(Error::System(format!("EC2 {} RunInstances: {e}", a.region)));
-        }
-    };
-    let entries: Vec<Entry> = launched.iter().map(|id| entry(id, &aws.ec2, &secrets.token_file)).collect();
-    for e in &entries {
-        if let Err(err) = ledger.record(e.clone()) {
-            // Unrecorded, they would be nobody's to stop: they go now.
-            let _ =
-                ledger.remove_all(&entries.iter().map(|e| (e.name.as_str(), e.info_hash, e.owner)).collect::<Vec<_>>());
-            terminate_or_name(&aws.ec2, &launched);
-            drop_secrets();
-            return Err(err);
-        }
-    }
-    say(format!(
+    let secret = p.upload_secrets(&agent.bucket, &launch_id)?;
+    let launched = p.launch(&image, &group, &agent, &secret, &launch_id).inspect_err(|_| p.drop_secrets(&secret))?;
+    let entries = p.record(ledger, &launched).inspect_err(|_| p.drop_secrets(&secret))?;
+    p.say(format!(
         "launched {} ({} x {}), each sets itself up and powers off",
         launched.join(", "),
         a.count,
@@ -209,50 +141,206 @@ pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Res
     ));
     let forget = || -> Result<(), Error> {
         let me = Owner::me();
-        let keys: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.info_hash, me)).collect();
-        ledger.remove_all(&keys)
+        ledger.remove_all(&entries.iter().map(|e| (e.name.as_str(), e.info_hash, me)).collect::<Vec<_>>())
     };
-    let done = |ready: &[String]| {
-        say(write_pool(&config_path, cfg.as_ref(), &a.region, &secrets));
+    if a.no_wait {
+        p.say(format!(
+            "the instances fetch their secrets from s3://{}/{} within the hour; it stays until \
+             `odseed ec2 deprovision` (or delete it once they have stopped)",
+            secret.bucket, secret.key
+        ));
+        forget()?;
+        p.done(&launched, &[]);
+        return Ok(Outcome::Done);
+    }
+    let waited = wait_stopped(&p.aws.ec2, &launched, Duration::from_secs(a.wait), stop);
+    p.drop_secrets(&secret);
+    // What may still run stays in the ledger until it is terminated.
+    p.terminate_unready(&launched, &waited)?;
+    forget()?;
+    p.settle(&launched, waited)
+}
+
+impl Provision<'_> {
+    /// With --json, the human lines go to the log (stderr) and one JSON object ends on stdout.
+    fn say(&self, line: String) {
+        if self.a.json {
+            log::info!("{line}")
+        } else {
+            crate::output::say(&line)
+        }
+    }
+
+    /// `--ami`, or Debian's newest image for the architecture.
+    fn image(&self) -> Result<String, Error> {
+        if let Some(id) = &self.a.ami {
+            return Ok(id.clone());
+        }
+        let i = setup::debian_image(&self.aws.ec2, &self.a.arch).map_err(aws_err("DescribeImages"))?;
+        self.say(format!("image {} ({})", i.id, i.name));
+        Ok(i.id)
+    }
+
+    /// The agent binary in S3 (once per content), and a URL the instances fetch it from.
+    fn upload_agent(&self, path: &Path, agent: &[u8]) -> Result<Object, Error> {
+        let (s3, a) = (&self.aws.s3, self.a);
+        let bucket = match &a.bucket {
+            Some(b) => b.clone(),
+            None => self.secrets.bucket()?,
+        };
+        let sha256 = Fingerprint::of(agent).to_string();
+        let key = format!("odseed-agent-{}-{}", a.arch, &sha256[..16]);
+        s3.create_bucket(&bucket).map_err(aws_err("S3 CreateBucket"))?;
+        if !s3.exists(&bucket, &key).map_err(aws_err("S3 HeadObject"))? {
+            s3.put(&bucket, &key, agent).map_err(aws_err("S3 PutObject"))?;
+        }
+        self.secrets.remember_object(&bucket, &key)?;
+        let url = s3.presigned_get(&bucket, &key, URL_VALID).map_err(aws_err("S3 presign"))?;
+        self.say(format!("agent {} (SHA-256 {sha256}) in s3://{bucket}/{key}", path.display()));
+        Ok(Object { bucket, key, url, sha256 })
+    }
+
+    /// The token, certificate and key: an object of this launch's own, deleted once it is over.
+    fn upload_secrets(&self, bucket: &str, launch_id: &str) -> Result<Object, Error> {
+        let s = &self.secrets;
+        let text = userdata::secrets(&userdata::Secrets {
+            token: &s.token,
+            cert_pem: &s.cert_pem,
+            cert_sha256: &s.pin.to_string(),
+            key_pem: &s.key_pem,
+        })
+        .map_err(Error::System)?;
+        let key = format!("odseed-secrets-{launch_id}");
+        s.remember_object(bucket, &key)?;
+        self.aws.s3.put(bucket, &key, text.as_bytes()).map_err(aws_err("S3 PutObject"))?;
+        let sha256 = Fingerprint::of(text.as_bytes()).to_string();
+        let object = Object { bucket: bucket.into(), key, url: String::new(), sha256 };
+        match self.aws.s3.presigned_get(bucket, &object.key, SECRETS_VALID) {
+            Ok(url) => Ok(Object { url, ..object }),
+            Err(e) => {
+                self.drop_secrets(&object);
+                Err(aws_err("S3 presign")(e))
+            }
+        }
+    }
+
+    fn drop_secrets(&self, o: &Object) {
+        if let Err(e) = self.aws.s3.delete(&o.bucket, &o.key) {
+            log::warn!("cannot delete s3://{}/{} ({e}); `odseed ec2 deprovision` will", o.bucket, o.key);
+        }
+    }
+
+    /// RunInstances with the user-data that sets them up; the ids. If it fails, whatever may have
+    /// launched all the same (it carries this launch's tag) is terminated.
+    fn launch(
+        &self,
+        image: &str,
+        group: &str,
+        agent: &Object,
+        secret: &Object,
+        id: &str,
+    ) -> Result<Vec<String>, Error> {
+        let user_data = userdata::script(&userdata::Setup {
+            agent_url: &agent.url,
+            agent_sha256: &agent.sha256,
+            secrets_url: &secret.url,
+            secrets_sha256: &secret.sha256,
+            agent_port: AGENT_PORT,
+            peer_port: PEER_PORT,
+        })
+        .map_err(Error::System)?;
+        let pin = self.secrets.pin.to_string();
+        let tags = [
+            ("odseed:role", "helper"),
+            (PROVISIONED_TAG, "1"),
+            (CERT_TAG, pin.as_str()),
+            (LAUNCH_TAG, id),
+            ("Name", "odseed-helper"),
+        ];
+        let (ec2, a) = (&self.aws.ec2, self.a);
+        let launch = Launch {
+            image,
+            instance_type: &a.instance_type,
+            count: a.count,
+            group,
+            user_data: &user_data,
+            tags: &tags,
+            client_token: id,
+        };
+        let e = match setup::run_instances(ec2, &launch) {
+            Ok(list) => return Ok(list.into_iter().map(|i| i.id).collect()),
+            Err(e) => e,
+        };
+        // Looked for a few times: DescribeInstances lags behind.
+        for _ in 0..3 {
+            let tag = format!("tag:{LAUNCH_TAG}");
+            if let Ok(found) = ec2.describe(&[(&tag, &[id])]) {
+                let ids: Vec<String> = found.into_iter().filter(|i| !i.state.is_down()).map(|i| i.id).collect();
+                if !ids.is_empty() {
+                    terminate_or_name(ec2, &ids);
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        Err(Error::System(format!("EC2 {} RunInstances: {e}", a.region)))
+    }
+
+    /// Every launched instance in the ledger; if that cannot be written, they go now (unrecorded,
+    /// they would be nobody's to stop).
+    fn record(&self, ledger: &Ledger, launched: &[String]) -> Result<Vec<Entry>, Error> {
+        let entries: Vec<Entry> =
+            launched.iter().map(|id| entry(id, &self.aws.ec2, &self.secrets.token_file)).collect();
+        for e in &entries {
+            if let Err(err) = ledger.record(e.clone()) {
+                let _ = ledger
+                    .remove_all(&entries.iter().map(|e| (e.name.as_str(), e.info_hash, e.owner)).collect::<Vec<_>>());
+                terminate_or_name(&self.aws.ec2, launched);
+                return Err(err);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// After the wait: names and terminates those not set up.
+    fn terminate_unready(&self, launched: &[String], w: &Waited) -> Result<(), Error> {
+        for id in &w.failed {
+            let tail =
+                setup::console_tail(&self.aws.ec2, id, 15).unwrap_or_else(|e| format!("(no console output: {e})"));
+            log::warn!("instance {id} did not set itself up within {} s; its console ends:\n{tail}", self.a.wait);
+        }
+        let not_ready: Vec<String> = launched.iter().filter(|id| !w.stopped.contains(id)).cloned().collect();
+        if !not_ready.is_empty() {
+            setup::terminate(&self.aws.ec2, &not_ready).map_err(aws_err("TerminateInstances"))?;
+            self.say(format!("terminated {} (not set up)", not_ready.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// How it ended: interrupted, none set up (an error), or ready (the pool goes in the config).
+    fn settle(&self, launched: &[String], w: Waited) -> Result<Outcome, Error> {
+        if w.interrupted {
+            return Ok(Outcome::Interrupted);
+        }
+        if w.stopped.is_empty() {
+            return Err(Error::System(format!("no instance set itself up in {} s", self.a.wait)));
+        }
+        self.say(format!("ready (stopped, set up): {}", w.stopped.join(", ")));
+        self.done(launched, &w.stopped);
+        Ok(Outcome::Done)
+    }
+
+    /// The region's pool into the config, and with --json the summary.
+    fn done(&self, launched: &[String], ready: &[String]) {
+        let (a, s) = (self.a, &self.secrets);
+        self.say(write_pool(&self.config_path, self.cfg.as_ref(), &a.region, s));
         if a.json {
             let summary = serde_json::json!({
                 "event": "provisioned", "region": a.region, "launched": launched, "ready": ready,
-                "cert_sha256": secrets.pin.to_string(), "token_file": secrets.token_file,
+                "cert_sha256": s.pin.to_string(), "token_file": s.token_file,
             });
             println!("{summary}");
         }
-    };
-    if a.no_wait {
-        say(format!(
-            "the instances fetch their secrets from s3://{bucket}/{secrets_key} within the hour; it stays until \
-             `odseed ec2 deprovision` (or delete it once they have stopped)"
-        ));
-        forget()?;
-        done(&[]);
-        return Ok(true);
     }
-    let outcome = wait_stopped(&aws.ec2, &launched, Duration::from_secs(a.wait), stop);
-    drop_secrets();
-    let (stopped, failed, interrupted) = (outcome.stopped, outcome.failed, outcome.interrupted);
-    for id in &failed {
-        let tail = setup::console_tail(&aws.ec2, id, 15).unwrap_or_else(|e| format!("(no console output: {e})"));
-        log::warn!("instance {id} did not set itself up within {} s; its console ends:\n{tail}", a.wait);
-    }
-    let not_ready: Vec<String> = launched.iter().filter(|id| !stopped.contains(id)).cloned().collect();
-    if !not_ready.is_empty() {
-        setup::terminate(&aws.ec2, &not_ready).map_err(aws_err("TerminateInstances"))?;
-        say(format!("terminated {} (not set up)", not_ready.join(", ")));
-    }
-    forget()?;
-    if interrupted {
-        return Ok(false);
-    }
-    if stopped.is_empty() {
-        return Err(Error::System(format!("no instance set itself up in {} s", a.wait)));
-    }
-    say(format!("ready (stopped, set up): {}", stopped.join(", ")));
-    done(&stopped);
-    Ok(true)
 }
 
 /// Terminates `ids`; if EC2 does not, says which may still run.
@@ -267,9 +355,9 @@ fn entry(id: &str, ec2: &Ec2, token_file: &Path) -> Entry {
     Entry {
         kind: HelperKind::Ec2,
         name: id.into(),
-        url: String::new(),
+        url: None,
         token_file: token_file.to_path_buf(),
-        info_hash: InfoHash::from_bytes([0; 20]),
+        info_hash: None,
         owner: Owner::me(),
         engaged_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         region: Some(ec2.region.clone()),

@@ -24,7 +24,7 @@ impl Loop<'_> {
         self.guard.helped.retain(|_, h| run || h.pool.busy() || h.pool.remembers(now));
         let engaged = |name: &str, hash: &InfoHash| {
             let h = self.guard.helped.get(hash);
-            h.is_some_and(|h| h.pool.helpers.iter().any(|x| x.name == name && x.engaged && !x.lost))
+            h.is_some_and(|h| h.pool.helpers.iter().any(|x| x.name == name && x.active()))
         };
         plan.boards.iter().any(|(name, hash)| items.contains_key(hash) && !engaged(name, hash))
     }
@@ -35,7 +35,7 @@ impl Loop<'_> {
             let mut events = Vec::new();
             // A lost board is released once it answers again (or at the end).
             let engaged: Vec<String> = (h.pool.helpers.iter())
-                .filter(|x| x.kind == Kind::Board && x.engaged && !x.lost)
+                .filter(|x| x.kind == Kind::Board && x.active())
                 .map(|x| x.name.clone())
                 .collect();
             for name in engaged.iter().filter(|n| !plan.boards.iter().any(|(b, t)| b == *n && t == hash)) {
@@ -72,7 +72,7 @@ impl Loop<'_> {
             let h = g.helped.get_mut(&hash).expect("helped above");
             let mut events = Vec::new();
             for (name, _) in plan.boards.iter().filter(|(_, t)| *t == hash) {
-                if !h.pool.helpers.iter().any(|x| x.name == *name && x.engaged) {
+                if !h.pool.helpers.iter().any(|x| x.name == *name && x.engaged()) {
                     events.extend(h.pool.engage_board_named(&g.fleet, name));
                 }
             }
@@ -111,7 +111,8 @@ impl Loop<'_> {
                 return false;
             }
         };
-        let boards = self.cfg.boards.iter().map(board::helper).collect();
+        let connect = &*self.guard.fleet.connect;
+        let boards = self.cfg.boards.iter().map(|b| board::helper(b, connect)).collect();
         let mut pool = Pool::new(boards, target, self.ledger.clone());
         pool.check_torrent(&self.guard.fleet);
         let h = Helped { pool, item: item.clone(), last_change: Instant::now() };

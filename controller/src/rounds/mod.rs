@@ -10,6 +10,8 @@
 //! the allocation gets no instance, so running instances are released and none is started.
 
 mod act;
+#[cfg(test)]
+mod tests;
 
 use crate::allocate::{self, Board, Demand, Plan, Supply};
 use crate::budget::{Budget, Meter, Standing};
@@ -20,7 +22,7 @@ use crate::guard::{End, Guard, Signal};
 use crate::helpers::ec2::Fleet;
 use crate::helpers::{Event, Kind};
 use crate::ledger::{held_by_others, Entry, Ledger, Owner};
-use crate::observe::{Subject, Survey};
+use crate::observe::{Count, Subject, Survey};
 use crate::output::{Printer, RoundSummary, TorrentRound};
 use crate::pace;
 use crate::policy::{self, Action, Clock, Counts, Decision, ExitReason, Params, Placement};
@@ -58,26 +60,9 @@ pub fn keep(
 ) -> Result<End, Error> {
     let printer = Printer { json: o.json };
     crate::release::leftovers(ledger, cfg, &printer);
-    let start = Instant::now();
-    fleet.deadline = start.checked_add(o.params.max_time);
-    let mut l = Loop {
-        o,
-        cfg,
-        catalogue,
-        survey: Survey::new(o.interval / 2),
-        guard: Guard::new(fleet, &printer, ledger, !o.run),
-        ledger,
-        budget,
-        meter: Meter::default(),
-        printer: &printer,
-        signal: Signal::new(stop),
-        start,
-        counted: HashMap::new(),
-        broken: HashMap::new(),
-        first_counts: o.first_counts,
-        first_round: true,
-        warned: Warned::default(),
-    };
+    fleet.deadline = Instant::now().checked_add(o.params.max_time);
+    let survey = Box::new(Survey::new(o.interval / 2));
+    let mut l = Loop::new(o, cfg, catalogue, survey, Guard::new(fleet, &printer, ledger, !o.run), budget, stop);
     l.prepare();
     let end = loop {
         match l.round() {
@@ -135,7 +120,7 @@ struct Loop<'a> {
     o: &'a Options,
     cfg: &'a Config,
     catalogue: Catalogue,
-    survey: Survey,
+    survey: Box<dyn Count>,
     guard: Guard<'a>,
     ledger: &'a Ledger,
     budget: Option<&'a Budget>,
@@ -147,7 +132,6 @@ struct Loop<'a> {
     counted: HashMap<InfoHash, u32>,
     /// Torrents whose metainfo could not be read: not helped until then (said once).
     broken: HashMap<InfoHash, Instant>,
-    first_counts: Option<(u32, u32)>,
     first_round: bool,
     warned: Warned,
 }
@@ -163,7 +147,35 @@ struct Decided<'i> {
     ours: u32,
 }
 
-impl Loop<'_> {
+impl<'a> Loop<'a> {
+    fn new(
+        o: &'a Options,
+        cfg: &'a Config,
+        catalogue: Catalogue,
+        survey: Box<dyn Count>,
+        guard: Guard<'a>,
+        budget: Option<&'a Budget>,
+        stop: &'a mpsc::Receiver<()>,
+    ) -> Loop<'a> {
+        Loop {
+            o,
+            cfg,
+            catalogue,
+            survey,
+            ledger: guard.ledger,
+            printer: guard.printer,
+            guard,
+            budget,
+            meter: Meter::default(),
+            signal: Signal::new(stop),
+            start: Instant::now(),
+            counted: HashMap::new(),
+            broken: HashMap::new(),
+            first_round: true,
+            warned: Warned::default(),
+        }
+    }
+
     /// `run`'s torrent has its pool from the start: a hybrid torrent is checked against the
     /// boards' daemons before the first round, and what is learnt of its helpers is kept.
     fn prepare(&mut self) {
@@ -275,7 +287,7 @@ impl Loop<'_> {
                 local: listing.local.get(&i.hash).map(Ok),
             })
             .collect();
-        let counts: Vec<Result<Counts, String>> = match self.first_counts.take() {
+        let counts: Vec<Result<Counts, String>> = match self.o.first_counts.filter(|_| self.first_round) {
             Some((seeders, leechers)) => (listing.items.iter())
                 .map(|i| Ok(Counts { seeders, leechers, peers_connected: None, size: Some(i.size) }))
                 .collect(),
@@ -401,9 +413,9 @@ impl Loop<'_> {
                         .filter(|(_, x)| x.kind == Kind::Board && x.name == b.name)
                 };
                 let theirs = held_by_others(entries, &b.name, &me);
-                let lost = here().filter(|(_, x)| x.engaged && x.lost).count() as u32;
+                let lost = here().filter(|(_, x)| x.lost()).count() as u32;
                 let mut skip = theirs.clone();
-                skip.extend(here().filter(|(_, x)| x.cannot_seed.is_some()).map(|(h, _)| h.item.hash));
+                skip.extend(here().filter(|(_, x)| x.cannot()).map(|(h, _)| h.item.hash));
                 Board {
                     name: b.name.clone(),
                     slots: b.slots.saturating_sub(theirs.len() as u32 + lost),
@@ -415,11 +427,14 @@ impl Loop<'_> {
             .collect()
     }
 
-    /// Who seeds what now (helpers that answer; a lost one is replaced).
+    /// Who seeds what now (helpers that answer; a lost one is replaced), the longest engaged
+    /// first: the allocation keeps those first, so the last engaged is the first released.
     fn current(&self) -> Plan {
         let mut plan = Plan::default();
         for (hash, h) in &self.guard.helped {
-            for x in h.pool.helpers.iter().filter(|x| x.engaged && !x.lost) {
+            let mut active: Vec<_> = h.pool.helpers.iter().filter(|x| x.active()).collect();
+            active.sort_by_key(|x| x.since());
+            for x in active {
                 match x.kind {
                     Kind::Board => plan.boards.push((x.name.clone(), *hash)),
                     Kind::Instance { .. } => *plan.instances.entry(*hash).or_insert(0) += 1,
