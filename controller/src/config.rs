@@ -423,6 +423,61 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_and_names_every_key_the_config_accepts() {
+        let d = dir_with_token();
+        std::fs::write(d.join("ec2.token"), "secret-token-secret\n").unwrap();
+        let example = include_str!("../../examples/odseed.toml");
+        let c = parse(example, &d).unwrap();
+        assert_eq!(
+            (c.policy, c.watch.clone()),
+            (PolicyConfig::default(), WatchConfig::default()),
+            "it shows the defaults"
+        );
+        // The keys the example names, per section (commented-out ones too).
+        let mut named: Vec<(String, String)> = Vec::new();
+        let mut section = String::new();
+        for line in example.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some(h) = line.strip_prefix('[').map(|h| h.trim_start_matches('[')) {
+                section = h.split(']').next().unwrap_or_default().to_string();
+                named.push((String::new(), section.clone()));
+            } else if let Some((key, _)) = line.split_once('=') {
+                if !key.trim().is_empty()
+                    && key.trim().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    named.push((section.clone(), key.trim().to_string()));
+                }
+            }
+        }
+        // The keys the config accepts, per section, as serde lists them for one it does not know.
+        for (section, header) in [
+            ("", ""),
+            ("transmission", "[transmission]"),
+            ("policy", "[policy]"),
+            ("board", "[[board]]"),
+            ("ec2", "[ec2]"),
+            ("ec2.pool", "[[ec2.pool]]"),
+            ("watch", "[watch]"),
+            ("budget", "[budget]"),
+        ] {
+            let e = parse(&format!("{header}\nzz_unknown = 1\n"), &d).unwrap_err();
+            let expected = e.split("expected").nth(1).unwrap_or_else(|| panic!("{header}: {e}"));
+            let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            assert!(!keys.is_empty(), "{header}: {e}");
+            for key in keys {
+                // A table is named by its header: `board` by [[board]], `pool` of [ec2] by [[ec2.pool]].
+                let table = if section.is_empty() { key.to_string() } else { format!("{section}.{key}") };
+                let header_named = named.iter().any(|(s, k)| s.is_empty() && k.starts_with(&table));
+                assert!(
+                    header_named || named.contains(&(section.into(), key.into())),
+                    "examples/odseed.toml lacks {header} {key}"
+                );
+            }
+        }
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
     fn bad_configs_name_what_is_wrong() {
         let d = dir_with_token();
         let cases = [
