@@ -55,47 +55,15 @@ fn main() {
     let mut baseline: Option<f64> = None;
     let mut runs: Vec<(String, Trace, Value)> = Vec::new();
     for k in helpers {
-        let mut args = vec!["lab".to_string(), "--json".into()];
-        args.extend(swarm.iter().cloned());
-        match k {
-            0 => args.push("--no-helpers".into()),
-            k => args.extend(["--helpers".into(), k.to_string()]),
-        }
-        args.extend(["--svg".into(), scratch.path().join(format!("{k}.svg")).to_string_lossy().into_owned()]);
-        let out = Command::new(env!("CARGO_BIN_EXE_odseed"))
-            .args(&args)
-            .env("PATH", &path)
-            .env("XDG_STATE_HOME", scratch.path())
-            .output()
-            .expect("run odseed lab");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let event = |name: &str| events.iter().find(|v| v["event"] == name).cloned();
-        let (Some(r), Some(trace)) = (event("report"), event("trace")) else {
-            println!("{k:>7} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-            continue;
+        let (r, trace) = match lab(k, &swarm, scratch.path(), &path) {
+            Ok(found) => found,
+            Err(why) => {
+                println!("{k:>7} failed: {why}");
+                continue;
+            }
         };
-        let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
-        let mean = f("mean");
-        let base = *baseline.get_or_insert(mean);
-        let by = |client: &str| {
-            let c = r["by_client"].as_array().and_then(|a| a.iter().find(|c| c["client"] == client).cloned());
-            c.and_then(|c| c["mean"].as_f64()).unwrap_or(f64::NAN)
-        };
-        println!(
-            "{k:>7} {mean:>7.1} {:>7.1} {:>7.1} {:>10.2} {:>9.1} {:>10.2} {:>11.1} {:>7.1} {:>7.0}% {:>8.2} {:>9.2}x {:>10.2}",
-            f("max"),
-            f("bound"),
-            f("mean_over_bound"),
-            f("floor"),
-            f("mean_over_floor"),
-            f("first_byte_mean"),
-            f("first_trade"),
-            f("useful_fraction") * 100.0,
-            f("server_copies"),
-            base / mean,
-            by("libtorrent") / by("transmission"),
-        );
+        let mean = r["mean"].as_f64().unwrap_or(f64::NAN);
+        row(k, &r, *baseline.get_or_insert(mean));
         let title = svg::helpers(k);
         match serde_json::from_value::<Trace>(trace["trace"].clone()) {
             Ok(t) => runs.push((title, t, r)),
@@ -122,4 +90,52 @@ fn main() {
         Ok(()) => println!("picture: {file}"),
         Err(e) => println!("cannot write the picture {file}: {e}"),
     }
+}
+
+/// One `odseed lab` with `k` helpers: its report and its trace, or why not.
+fn lab(k: usize, swarm: &[String], scratch: &std::path::Path, path: &str) -> Result<(Value, Value), String> {
+    let mut args = vec!["lab".to_string(), "--json".into()];
+    args.extend(swarm.iter().cloned());
+    match k {
+        0 => args.push("--no-helpers".into()),
+        k => args.extend(["--helpers".into(), k.to_string()]),
+    }
+    args.extend(["--svg".into(), scratch.join(format!("{k}.svg")).to_string_lossy().into_owned()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_odseed"))
+        .args(&args)
+        .env("PATH", path)
+        .env("XDG_STATE_HOME", scratch)
+        .output()
+        .map_err(|e| format!("cannot run odseed lab: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let event = |name: &str| events.iter().find(|v| v["event"] == name).cloned();
+    match (event("report"), event("trace")) {
+        (Some(r), Some(trace)) => Ok((r, trace)),
+        _ => Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string()),
+    }
+}
+
+/// A run's line of the table; `base` is the mean completion with no helpers.
+fn row(k: usize, r: &Value, base: f64) {
+    let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
+    let mean = f("mean");
+    let by = |client: &str| {
+        let c = r["by_client"].as_array().and_then(|a| a.iter().find(|c| c["client"] == client).cloned());
+        c.and_then(|c| c["mean"].as_f64()).unwrap_or(f64::NAN)
+    };
+    println!(
+        "{k:>7} {mean:>7.1} {:>7.1} {:>7.1} {:>10.2} {:>9.1} {:>10.2} {:>11.1} {:>7.1} {:>7.0}% {:>8.2} {:>9.2}x {:>10.2}",
+        f("max"),
+        f("bound"),
+        f("mean_over_bound"),
+        f("floor"),
+        f("mean_over_floor"),
+        f("first_byte_mean"),
+        f("first_trade"),
+        f("useful_fraction") * 100.0,
+        f("server_copies"),
+        base / mean,
+        by("libtorrent") / by("transmission"),
+    );
 }

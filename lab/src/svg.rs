@@ -132,8 +132,11 @@ fn panel(s: &mut String, p: &Panel, x0: f64, span: f64, step: f64, most_helpers:
             l.1.as_str()
         );
     }
-    // The helpers engaged, a step band beneath.
-    let band_top = bottom + 56.0;
+    band(s, p, &x, left, bottom + 56.0, most_helpers);
+}
+
+/// Beneath a panel's plot: the helpers engaged, as a step band from `band_top`, and the legend.
+fn band(s: &mut String, p: &Panel, x: &dyn Fn(f64) -> f64, left: f64, band_top: f64, most_helpers: usize) {
     let band_y = |h: usize| band_top + BAND_H * (1.0 - h as f64 / most_helpers as f64);
     let mut d = format!("M{left:.1},{:.1}", band_y(0));
     let mut prev = 0usize;
