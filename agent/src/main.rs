@@ -25,7 +25,8 @@ OPTIONS:
     -V, --version       the version
 
 Logs go to stderr; RUST_LOG sets the level (default: info).
-Exit codes: 0 after SIGTERM/SIGINT, 1 a runtime failure, 2 a usage or config error.";
+Exit codes: 0 after SIGTERM/SIGINT, 1 a runtime failure, 2 a usage or config error.
+More: docs/agent.md";
 
 struct Args {
     config: PathBuf,

@@ -1,7 +1,9 @@
-//! AWS credentials and endpoints, found the way AWS's own tools find them: AWS_ACCESS_KEY_ID /
-//! AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN first, then a profile of the shared credentials file
-//! (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials). The profile is the config's `profile`,
-//! else AWS_PROFILE, else "default". No secret is ever put in a message or a log line.
+//! AWS credentials and endpoints, from two of the sources AWS's own tools read (not yet the
+//! others: ~/.aws/config, SSO, credential_process, web identity, container or instance roles):
+//! AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN first, then a profile of the shared
+//! credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials). The profile is the
+//! config's `profile`, else AWS_PROFILE, else "default". No secret is ever put in a message or a
+//! log line.
 
 use std::fmt;
 use std::path::PathBuf;
