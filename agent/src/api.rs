@@ -12,7 +12,7 @@ use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, MetainfoError};
 use odseed_proto::printable::Printable;
 use odseed_proto::transmission::torrent::{Status, TorrentInfo, LOCAL_ERROR};
-use odseed_proto::wire::{ErrorCode, Health, Torrent, TorrentState};
+use odseed_proto::wire::{ErrorCode, Health, Torrent, TorrentState, Usage};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -155,6 +155,8 @@ impl Api {
         match (parts.as_slice(), method) {
             (["metrics"], Method::Get) => Ok(self.metrics_text()),
             (["metrics"], _) => Err(method_not_allowed("GET, HEAD")),
+            (["v1", "usage"], Method::Get) => Ok(Response::json(200, &self.usage())),
+            (["v1", "usage"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents"], Method::Get) => Ok(Response::json(200, &self.torrents(None))),
             (["v1", "torrents"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents", hash], m) if !hash.is_empty() => {
@@ -180,6 +182,10 @@ impl Api {
         let given = req.head.authorization.as_deref().unwrap_or_default();
         let token = given.strip_prefix(b"Bearer ").unwrap_or_default().trim_ascii();
         constant_time_eq(token, self.token.as_bytes())
+    }
+
+    fn usage(&self) -> Usage {
+        Usage { uploaded_bytes: self.supervisor.uploaded_total(), sent_bytes: self.supervisor.sent_total() }
     }
 
     fn health(&self) -> Health {
@@ -288,6 +294,7 @@ impl Api {
             daemon: self.supervisor.state(),
             restarts: self.supervisor.restarts(),
             uploaded_total: self.supervisor.uploaded_total(),
+            sent_total: self.supervisor.sent_total(),
         };
         let body = self.metrics.render(&snapshot).into_bytes();
         Response::new(200, "text/plain; version=0.0.4", body)

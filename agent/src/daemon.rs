@@ -6,6 +6,7 @@
 //!
 //! One thread owns the child; API handlers only read (`client()`, `state()`) and `notify()`.
 
+use crate::sent::{self, Sent};
 use crate::state::Desired;
 use crate::upload::Uploads;
 use odseed_proto::infohash::InfoHash;
@@ -29,6 +30,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// How often a running daemon is checked for having died or hung.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the bytes sent are sampled while no daemon runs (a reboot loses at most this much).
+const SENT_EVERY: Duration = Duration::from_secs(30);
 /// A daemon whose RPC fails this many checks in a row is hung: it is stopped and started again.
 const HUNG_AFTER_TICKS: u32 = 10;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,6 +66,7 @@ struct Shared {
     wake: Condvar,
     restarts: AtomicU64,
     uploads: Uploads,
+    sent: Sent,
 }
 
 struct Status {
@@ -113,6 +117,7 @@ impl Supervisor {
             wake: Condvar::new(),
             restarts: AtomicU64::new(0),
             uploads: Uploads::open(&settings_state_dir),
+            sent: Sent::open(&settings_state_dir, sent::Source::default()),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name("supervisor".into()).spawn(move || supervise(&thread_shared))?;
@@ -148,6 +153,11 @@ impl Supervisor {
     /// Bytes uploaded in all, ever (never goes down), as of the last check (every [`TICK`]).
     pub fn uploaded_total(&self) -> u64 {
         self.shared.uploads.total()
+    }
+
+    /// Bytes sent by the machine's interfaces other than loopback, ever (never goes down), read now.
+    pub fn sent_total(&self) -> u64 {
+        self.shared.sent.sample()
     }
 
     /// Times the daemon died and was started again.
@@ -243,6 +253,7 @@ fn supervise(shared: &Shared) {
         silent_ticks: 0,
     };
     while let Some(dirty) = s.wait() {
+        shared.sent.sample();
         s.reconcile_pending |= dirty;
         let now = Instant::now();
         if s.reap(now) || !s.start_if_wanted(now) {
@@ -257,6 +268,7 @@ fn supervise(shared: &Shared) {
         stop(&mut r.child, s.grace, &shared.settings.pid_file());
     }
     shared.uploads.persist();
+    shared.sent.persist();
 }
 
 /// Takes in the daemon's upload counts; whether it answered.
@@ -278,7 +290,8 @@ impl Supervision<'_> {
         if !st.dirty && !st.shutdown {
             let timeout = match &self.running {
                 Some(_) => TICK,
-                None => self.backoff.sleep().unwrap_or(Duration::from_secs(3600)),
+                // Idle, it still wakes now and then to count the bytes the machine sends.
+                None => self.backoff.sleep().unwrap_or(SENT_EVERY).min(SENT_EVERY),
             };
             st = self.shared.wake.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
         }

@@ -18,6 +18,8 @@ pub struct Snapshot<'a> {
     pub restarts: u64,
     /// Bytes uploaded ever, across releases and restarts.
     pub uploaded_total: u64,
+    /// Bytes the machine sent through its interfaces other than loopback, ever.
+    pub sent_total: u64,
 }
 
 impl Metrics {
@@ -40,6 +42,13 @@ impl Metrics {
             "Bytes uploaded, ever (kept across restarts).",
         );
         let _ = writeln!(out, "odseed_agent_uploaded_bytes_total {}", s.uploaded_total);
+        header(
+            &mut out,
+            "odseed_agent_sent_bytes_total",
+            "counter",
+            "Bytes sent by the machine's interfaces other than loopback, ever (kept across restarts and reboots).",
+        );
+        let _ = writeln!(out, "odseed_agent_sent_bytes_total {}", s.sent_total);
         header(&mut out, "odseed_agent_uploaded_bytes", "gauge", "Bytes uploaded by the torrents now seeded.");
         let _ =
             writeln!(out, "odseed_agent_uploaded_bytes {}", s.torrents.iter().map(|t| t.uploaded_bytes).sum::<u64>());
@@ -85,8 +94,13 @@ mod tests {
             uploaded_bytes: 42,
             error: None,
         };
-        let text =
-            m.render(&Snapshot { torrents: &[t], daemon: DaemonState::Running, restarts: 3, uploaded_total: 99 });
+        let text = m.render(&Snapshot {
+            torrents: &[t],
+            daemon: DaemonState::Running,
+            restarts: 3,
+            uploaded_total: 99,
+            sent_total: 7,
+        });
         for line in [
             "odseed_agent_torrents{state=\"seeding\"} 1",
             "odseed_agent_torrents{state=\"queued\"} 0",

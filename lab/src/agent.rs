@@ -25,6 +25,8 @@ pub struct AgentOptions {
     pub program: PathBuf,
     /// The API over TLS, with a self-signed certificate the agent makes at its first start.
     pub tls: bool,
+    /// The API's port (None: one free here; give one when the agent runs in a namespace of its own).
+    pub port: Option<u16>,
 }
 
 impl Default for AgentOptions {
@@ -39,6 +41,7 @@ impl Default for AgentOptions {
             stop_grace_secs: 10,
             program: PathBuf::from("transmission-daemon"),
             tls: false,
+            port: None,
         }
     }
 }
@@ -62,7 +65,7 @@ impl Agent {
     pub fn start(bin: &Path, root: &Path, o: &AgentOptions) -> Result<Agent, String> {
         let (data_dir, state_dir) = (root.join("data"), root.join("state"));
         std::fs::create_dir_all(&data_dir).map_err(|e| format!("agent dir: {e}"))?;
-        let port = crate::free_port(o.listen);
+        let port = o.port.unwrap_or_else(|| crate::free_port(o.listen));
         let config = root.join("agent.toml");
         let text = format!(
             "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n{}\

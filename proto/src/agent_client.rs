@@ -4,7 +4,7 @@
 use crate::infohash::InfoHash;
 use crate::pinned::{HandshakeFailed, PinnedTls};
 use crate::tls::Fingerprint;
-use crate::wire::{ErrorBody, ErrorCode, Health, Torrent};
+use crate::wire::{ErrorBody, ErrorCode, Health, Torrent, Usage};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -205,6 +205,12 @@ impl AgentClient {
 
     pub fn health(&self) -> Result<Health, Error> {
         let (status, body) = self.request("GET", "/v1/health", None)?;
+        self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
+    }
+
+    /// What the helper has uploaded and sent, ever.
+    pub fn usage(&self) -> Result<Usage, Error> {
+        let (status, body) = self.request("GET", "/v1/usage", None)?;
         self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
     }
 

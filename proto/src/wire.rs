@@ -50,6 +50,17 @@ impl TorrentState {
     }
 }
 
+/// `GET /v1/usage`: what this helper has done, as counters that never go down (kept across
+/// restarts and reboots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Payload its transmission-daemon uploaded to peers.
+    pub uploaded_bytes: u64,
+    /// Bytes that left the machine through its interfaces other than loopback (what a cloud bills:
+    /// every IP byte out, protocol overhead and the API's answers included).
+    pub sent_bytes: u64,
+}
+
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {

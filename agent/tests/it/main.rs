@@ -14,6 +14,7 @@ mod hostile;
 mod seeding;
 mod tls;
 mod transmission;
+mod usage;
 
 use odseed_lab::testing::Daemon;
 use odseed_lab::{content, wait_until, Agent, AgentOptions, Netns, TempDir};
