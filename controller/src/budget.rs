@@ -1,8 +1,10 @@
-//! The EC2 budget: `[budget] instance_hours_per_month`, counted per calendar month (UTC) by every
-//! `run` and `watch` together in `$XDG_STATE_HOME/odseed/budget.json`, so that it holds across
-//! restarts. Each adds what its instances used since it last counted ([`Meter`]), every round, so a
-//! kill -9 loses at most one round of it. A damaged file is never overwritten: EC2 is then not used
-//! until someone looks.
+//! The EC2 budget: `[budget] instance_hours_per_month` and `dollars_per_month`, counted per calendar
+//! month (UTC) by every `run` and `watch` together in `$XDG_STATE_HOME/odseed/budget.json`, so that
+//! it holds across restarts. Each adds what its instances used since it last counted ([`Meter`]):
+//! their time, and their dollars (time, public addresses, bytes out at [`crate::price`]), every
+//! round, so a kill -9 loses at most one round of it. The first `free_gb_per_month` of the month's
+//! bytes out are not billed. A damaged file is never overwritten: EC2 is then not used until
+//! someone looks.
 
 use crate::error::Error;
 use odseed_proto::fsutil::{read_bounded, write_atomic};
@@ -10,34 +12,58 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What the file holds: the month it counts and the instance-seconds used in it.
+/// What the file holds: the month it counts and what was used in it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Used {
     month: String,
     instance_seconds: u64,
+    #[serde(default)]
+    dollars: f64,
+    #[serde(default)]
+    bytes_out: u64,
 }
 
-/// The month's limit and where its use is kept.
+/// The month's limits and where its use is kept.
 #[derive(Debug, Clone)]
 pub struct Budget {
     path: PathBuf,
     /// Instance-seconds per month; `None`: no limit (the use is counted all the same).
     limit: Option<u64>,
+    /// Dollars per month; `None`: no limit.
+    dollars: Option<f64>,
+    /// Bytes out a month AWS does not bill.
+    free_bytes: u64,
+}
+
+/// What was used since the last count.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    pub seconds: u64,
+    /// Instance time and addresses.
+    pub dollars: f64,
+    pub bytes_out: u64,
+    /// What those bytes cost, before the month's free ones.
+    pub egress_dollars: f64,
 }
 
 /// Where a month stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Standing {
     /// "2026-12".
     pub month: String,
     pub used: Duration,
     /// What is left of the limit (`None`: no limit).
     pub left: Option<Duration>,
+    pub dollars: f64,
+    /// The month's dollars (`None`: no limit).
+    pub dollars_limit: Option<f64>,
+    pub bytes_out: u64,
 }
 
 impl Standing {
+    /// Either limit reached.
     pub fn spent(&self) -> bool {
-        self.left == Some(Duration::ZERO)
+        self.left == Some(Duration::ZERO) || self.dollars_limit.is_some_and(|l| self.dollars >= l)
     }
 }
 
@@ -46,25 +72,37 @@ impl Budget {
         crate::xdg::state_dir().join("budget.json")
     }
 
-    /// `hours` per month kept at `path`.
-    pub fn at(path: &Path, hours: Option<f64>) -> Budget {
-        let limit = hours.map(|h| (h * 3600.0).clamp(0.0, u64::MAX as f64) as u64);
-        Budget { path: path.to_path_buf(), limit }
+    /// `[budget]`'s limits, kept at `path`.
+    pub fn at(path: &Path, c: &crate::config::BudgetConfig) -> Budget {
+        let limit = c.instance_hours_per_month.map(|h| (h * 3600.0).clamp(0.0, u64::MAX as f64) as u64);
+        let free_bytes = (c.free_gb_per_month * 1e9).clamp(0.0, u64::MAX as f64) as u64;
+        Budget { path: path.to_path_buf(), limit, dollars: c.dollars_per_month, free_bytes }
     }
 
-    /// Adds `seconds` of instance time to the current month (a new month starts from zero), and
-    /// says where it stands.
-    pub fn add(&self, seconds: u64) -> Result<Standing, Error> {
+    /// Whether a limit is set (without a readable file, no instance may then be started).
+    pub fn limited(&self) -> bool {
+        self.limit.is_some() || self.dollars.is_some()
+    }
+
+    /// Adds what was used to the current month (a new month starts from zero), and says where it
+    /// stands.
+    pub fn add(&self, spent: Spent) -> Result<Standing, Error> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| self.error(format!("{}: {e}", dir.display())))?;
         let _lock = crate::ledger::lock(&self.path.with_extension("lock"))?;
         let mut used = self.read()?;
         let month = month_of(crate::ledger::now_secs());
         if used.month != month {
-            used = Used { month, instance_seconds: 0 };
+            used = Used { month, ..Used::default() };
         }
-        if seconds > 0 {
-            used.instance_seconds = used.instance_seconds.saturating_add(seconds);
+        if spent != Spent::default() {
+            // Only the bytes past the month's free ones are billed.
+            let billable = |b: u64| b.saturating_sub(self.free_bytes);
+            let new_billable = billable(used.bytes_out.saturating_add(spent.bytes_out)) - billable(used.bytes_out);
+            let share = if spent.bytes_out == 0 { 0.0 } else { new_billable as f64 / spent.bytes_out as f64 };
+            used.instance_seconds = used.instance_seconds.saturating_add(spent.seconds);
+            used.dollars += spent.dollars + spent.egress_dollars * share;
+            used.bytes_out = used.bytes_out.saturating_add(spent.bytes_out);
             let json = serde_json::to_vec_pretty(&used).map_err(|e| self.error(e.to_string()))?;
             write_atomic(&self.path, &json, 0o600).map_err(|e| self.error(format!("cannot write it: {e}")))?;
         }
@@ -73,7 +111,7 @@ impl Budget {
 
     /// Where the current month stands.
     pub fn standing_now(&self) -> Result<Standing, Error> {
-        self.add(0)
+        self.add(Spent::default())
     }
 
     fn standing(&self, used: Used) -> Standing {
@@ -81,6 +119,9 @@ impl Budget {
             month: used.month,
             used: Duration::from_secs(used.instance_seconds),
             left: self.limit.map(|l| Duration::from_secs(l.saturating_sub(used.instance_seconds))),
+            dollars: used.dollars,
+            dollars_limit: self.dollars,
+            bytes_out: used.bytes_out,
         }
     }
 
@@ -98,21 +139,42 @@ impl Budget {
     }
 }
 
+/// What one process has used in all, stopped instances and running ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub time: Duration,
+    /// Instance time and addresses.
+    pub dollars: f64,
+    pub bytes_out: u64,
+    pub egress_dollars: f64,
+}
+
 /// What one process has added to the budget so far: each round it adds the difference between
-/// the instance time it has used in all (stopped instances and running ones) and that.
+/// what it has used in all and that.
 #[derive(Debug, Default)]
 pub struct Meter {
-    counted: Duration,
+    counted: Totals,
 }
 
 impl Meter {
     /// Adds what was used since the last call; where the month stands.
-    pub fn tick(&mut self, budget: &Budget, used_in_all: Duration) -> Result<Standing, Error> {
-        let new = used_in_all.saturating_sub(self.counted);
+    pub fn tick(&mut self, budget: &Budget, all: Totals) -> Result<Standing, Error> {
+        let c = self.counted;
         // Whole seconds only: the fraction is counted next time.
-        let secs = new.as_secs();
-        let standing = budget.add(secs)?;
-        self.counted += Duration::from_secs(secs);
+        let secs = all.time.saturating_sub(c.time).as_secs();
+        let spent = Spent {
+            seconds: secs,
+            dollars: (all.dollars - c.dollars).max(0.0),
+            bytes_out: all.bytes_out.saturating_sub(c.bytes_out),
+            egress_dollars: (all.egress_dollars - c.egress_dollars).max(0.0),
+        };
+        let standing = budget.add(spent)?;
+        self.counted = Totals {
+            time: c.time + Duration::from_secs(secs),
+            dollars: c.dollars.max(all.dollars),
+            bytes_out: c.bytes_out.max(all.bytes_out),
+            egress_dollars: c.egress_dollars.max(all.egress_dollars),
+        };
         Ok(standing)
     }
 }
@@ -133,6 +195,7 @@ pub fn month_of(unix_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BudgetConfig;
 
     #[test]
     fn months() {
@@ -152,21 +215,50 @@ mod tests {
     fn counted_across_processes_and_never_overwritten_when_damaged() {
         let dir = std::env::temp_dir().join(format!("odseed-budget-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
         let path = dir.join("budget.json");
-        let b = Budget::at(&path, Some(1.0));
+        let hours = |h| BudgetConfig { instance_hours_per_month: h, ..BudgetConfig::default() };
+        let b = Budget::at(&path, &hours(Some(1.0)));
+        let time = |ms| Totals { time: Duration::from_millis(ms), ..Totals::default() };
         let mut first = Meter::default();
-        assert_eq!(first.tick(&b, Duration::from_millis(1500)).unwrap().used, Duration::from_secs(1));
-        assert_eq!(first.tick(&b, Duration::from_millis(2100)).unwrap().used, Duration::from_secs(2));
+        assert_eq!(first.tick(&b, time(1500)).unwrap().used, Duration::from_secs(1));
+        assert_eq!(first.tick(&b, time(2100)).unwrap().used, Duration::from_secs(2));
         // A second process (a restarted watch) goes on from what the file says.
         let mut second = Meter::default();
-        let s = second.tick(&b, Duration::from_secs(3600)).unwrap();
+        let s = second.tick(&b, time(3_600_000)).unwrap();
         assert_eq!((s.used, s.left, s.spent()), (Duration::from_secs(3602), Some(Duration::ZERO), true));
-        assert_eq!(Budget::at(&path, None).standing_now().unwrap().left, None);
+        assert_eq!(Budget::at(&path, &hours(None)).standing_now().unwrap().left, None);
         // Last month's use does not count.
         std::fs::write(&path, r#"{"month":"1999-01","instance_seconds":99999}"#).unwrap();
         assert_eq!(b.standing_now().unwrap().left, Some(Duration::from_secs(3600)));
         std::fs::write(&path, b"{oops").unwrap();
-        assert!(b.add(5).unwrap_err().to_string().contains("damaged"));
+        assert!(b.add(Spent { seconds: 5, ..Spent::default() }).unwrap_err().to_string().contains("damaged"));
         assert_eq!(std::fs::read(&path).unwrap(), b"{oops");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn dollars_count_with_the_free_bytes_and_stop_at_the_limit() {
+        let dir = std::env::temp_dir().join(format!("odseed-budget-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
+        let path = dir.join("budget.json");
+        let c = BudgetConfig { dollars_per_month: Some(10.0), free_gb_per_month: 1.0, ..BudgetConfig::default() };
+        let b = Budget::at(&path, &c);
+        let mut m = Meter::default();
+        // 0.5 GB out ($0.45 before the free GB), $0.10 of time: the bytes are free.
+        let t = |d: f64, bytes: u64| Totals {
+            time: Duration::ZERO,
+            dollars: d,
+            bytes_out: bytes,
+            egress_dollars: bytes as f64 / 1e9 * 0.9,
+        };
+        let s = m.tick(&b, t(0.1, 500_000_000)).unwrap();
+        assert!((s.dollars - 0.1).abs() < 1e-9 && s.bytes_out == 500_000_000 && !s.spent(), "{s:?}");
+        // 1.5 GB in all: half of the new GB is free, half is billed ($0.45).
+        let s = m.tick(&b, t(0.1, 1_500_000_000)).unwrap();
+        assert!((s.dollars - 0.55).abs() < 1e-9, "{s:?}");
+        // Counted once: the same totals again add nothing.
+        assert!((m.tick(&b, t(0.1, 1_500_000_000)).unwrap().dollars - 0.55).abs() < 1e-9);
+        // 12.5 GB in all: $9.45 more, $10.00 in all: spent.
+        let s = m.tick(&b, t(0.1, 12_000_000_000)).unwrap();
+        assert!((s.dollars - 10.0).abs() < 1e-9 && s.spent(), "{s:?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

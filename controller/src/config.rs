@@ -60,11 +60,17 @@ impl Default for WatchConfig {
     }
 }
 
-/// `[budget]`: what EC2 may cost. Instance-hours are counted per calendar month (UTC) across runs.
+/// `[budget]`: what EC2 may cost, per calendar month (UTC), counted across runs: instance-hours,
+/// and dollars (instance time, public addresses and bytes out at the pools' prices).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     pub instance_hours_per_month: Option<f64>,
+    pub dollars_per_month: Option<f64>,
+    /// The month's bytes out AWS does not bill (its 100 GB are shared with the whole account: 0
+    /// unless you know none of it goes elsewhere).
+    #[serde(default)]
+    pub free_gb_per_month: f64,
 }
 
 /// `[ec2]`: where instances come from. Credentials are not here: they come from the environment or
@@ -109,6 +115,11 @@ pub struct Ec2PoolConfig {
     /// Reach instances over plain HTTP instead (the token crosses the internet in clear).
     #[serde(default)]
     pub plain_http: bool,
+    /// Prices, in dollars, over the defaults of [`crate::price`]: an instance's hour (default: by
+    /// its type), a public IPv4 address's hour, a GB sent out.
+    pub instance_per_hour: Option<f64>,
+    pub ipv4_per_hour: Option<f64>,
+    pub egress_per_gb: Option<f64>,
 }
 
 /// `cert_sha256 = "..."`, read as a [`Fingerprint`].
@@ -143,6 +154,16 @@ pub fn check_transport(url: &str, pin: Option<Fingerprint>, plain_http: bool) ->
 }
 
 impl Ec2PoolConfig {
+    /// The pool's prices: the defaults, with what the config sets over them.
+    pub fn prices(&self) -> crate::price::Prices {
+        let d = crate::price::Prices::default();
+        crate::price::Prices {
+            instance_per_hour: self.instance_per_hour,
+            ipv4_per_hour: self.ipv4_per_hour.unwrap_or(d.ipv4_per_hour),
+            egress_per_gb: self.egress_per_gb.unwrap_or(d.egress_per_gb),
+        }
+    }
+
     /// The tag filter as (key, value).
     pub fn tag_pair(&self) -> (&str, &str) {
         self.tag.split_once('=').unwrap_or((&self.tag, ""))
@@ -333,6 +354,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
     if cfg.budget.instance_hours_per_month.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
         return Err("`budget.instance_hours_per_month` must be a number of hours, 0 or more".into());
     }
+    crate::price::check(cfg.budget.dollars_per_month, "budget.dollars_per_month")?;
+    if !(cfg.budget.free_gb_per_month.is_finite() && cfg.budget.free_gb_per_month >= 0.0) {
+        return Err("`budget.free_gb_per_month` must be a number of GB, 0 or more".into());
+    }
     let mut names: Vec<&str> = cfg.boards.iter().map(|b| b.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -360,6 +385,13 @@ fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
         }
         if p.plain_http && p.cert_sha256.is_some() {
             return Err(format!("{at}: `plain_http` and `cert_sha256` exclude each other"));
+        }
+        for (value, key) in [
+            (p.instance_per_hour, "instance_per_hour"),
+            (p.ipv4_per_hour, "ipv4_per_hour"),
+            (p.egress_per_gb, "egress_per_gb"),
+        ] {
+            crate::price::check(value, key).map_err(|e| format!("{at}: {e}"))?;
         }
         p.token_file = resolve(base, &p.token_file);
         p.token = read_secret(&p.token_file).map_err(|e| format!("{at}: `token_file` {e}"))?;
@@ -497,6 +529,11 @@ mod tests {
             ("[watch]\nratio = 2\n", "watch.ratio"),
             ("[watch]\nlabel = \"a\"\ndir = \"b\"\n", "exclude each other"),
             ("[budget]\ninstance_hours_per_month = -1\n", "budget.instance_hours_per_month"),
+            ("[budget]\ndollars_per_month = -5\n", "budget.dollars_per_month"),
+            ("[budget]\ndollars_per_month = \"twenty\"\n", "dollars_per_month"),
+            ("[budget]\nfree_gb_per_month = -1\n", "budget.free_gb_per_month"),
+            ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pi1.token\"\negress_per_gb = -0.09\n", "ec2 pool 1: `egress_per_gb`"),
+            ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pi1.token\"\ninstance_per_hour = \"cheap\"\n", "instance_per_hour"),
             ("[[board]]\nname = \"a\"\nurl = \"http://x\"\ntoken_file = \"pi1.token\"\nslots = 0\n", "board a: `slots`"),
             ("[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n[[ec2.pool]]\nregion = \"a\"\ntoken_file = \"pi1.token\"\n", "two ec2 pools"),
         ];

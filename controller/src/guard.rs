@@ -88,6 +88,7 @@ impl<'a> Guard<'a> {
         for e in self.fleet.stop_stranded(self.ledger, &Owner::me()) {
             self.printer.event(&e);
         }
+        self.printer.bills(&self.fleet.bills);
         self.printer.usage(&self.fleet.usage);
     }
 

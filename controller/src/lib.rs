@@ -22,6 +22,7 @@ pub mod observe;
 pub mod output;
 pub mod pace;
 pub mod policy;
+pub mod price;
 pub mod provision;
 pub mod release;
 pub mod rounds;

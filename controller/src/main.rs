@@ -74,7 +74,7 @@ fn odseed_main() -> Result<ExitCode, Error> {
             let stop = signals()?;
             release_on_panic(ledger.clone(), cfg.clone());
             let settings = Settings::resolve(&args, &cfg.policy);
-            let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
+            let budget = Budget::at(&Budget::default_path(), &cfg.budget);
             Ok(exit(run::run(&settings, &cfg, fleet, &ledger, Some(&budget), &stop)?))
         }
         Command::Watch(args) => {
@@ -89,7 +89,7 @@ fn odseed_main() -> Result<ExitCode, Error> {
                 dry_run: args.dry_run,
                 json: args.json,
             };
-            let budget = Budget::at(&Budget::default_path(), cfg.budget.instance_hours_per_month);
+            let budget = Budget::at(&Budget::default_path(), &cfg.budget);
             Ok(exit(odseed::watch::watch(&options, &cfg, fleet, &ledger, &budget, &stop)?))
         }
         Command::Status { config, json } => {

@@ -23,6 +23,31 @@ pub struct Printer {
     pub json: bool,
 }
 
+/// EC2's dollars, for a round's line: this run's (or watch's) and the month's, with its limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Money {
+    pub run: f64,
+    /// `None`: the budget file could not be read.
+    pub month: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+impl Money {
+    /// "  $0.42 this run, $3.10 of $20.00 this month".
+    fn text(&self) -> String {
+        let month = match (self.month, self.limit) {
+            (Some(m), Some(l)) => format!(", ${m:.2} of ${l:.2} this month"),
+            (Some(m), None) => format!(", ${m:.2} this month"),
+            (None, _) => String::new(),
+        };
+        format!("  ${:.2} this run{month}", self.run)
+    }
+
+    fn fields(m: Option<&Money>) -> serde_json::Value {
+        json!({"dollars_run": m.map(|m| m.run), "dollars_month": m.and_then(|m| m.month), "dollars_limit": m.and_then(|m| m.limit)})
+    }
+}
+
 /// What a `watch` round saw, for its line.
 pub struct RoundSummary {
     pub elapsed: Duration,
@@ -34,6 +59,7 @@ pub struct RoundSummary {
     pub instances: u32,
     pub max_instances: u32,
     pub budget: Option<Standing>,
+    pub money: Option<Money>,
     pub dry_run: bool,
 }
 
@@ -55,28 +81,41 @@ impl Printer {
         let _ = out.flush();
     }
 
-    /// One round: seeders seen (ours counted apart), leechers, ratio, target, what the policy wants.
-    pub fn poll(&self, elapsed: Duration, c: &Counts, helpers: u32, d: &Decision, target: f64, dry_run: bool) {
+    /// One round: seeders seen (ours counted apart), leechers, ratio, target, what the policy
+    /// wants, and with EC2 what it cost.
+    pub fn poll(
+        &self,
+        elapsed: Duration,
+        c: &Counts,
+        helpers: u32,
+        d: &Decision,
+        (target, dry_run): (f64, bool),
+        money: Option<&Money>,
+    ) {
         if self.json {
-            let v = json!({
+            let mut v = json!({
                 "event": "poll", "elapsed": elapsed.as_secs(), "seeders": c.seeders, "helpers": helpers,
                 "natural": d.natural, "leechers": c.leechers, "ratio": d.ratio, "target": target,
                 "needed": d.needed, "action": action_text(d.action), "dry_run": dry_run,
             });
+            if money.is_some() {
+                merge(&mut v, Money::fields(money));
+            }
             return self.line(v.to_string());
         }
         let s = elapsed.as_secs();
         let ratio = d.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
         let would = if dry_run { "would " } else { "" };
         self.line(format!(
-            "[{:>3}m{:02}s] seeders {} ({} ours)  leechers {}  ratio {ratio} / target {target:.2}  needed {}  -> {would}{}",
+            "[{:>3}m{:02}s] seeders {} ({} ours)  leechers {}  ratio {ratio} / target {target:.2}  needed {}  -> {would}{}{}",
             s / 60,
             s % 60,
             c.seeders,
             helpers,
             c.leechers,
             d.needed,
-            action_text(d.action)
+            action_text(d.action),
+            money.map(Money::text).unwrap_or_default(),
         ));
     }
 
@@ -126,6 +165,10 @@ impl Printer {
                 "instances": r.instances, "max_instances": r.max_instances,
                 "budget_left_hours": budget_hours, "dry_run": r.dry_run,
             });
+            let mut v = v;
+            if r.money.is_some() {
+                merge(&mut v, Money::fields(r.money.as_ref()));
+            }
             return self.line(v.to_string());
         }
         let s = r.elapsed.as_secs();
@@ -135,8 +178,9 @@ impl Printer {
             None => String::new(),
         };
         let would = if r.dry_run { " (dry run)" } else { "" };
+        let money = r.money.as_ref().map(Money::text).unwrap_or_default();
         self.line(format!(
-            "[{:>3}h{:02}m{:02}s] torrents {}{blind}  needing help {}  helpers busy: boards {}/{}, instances {}/{}{budget}{would}",
+            "[{:>3}h{:02}m{:02}s] torrents {}{blind}  needing help {}  helpers busy: boards {}/{}, instances {}/{}{budget}{money}{would}",
             s / 3600,
             s / 60 % 60,
             s % 60,
@@ -191,6 +235,23 @@ impl Printer {
         }
     }
 
+    /// What each instance a run stopped cost.
+    pub fn bills(&self, bills: &[crate::helpers::ec2::Bill]) {
+        for b in bills {
+            let (secs, gb) = (b.used.seconds.round(), b.used.bytes_out as f64 / 1e9);
+            if self.json {
+                let v = json!({"event": "ec2_cost", "instance": b.id, "region": b.region, "instance_seconds": secs,
+                    "bytes_out": b.used.bytes_out, "dollars": b.dollars});
+                self.line(v.to_string());
+            } else {
+                self.line(format!(
+                    "           EC2 {} ({}): {secs} s, {gb:.3} GB out, ${:.4}",
+                    b.id, b.region, b.dollars
+                ));
+            }
+        }
+    }
+
     /// The instance time a run used, per region.
     pub fn usage(&self, usage: &std::collections::BTreeMap<String, Duration>) {
         for (region, time) in usage {
@@ -223,5 +284,12 @@ fn action_text(a: Action) -> String {
         Action::Hold => "hold".into(),
         Action::Engage(n) => format!("engage {n}"),
         Action::Release(n) => format!("release {n}"),
+    }
+}
+
+/// Adds `extra`'s fields to the object `v`.
+fn merge(v: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
     }
 }

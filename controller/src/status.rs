@@ -34,6 +34,10 @@ pub struct BudgetStatus {
     pub used_hours: f64,
     /// `None`: no `[budget]` limit.
     pub left_hours: Option<f64>,
+    /// Dollars spent this month (instance time, addresses, bytes out), its limit, GB sent out.
+    pub dollars: f64,
+    pub dollars_limit: Option<f64>,
+    pub gb_out: f64,
     /// Why the budget file could not be read.
     pub error: Option<String>,
 }
@@ -180,16 +184,28 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
             torrent: e.torrent,
         })
         .collect();
-    let limit = cfg.budget.instance_hours_per_month;
-    let budget = (cfg.ec2.is_some() || limit.is_some()).then(|| {
+    let b = Budget::at(&Budget::default_path(), &cfg.budget);
+    let budget = (cfg.ec2.is_some() || b.limited()).then(|| {
         let hours = |d: Duration| d.as_secs_f64() / 3600.0;
-        match Budget::at(&Budget::default_path(), limit).standing_now() {
-            Ok(s) => {
-                BudgetStatus { used_hours: hours(s.used), left_hours: s.left.map(hours), month: s.month, error: None }
-            }
-            Err(e) => {
-                BudgetStatus { month: String::new(), used_hours: 0.0, left_hours: None, error: Some(e.to_string()) }
-            }
+        match b.standing_now() {
+            Ok(s) => BudgetStatus {
+                used_hours: hours(s.used),
+                left_hours: s.left.map(hours),
+                dollars: s.dollars,
+                dollars_limit: s.dollars_limit,
+                gb_out: s.bytes_out as f64 / 1e9,
+                month: s.month,
+                error: None,
+            },
+            Err(e) => BudgetStatus {
+                month: String::new(),
+                used_hours: 0.0,
+                left_hours: None,
+                dollars: 0.0,
+                dollars_limit: cfg.budget.dollars_per_month,
+                gb_out: 0.0,
+                error: Some(e.to_string()),
+            },
         }
     });
     Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf(), budget })
@@ -292,6 +308,10 @@ impl Report {
                     say(&format!("EC2 budget {}: {:.2} instance-hours used, {left:.2} left", b.month, b.used_hours))
                 }
                 (None, None) => say(&format!("EC2 {}: {:.2} instance-hours used (no [budget])", b.month, b.used_hours)),
+            }
+            if b.error.is_none() {
+                let limit = b.dollars_limit.map_or(" (no dollars_per_month)".into(), |l| format!(" of ${l:.2}"));
+                say(&format!("EC2 {}: ${:.2}{limit}, {:.2} GB out", b.month, b.dollars, b.gb_out));
             }
         }
         let path = self.ledger_path.display();

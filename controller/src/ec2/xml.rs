@@ -8,6 +8,8 @@ pub struct Instance {
     pub id: String,
     pub state: InstanceState,
     pub public_ip: Option<String>,
+    /// "t4g.small"; absent from StartInstances' and StopInstances' answers.
+    pub instance_type: Option<String>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -114,6 +116,7 @@ struct RawInstance {
     /// StartInstances and StopInstances.
     current_state: Option<State>,
     ip_address: Option<String>,
+    instance_type: Option<String>,
     #[serde(default)]
     tag_set: Set<Tag>,
 }
@@ -165,6 +168,7 @@ impl RawInstance {
             id: self.instance_id,
             state: InstanceState::from_name(state.name),
             public_ip: self.ip_address.filter(|ip| !ip.is_empty()),
+            instance_type: self.instance_type.filter(|t| !t.is_empty() && t.len() <= 64),
             tags: self.tag_set.items.into_iter().map(|t| (t.key, t.value)).collect(),
         })
     }
@@ -209,6 +213,7 @@ mod tests {
           <instanceId>i-1</instanceId>
           <imageId>ami-x</imageId>
           <instanceState><code>16</code><name>running</name></instanceState>
+          <instanceType>t4g.small</instanceType>
           <ipAddress>54.194.252.215</ipAddress>
           <tagSet>
             <item><key>odseed:role</key><value>helper</value></item>
@@ -236,6 +241,7 @@ mod tests {
             ("i-1", &InstanceState::Running, Some("54.194.252.215"))
         );
         assert_eq!(a.tag("odseed:role"), Some("helper"));
+        assert_eq!((a.instance_type.as_deref(), p.instances[1].instance_type.as_deref()), (Some("t4g.small"), None));
         assert_eq!(a.tag("empty"), Some(""));
         assert_eq!((&p.instances[1].state, p.instances[1].public_ip.as_deref()), (&InstanceState::Stopped, None));
         let empty = describe("<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>").unwrap();

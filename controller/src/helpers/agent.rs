@@ -3,7 +3,7 @@
 //! ([`Http`]); the unit tests of the pool and the loop give fakes that answer from memory.
 
 use odseed_proto::agent_client::{AgentClient, Error, Trust};
-use odseed_proto::wire::{Health, Torrent};
+use odseed_proto::wire::{Health, Torrent, Usage};
 use odseed_proto::InfoHash;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ pub trait Agent: Send + Sync {
     fn trust(&self) -> Trust;
     fn health(&self) -> Result<Health, Error>;
     fn list(&self) -> Result<Vec<Torrent>, Error>;
+    /// What it uploaded and sent, ever.
+    fn usage(&self) -> Result<Usage, Error>;
     /// The session for `hash`, or `None` if it does not seed it.
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error>;
     /// Gives it the torrent `metainfo`; true if it is new there.
@@ -49,6 +51,9 @@ impl Agent for AgentClient {
     }
     fn list(&self) -> Result<Vec<Torrent>, Error> {
         AgentClient::list(self)
+    }
+    fn usage(&self) -> Result<Usage, Error> {
+        AgentClient::usage(self)
     }
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error> {
         AgentClient::get(self, hash)

@@ -8,8 +8,10 @@ use super::helper::Event;
 use crate::config::Ec2Config;
 use crate::ec2::credentials::{self, Env};
 use crate::ec2::{Api, Ec2, Error, Instance, InstanceState};
+use crate::price::{Prices, Use};
 use odseed_proto::agent_client::Trust;
 use odseed_proto::tls::Fingerprint;
+use odseed_proto::wire::Usage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct Ec2Pool {
     pub unusable_until: Option<Instant>,
     /// Instances that failed to boot in this run: never tried again by it.
     pub failed: Vec<String>,
+    /// What its instances cost.
+    pub prices: Prices,
 }
 
 impl Ec2Pool {
@@ -89,6 +93,8 @@ pub struct Fleet {
     pub boot_timeout: Duration,
     /// Instance time per region, counted from StartInstances to StopInstances.
     pub usage: BTreeMap<String, Duration>,
+    /// What each instance this run stopped cost.
+    pub bills: Vec<Bill>,
     /// Instances this run started and could not stop (yet).
     pub stranded: Vec<Started>,
     /// The run's `max_time`: no instance is waited for past it.
@@ -105,6 +111,7 @@ impl Fleet {
             max_instances: 0,
             boot_timeout: Duration::ZERO,
             usage: BTreeMap::new(),
+            bills: Vec::new(),
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(Http),
@@ -141,6 +148,7 @@ impl Fleet {
                 instances: Vec::new(),
                 unusable_until: None,
                 failed: Vec::new(),
+                prices: p.prices(),
             });
         }
         Ok(Fleet {
@@ -148,6 +156,7 @@ impl Fleet {
             max_instances: cfg.max_instances,
             boot_timeout: Duration::from_secs(cfg.boot_timeout),
             usage: BTreeMap::new(),
+            bills: Vec::new(),
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(Http),
@@ -196,8 +205,37 @@ impl Fleet {
             .collect()
     }
 
-    pub(super) fn add_usage(&mut self, region: &str, started: Instant) {
-        *self.usage.entry(region.to_string()).or_default() += started.elapsed();
+    /// Counts what `s` used until now, when it is stopped.
+    pub(super) fn charge(&mut self, s: &Started) {
+        let bill = self.bill(s);
+        *self.usage.entry(bill.region.clone()).or_default() += s.started.elapsed();
+        self.bills.push(bill);
+    }
+
+    /// What `s` has cost so far.
+    pub fn bill(&self, s: &Started) -> Bill {
+        let p = &self.pools[s.pool];
+        let seconds = s.started.elapsed().as_secs_f64();
+        let ipv4_seconds = if s.meter.public_ip { seconds } else { 0.0 };
+        let used = Use { seconds, ipv4_seconds, bytes_out: s.meter.bytes_out() };
+        let dollars = used.dollars(&p.prices, s.meter.per_hour);
+        let egress = Use { bytes_out: used.bytes_out, ..Use::default() }.dollars(&p.prices, 0.0);
+        Bill { id: s.id.clone(), region: p.region().to_string(), used, dollars, egress }
+    }
+
+    /// A meter for an instance of pool `p` about to start: its price by its type, and a public
+    /// address until EC2 says otherwise.
+    pub(super) fn meter(&self, p: usize, id: &str) -> Meter {
+        let pool = &self.pools[p];
+        let kind = pool.instances.iter().find(|i| i.id == id).and_then(|i| i.instance_type.as_deref());
+        let (per_hour, known) = pool.prices.per_hour(kind);
+        if !known {
+            log::warn!(
+                "instance {id}: the price of its type {} is not known; counted at ${per_hour}/h ([[ec2.pool]] instance_per_hour sets it)",
+                kind.unwrap_or("(not said)")
+            );
+        }
+        Meter { per_hour, public_ip: true, ..Meter::default() }
     }
 }
 
@@ -238,4 +276,44 @@ pub struct Started {
     pub(super) started: Instant,
     /// The torrent it was started for (its ledger entry's).
     pub(super) hash: odseed_proto::InfoHash,
+    pub(super) meter: Meter,
+}
+
+/// What an instance is billed by: its price per hour, whether it has a public IPv4 address, and
+/// its agent's counters over its engagement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meter {
+    pub per_hour: f64,
+    pub public_ip: bool,
+    /// The agent's counters when it was engaged (`None`: not read), and as last read.
+    pub base: Option<Usage>,
+    pub last: Option<Usage>,
+    /// The payload its session uploaded, as last seen: what counts where the agent has no usage.
+    pub payload: u64,
+}
+
+impl Meter {
+    /// The bytes it sent out while engaged: what its machine's interfaces sent, or the payload
+    /// its daemon uploaded where that is more (an agent without `/v1/usage`, or one whose machine
+    /// sends through loopback only, as in the lab). Counted as of its agent's last answer.
+    pub fn bytes_out(&self) -> u64 {
+        let counted = match (self.base, self.last) {
+            (Some(b), Some(l)) => {
+                l.sent_bytes.saturating_sub(b.sent_bytes).max(l.uploaded_bytes.saturating_sub(b.uploaded_bytes))
+            }
+            _ => 0,
+        };
+        counted.max(self.payload)
+    }
+}
+
+/// What one instance this run stopped cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bill {
+    pub id: String,
+    pub region: String,
+    pub used: Use,
+    /// In all, and of that its bytes out.
+    pub dollars: f64,
+    pub egress: f64,
 }

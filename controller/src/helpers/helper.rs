@@ -3,6 +3,7 @@
 //! it); and what happens to helpers, as [`Event`]s for the output.
 
 use super::agent::Agent;
+use super::ec2::Meter;
 use crate::target::Target;
 use odseed_proto::agent_client::Error as AgentError;
 use odseed_proto::wire::{ErrorCode, Torrent, TorrentState};
@@ -68,11 +69,13 @@ pub struct Helper {
     pub slots: u32,
     pub client: Box<dyn Agent>,
     pub state: State,
+    /// An instance's bill so far (`None` for a board: it costs nothing).
+    pub meter: Option<Meter>,
 }
 
 impl Helper {
     pub fn new(name: &str, kind: Kind, client: Box<dyn Agent>, token_file: PathBuf) -> Helper {
-        Helper { name: name.into(), kind, token_file, slots: 1, client, state: State::Idle }
+        Helper { name: name.into(), kind, token_file, slots: 1, client, state: State::Idle, meter: None }
     }
 
     /// "board pi1", "instance i-0abc (eu-west-3)".
@@ -173,6 +176,17 @@ impl Helper {
         };
         self.state = State::Engaged { since, session: Some(t), changed };
         failed
+    }
+
+    /// Reads its agent's counters into an instance's meter (a board has none); `session` is what
+    /// its agent just said of the torrent.
+    pub(super) fn read_meter(&mut self, session: &Torrent) {
+        let Some(m) = self.meter.as_mut() else { return };
+        m.payload = m.payload.max(session.uploaded_bytes);
+        if let Ok(u) = self.client.usage() {
+            m.last = Some(u);
+            m.base.get_or_insert(u);
+        }
     }
 
     /// Its agent took the torrent again (it had lost it): progress counts afresh.

@@ -3,7 +3,7 @@
 //! and try again what could not be stopped. The EC2 side alone (pools, requests, waits) is
 //! [`super::ec2`].
 
-use super::ec2::{stop_and_wait, Fleet, Started, AGENT_TIMEOUT};
+use super::ec2::{stop_and_wait, Fleet, Meter, Started, AGENT_TIMEOUT};
 use super::helper::{Event, Helper, Kind};
 use super::pool::Pool;
 use crate::ec2::client::REFUSALS;
@@ -85,7 +85,11 @@ impl Pool {
         let StartFailure { error: e, maybe_started } = match fleet.pools[p].client.start_checked(&claimed) {
             Ok(_) => {
                 let hash = self.target.meta.info_hash;
-                return claimed.into_iter().map(|id| Started { pool: p, id, started, hash }).collect();
+                let meter = |id: &str| fleet.meter(p, id);
+                return claimed
+                    .into_iter()
+                    .map(|id| Started { pool: p, meter: meter(&id), id, started, hash })
+                    .collect();
             }
             Err(failure) => failure,
         };
@@ -109,7 +113,8 @@ impl Pool {
                 events.push(Event::Fault(format!(
                     "instance {id} ({region}): may have started and cannot be stopped yet"
                 )));
-                fleet.stranded.push(Started { pool: p, id, started, hash });
+                let meter = fleet.meter(p, &id);
+                fleet.stranded.push(Started { pool: p, id, started, hash, meter });
             }
         }
         Vec::new()
@@ -206,6 +211,7 @@ impl Pool {
         }
         // The ledger learns the agent's URL, for `odseed release` after a crash.
         self.ledger.record(self.entry(fleet, &h)).map_err(|e| e.to_string())?;
+        h.meter = Some(Meter { public_ip: i.public_ip.is_some(), base: h.client.usage().ok(), ..b.meter.clone() });
         h.engage(&self.target, Instant::now()).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
         Ok(Some(h))
     }
@@ -213,11 +219,9 @@ impl Pool {
     /// Stops a started instance and forgets it; if it cannot be stopped it is kept as stranded (it
     /// counts against `max_instances`, and the run tries again at its end). The id, or why not.
     fn stop_started(&mut self, fleet: &mut Fleet, b: Started) -> Result<String, String> {
-        let ep = &fleet.pools[b.pool];
-        let region = ep.region().to_string();
-        match stop_and_wait(&*ep.client, std::slice::from_ref(&b.id)) {
+        match stop_and_wait(&*fleet.pools[b.pool].client, std::slice::from_ref(&b.id)) {
             Ok(()) => {
-                fleet.add_usage(&region, b.started);
+                fleet.charge(&b);
                 self.ledger.remove(&b.id, &self.target.meta.info_hash, &self.owner).map_err(|e| e.to_string())?;
                 Ok(b.id)
             }
@@ -237,12 +241,17 @@ impl Pool {
         idx.sort_unstable_by(|a, b| b.cmp(a));
         let mut by_pool: BTreeMap<usize, Vec<Started>> = BTreeMap::new();
         for i in idx {
-            let h = self.helpers.remove(i);
+            let mut h = self.helpers.remove(i);
             let Kind::Instance { pool: p, started, .. } = h.kind else { unreachable!("boards are released in mod.rs") };
+            // Its counters one last time: what it sent since the last round is billed too.
+            if let Some(t) = h.client.get(&hash).ok().flatten() {
+                h.read_meter(&t);
+            }
             if let Err(e) = h.client.delete(&hash) {
                 log::warn!("{}: cannot remove the torrent ({e}); stopping it anyway", h.label());
             }
-            by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started, hash });
+            let meter = h.meter.unwrap_or_default();
+            by_pool.entry(p).or_default().push(Started { pool: p, id: h.name, started, hash, meter });
         }
         fleet.stop_groups(by_pool, &self.ledger, &self.owner)
     }
@@ -288,7 +297,7 @@ impl Fleet {
             for s in list {
                 events.push(match &stopped {
                     Ok(()) => {
-                        self.add_usage(&region, s.started);
+                        self.charge(&s);
                         match ledger.remove(&s.id, &s.hash, owner) {
                             Ok(()) => Event::Released(s.id),
                             Err(e) => Event::Fault(e.to_string()),

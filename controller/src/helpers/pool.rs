@@ -168,6 +168,7 @@ impl Pool {
             let instance = matches!(h.kind, Kind::Instance { .. });
             match h.client.get(&hash) {
                 Ok(Some(t)) => {
+                    h.read_meter(&t);
                     if let Some(why) = h.update(t, now) {
                         failed.push((i, why));
                     }
@@ -319,6 +320,22 @@ impl Pool {
     /// torrent, which a new pool would not know.
     pub fn remembers(&self, now: Instant) -> bool {
         self.helpers.iter().any(|h| h.cannot() || h.resting(now))
+    }
+
+    /// What its engaged instances have cost so far.
+    pub fn bills(&self, fleet: &Fleet) -> Vec<super::ec2::Bill> {
+        (self.helpers.iter())
+            .filter_map(|h| match &h.kind {
+                Kind::Instance { pool, started, .. } => Some(fleet.bill(&super::ec2::Started {
+                    pool: *pool,
+                    id: h.name.clone(),
+                    started: *started,
+                    hash: self.target.meta.info_hash,
+                    meter: h.meter.clone().unwrap_or_default(),
+                })),
+                Kind::Board => None,
+            })
+            .collect()
     }
 
     /// How long its engaged instances have run so far.

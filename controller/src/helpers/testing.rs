@@ -5,7 +5,7 @@
 use super::agent::{Agent, Connect};
 use crate::ec2::{Api, Error as Ec2Error, Instance, InstanceState, StartFailure};
 use odseed_proto::agent_client::{Error, Trust};
-use odseed_proto::wire::{DaemonState, ErrorCode, Health, Torrent, TorrentState};
+use odseed_proto::wire::{DaemonState, ErrorCode, Health, Torrent, TorrentState, Usage};
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,8 @@ pub struct AgentState {
     pub torrents: BTreeMap<InfoHash, Torrent>,
     /// "PUT", "DELETE", ... in order.
     pub calls: Vec<String>,
+    /// What `/v1/usage` says.
+    pub usage: Usage,
 }
 
 /// An agent in memory; clones share it.
@@ -74,6 +76,9 @@ impl Agent for FakeAgent {
     }
     fn list(&self) -> Result<Vec<Torrent>, Error> {
         self.answer("LIST", |s| s.torrents.values().cloned().collect())
+    }
+    fn usage(&self) -> Result<Usage, Error> {
+        self.answer("USAGE", |s| s.usage)
     }
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error> {
         self.answer("GET", |s| s.torrents.get(hash).cloned())
@@ -144,6 +149,7 @@ impl FakeEc2 {
                 id: format!("i-{k}"),
                 state: InstanceState::Stopped,
                 public_ip: None,
+                instance_type: Some("t4g.small".into()),
                 tags: vec![
                     ("odseed:role".into(), "helper".into()),
                     (super::ec2::URL_TAG.into(), format!("http://fake-{k}:5050")),

@@ -10,6 +10,7 @@
 //! the allocation gets no instance, so running instances are released and none is started.
 
 mod act;
+mod money;
 #[cfg(test)]
 mod tests;
 
@@ -20,10 +21,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{End, Guard, Signal};
 use crate::helpers::ec2::Fleet;
-use crate::helpers::{Event, Kind};
+use crate::helpers::Kind;
 use crate::ledger::{held_by_others, Entry, Ledger, Owner};
 use crate::observe::{Count, Subject, Survey};
-use crate::output::{Printer, RoundSummary, TorrentRound};
+use crate::output::{Money, Printer, RoundSummary, TorrentRound};
 use crate::pace;
 use crate::policy::{self, Action, Clock, Counts, Decision, ExitReason, Params, Placement};
 use odseed_proto::InfoHash;
@@ -134,6 +135,8 @@ struct Loop<'a> {
     broken: HashMap<InfoHash, Instant>,
     first_round: bool,
     warned: Warned,
+    /// The month's dollars at the last round, and when: the rate they grow at.
+    spend: Option<(Instant, f64)>,
 }
 
 /// One torrent's round: its counts (or why there are none), the policy's decision, what it wants.
@@ -173,6 +176,7 @@ impl<'a> Loop<'a> {
             broken: HashMap::new(),
             first_round: true,
             warned: Warned::default(),
+            spend: None,
         }
     }
 
@@ -208,6 +212,7 @@ impl<'a> Loop<'a> {
             .map_err(|e| Error::Ledger(format!("{e}. Every helper of this {what} is released and it stops")))?;
         let standing = self.count_usage();
         let max_instances = self.max_instances(standing.as_ref());
+        let money = self.money(standing.as_ref());
         let elapsed = self.start.elapsed();
         let listing = match self.catalogue.list() {
             Ok(l) => l,
@@ -236,7 +241,7 @@ impl<'a> Loop<'a> {
         let supply = Supply { boards: &boards, max_instances, placement: self.o.placement };
         let plan = allocate::allocate(&demands, &supply, &self.current());
         self.warn_short(&decided, &plan, &supply);
-        if let Some(end) = self.report(&decided, &plan, &supply, standing, elapsed) {
+        if let Some(end) = self.report(&decided, &plan, &supply, (standing, money), elapsed) {
             return Ok(Some(end));
         }
         self.first_round = false;
@@ -334,14 +339,14 @@ impl<'a> Loop<'a> {
         decided: &[Decided],
         plan: &Plan,
         supply: &Supply,
-        standing: Option<Standing>,
+        (standing, money): (Option<Standing>, Option<Money>),
         elapsed: Duration,
     ) -> Option<End> {
         if self.o.run {
             let one = decided.first()?;
             return match &one.seen {
                 Ok((c, d)) => {
-                    self.printer.poll(elapsed, c, one.ours, d, self.o.params.ratio, self.o.dry_run);
+                    self.printer.poll(elapsed, c, one.ours, d, (self.o.params.ratio, self.o.dry_run), money.as_ref());
                     match d.action {
                         Action::Exit(reason) => Some(End::Normal(reason)),
                         _ => None,
@@ -364,6 +369,7 @@ impl<'a> Loop<'a> {
             instances: plan.instances.values().sum(),
             max_instances: supply.max_instances,
             budget: standing,
+            money,
             dry_run: self.o.dry_run,
         };
         self.printer.round(&summary);
@@ -442,52 +448,5 @@ impl<'a> Loop<'a> {
             }
         }
         plan
-    }
-
-    /// The instances the allocation may use: `max_instances` less those that could not be
-    /// stopped, and none once the month's budget is spent (said once a month).
-    fn max_instances(&mut self, standing: Option<&Standing>) -> u32 {
-        let fleet = &self.guard.fleet;
-        if fleet.pools.is_empty() {
-            return 0;
-        }
-        let max = fleet.max_instances.saturating_sub(fleet.stranded.len() as u32);
-        match standing {
-            Some(s) if s.spent() => {
-                if self.warned.budget.as_deref() != Some(s.month.as_str()) {
-                    log::warn!(
-                        "the EC2 budget for {} is spent ({:.1} instance-hours used): no instance until next month",
-                        s.month,
-                        s.used.as_secs_f64() / 3600.0
-                    );
-                    self.warned.budget = Some(s.month.clone());
-                }
-                0
-            }
-            // The budget file could not be read or written: no instance may be started uncounted.
-            None if self.budget.is_some() && self.cfg.budget.instance_hours_per_month.is_some() => 0,
-            _ => max,
-        }
-    }
-
-    /// Adds the instance time used since the last count to the month's budget; where it stands
-    /// (`None` if not counted, or its file cannot be used: said once).
-    fn count_usage(&mut self) -> Option<Standing> {
-        let budget = self.budget?;
-        let fleet = &self.guard.fleet;
-        let running: Duration = self.guard.helped.values().map(|h| h.pool.running_time()).sum();
-        let used = fleet.usage.values().sum::<Duration>() + running + fleet.stranded_time();
-        match self.meter.tick(budget, used) {
-            Ok(s) => {
-                self.warned.budget_file = false;
-                Some(s)
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut self.warned.budget_file, true) {
-                    self.printer.event(&Event::Fault(e.to_string()));
-                }
-                None
-            }
-        }
     }
 }

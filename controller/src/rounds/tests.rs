@@ -6,7 +6,7 @@
 use super::{keep, Loop, Options};
 use crate::budget::{month_of, Budget};
 use crate::catalogue::Catalogue;
-use crate::config::{BoardConfig, Config};
+use crate::config::{BoardConfig, BudgetConfig, Config};
 use crate::guard::{End, Guard};
 use crate::helpers::ec2::{Ec2Pool, Fleet};
 use crate::helpers::testing::{FakeAgents, FakeEc2};
@@ -14,6 +14,7 @@ use crate::ledger::{now_secs, Ledger};
 use crate::observe::{Count, Subject};
 use crate::output::Printer;
 use crate::policy::{Counts, ExitReason, Params, Placement};
+use crate::price::Prices;
 use crate::target::Target;
 use odseed_proto::bencode::Owned;
 use odseed_proto::wire::ErrorCode;
@@ -95,6 +96,7 @@ impl World {
             instances: Vec::new(),
             unusable_until: None,
             failed: Vec::new(),
+            prices: Prices::default(),
         };
         let pools = if max_instances > 0 { vec![pool] } else { Vec::new() };
         Fleet {
@@ -102,6 +104,7 @@ impl World {
             max_instances,
             boot_timeout: Duration::from_secs(5),
             usage: BTreeMap::new(),
+            bills: Vec::new(),
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(self.agents.clone()),
@@ -113,7 +116,8 @@ impl World {
     }
 
     fn budget(&self, hours: f64) -> Budget {
-        Budget::at(&self.dir.join("budget.json"), Some(hours))
+        let c = BudgetConfig { instance_hours_per_month: Some(hours), ..BudgetConfig::default() };
+        Budget::at(&self.dir.join("budget.json"), &c)
     }
 
     fn seeds(&self, name: &str) -> usize {
@@ -274,4 +278,41 @@ fn run_ends_on_its_exit_conditions() {
     let end = keep(&o, &cfg, Catalogue::one(w.target.clone(), None), w.fleet(0), &w.ledger(), None, &stop).unwrap();
     assert!(matches!(end, End::Normal(ExitReason::TooSmall)));
     assert_eq!(w.seeds("b0"), 0);
+}
+
+#[test]
+fn the_month_dollars_stop_the_instances_and_the_bytes_are_what_they_cost() {
+    let w = World::new(2);
+    let cfg = w.config(&["b0"]);
+    let c = BudgetConfig { dollars_per_month: Some(1.0), ..BudgetConfig::default() };
+    let budget = Budget::at(&w.dir.join("budget.json"), &c);
+    let mut fleet = w.fleet(2);
+    // $1 a GB out, nothing for time or addresses: the bytes are the bill.
+    fleet.pools[0].prices = Prices { instance_per_hour: Some(0.0), ipv4_per_hour: 0.0, egress_per_gb: 1.0 };
+    let script = Script::new(0, 3);
+    with_run(&w, &cfg, fleet, Some(&budget), &script, |l| {
+        l.round().unwrap();
+        assert_eq!((w.seeds("b0"), w.instance_seeds(0), w.instance_seeds(1)), (1, 1, 1));
+        // i-0's machine sends 1.5 GB: $1.50 of the month's $1.00.
+        w.agents.at("http://fake-0:5050").state.lock().unwrap().usage.sent_bytes = 1_500_000_000;
+        l.round().unwrap();
+        let s = budget.standing_now().unwrap();
+        assert!((s.dollars - 1.5).abs() < 0.015 && s.bytes_out == 1_500_000_000, "within 1%: {s:?}");
+        assert_eq!((w.instance_seeds(0), w.instance_seeds(1)), (0, 0), "both instances released");
+        assert!(w.ec2.states().iter().all(|s| s.to_string() == "stopped"));
+        assert_eq!(w.seeds("b0"), 1, "the board seeds on");
+        let bill = l.guard.fleet.bills.iter().find(|b| b.id == "i-0").unwrap();
+        assert!((bill.dollars - 1.5).abs() < 1e-6 && bill.used.bytes_out == 1_500_000_000, "{bill:?}");
+        assert!(l.warned.budget.is_some());
+        l.round().unwrap();
+        let starts = w.ec2.state.lock().unwrap().calls.iter().filter(|c| c.starts_with("start")).count();
+        assert_eq!(starts, 2, "no instance is started again");
+    });
+    // A second run the same month starts none.
+    let fresh = Budget::at(&w.dir.join("budget.json"), &c);
+    with_run(&w, &cfg, w.fleet(2), Some(&fresh), &Script::new(0, 3), |l| {
+        l.round().unwrap();
+        assert_eq!((w.instance_seeds(0), w.instance_seeds(1)), (0, 0));
+        l.guard.release();
+    });
 }

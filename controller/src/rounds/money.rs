@@ -1,0 +1,131 @@
+//! What a loop spends on EC2: each round, the instance time and dollars it used (instance time,
+//! public addresses, bytes out, at the pools' prices) are added to the month's budget; the
+//! allocation gets no instance once a limit is spent, or when the dollars spent at the last
+//! round's rate would cross the month's before the next round (so a run goes over by at most one
+//! round's spending). Boards cost nothing and are never stopped for money.
+
+use super::Loop;
+use crate::budget::{Standing, Totals};
+use crate::helpers::Event;
+use crate::output::Money;
+use std::time::{Duration, Instant};
+
+impl Loop<'_> {
+    /// What this process has used in all: the instances it stopped, runs, and could not stop.
+    fn totals(&self) -> Totals {
+        let fleet = &self.guard.fleet;
+        let running = self.guard.helped.values().flat_map(|h| h.pool.bills(fleet));
+        let stranded = fleet.stranded.iter().map(|s| fleet.bill(s));
+        let mut t = Totals { time: fleet.usage.values().sum(), ..Totals::default() };
+        t.time += self.guard.helped.values().map(|h| h.pool.running_time()).sum::<Duration>() + fleet.stranded_time();
+        for b in fleet.bills.iter().cloned().chain(running).chain(stranded) {
+            t.dollars += b.dollars - b.egress;
+            t.egress_dollars += b.egress;
+            t.bytes_out += b.used.bytes_out;
+        }
+        t
+    }
+
+    /// Adds what was used since the last count to the month's budget; where it stands (`None` if
+    /// not counted, or its file cannot be used: said once).
+    pub(super) fn count_usage(&mut self) -> Option<Standing> {
+        let budget = self.budget?;
+        let totals = self.totals();
+        match self.meter.tick(budget, totals) {
+            Ok(s) => {
+                self.warned.budget_file = false;
+                Some(s)
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.warned.budget_file, true) {
+                    self.printer.event(&Event::Fault(e.to_string()));
+                }
+                None
+            }
+        }
+    }
+
+    /// This run's dollars and the month's, for the round's line (`None` without EC2).
+    pub(super) fn money(&self, standing: Option<&Standing>) -> Option<Money> {
+        if self.guard.fleet.pools.is_empty() {
+            return None;
+        }
+        let t = self.totals();
+        Some(Money {
+            run: t.dollars + t.egress_dollars,
+            month: standing.map(|s| s.dollars),
+            limit: standing.and_then(|s| s.dollars_limit),
+        })
+    }
+
+    /// The instances the allocation may use: `max_instances` less those that could not be
+    /// stopped, and none once the month's budget is spent or about to be (said once a month).
+    pub(super) fn max_instances(&mut self, standing: Option<&Standing>) -> u32 {
+        let fleet = &self.guard.fleet;
+        if fleet.pools.is_empty() {
+            return 0;
+        }
+        let max = fleet.max_instances.saturating_sub(fleet.stranded.len() as u32);
+        let Some(s) = standing else {
+            // The budget file could not be read or written: no instance may be started uncounted.
+            return if self.budget.is_some_and(|b| b.limited()) { 0 } else { max };
+        };
+        let why = if s.spent() {
+            format!(
+                "the EC2 budget for {} is spent ({:.1} instance-hours, ${:.2} used): no instance until next month",
+                s.month,
+                s.used.as_secs_f64() / 3600.0,
+                s.dollars
+            )
+        } else if let Some(projected) = self.crossing(s) {
+            format!(
+                "the EC2 budget for {} would be crossed before the next round (${:.2} spent, ${projected:.2} then, of \
+                 ${:.2}): instances are stopped now",
+                s.month,
+                s.dollars,
+                s.dollars_limit.unwrap_or_default()
+            )
+        } else {
+            return max;
+        };
+        if self.warned.budget.as_deref() != Some(s.month.as_str()) {
+            log::warn!("{why}");
+            self.warned.budget = Some(s.month.clone());
+        }
+        0
+    }
+
+    /// The month's dollars at the next round, at the rate they grew since the last one, if that
+    /// crosses its limit.
+    fn crossing(&mut self, s: &Standing) -> Option<f64> {
+        let now = Instant::now();
+        let last = self.spend.replace((now, s.dollars));
+        let limit = s.dollars_limit?;
+        let (at, before) = last?;
+        let p = projected(s.dollars, before, now.duration_since(at), self.o.interval);
+        (p >= limit).then_some(p)
+    }
+}
+
+/// Dollars `interval` from now, if they grow as they did from `before` to `now` in `since`.
+fn projected(now: f64, before: f64, since: Duration, interval: Duration) -> f64 {
+    let secs = since.as_secs_f64();
+    let rate = if secs > 0.0 { (now - before).max(0.0) / secs } else { 0.0 };
+    now + rate * interval.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projected;
+    use std::time::Duration;
+
+    #[test]
+    fn the_next_round_at_the_last_rounds_rate() {
+        let s = Duration::from_secs;
+        // $0.50 spent in the last minute: $1.00 more by the round two minutes from now.
+        assert!((projected(3.0, 2.5, s(60), s(120)) - 4.0).abs() < 1e-9);
+        assert_eq!(projected(3.0, 3.0, s(60), s(120)), 3.0, "nothing spent: nothing more");
+        assert_eq!(projected(3.0, 3.5, s(60), s(120)), 3.0, "a new month's count never goes down");
+        assert_eq!(projected(3.0, 2.0, Duration::ZERO, s(120)), 3.0);
+    }
+}
