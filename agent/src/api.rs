@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::daemon::Supervisor;
 use crate::http::{Body, BodyError, Handler, Request, Response};
+use crate::limits::MAX_UPLOAD_KBPS;
 use crate::metrics::{Metrics, Snapshot};
 use crate::ratelog::RateLog;
 use crate::state::{Bounds, Desired, InsertError};
@@ -12,7 +13,7 @@ use odseed_proto::infohash::InfoHash;
 use odseed_proto::metainfo::{self, MetainfoError};
 use odseed_proto::printable::Printable;
 use odseed_proto::transmission::torrent::{Status, TorrentInfo, LOCAL_ERROR};
-use odseed_proto::wire::{ErrorCode, Health, Torrent, TorrentState, Usage};
+use odseed_proto::wire::{ErrorCode, Health, Limits, Torrent, TorrentState, Usage};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -155,6 +156,11 @@ impl Api {
         match (parts.as_slice(), method) {
             (["metrics"], Method::Get) => Ok(self.metrics_text()),
             (["metrics"], _) => Err(method_not_allowed("GET, HEAD")),
+            (["v1", "limits"], Method::Get) => {
+                Ok(Response::json(200, &Limits { upload_kbps: self.supervisor.upload_kbps() }))
+            }
+            (["v1", "limits"], Method::Put) => self.set_limits(body),
+            (["v1", "limits"], _) => Err(method_not_allowed("GET, HEAD, PUT")),
             (["v1", "usage"], Method::Get) => Ok(Response::json(200, &self.usage())),
             (["v1", "usage"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents"], Method::Get) => Ok(Response::json(200, &self.torrents(None))),
@@ -182,6 +188,26 @@ impl Api {
         let given = req.head.authorization.as_deref().unwrap_or_default();
         let token = given.strip_prefix(b"Bearer ").unwrap_or_default().trim_ascii();
         constant_time_eq(token, self.token.as_bytes())
+    }
+
+    /// `PUT /v1/limits`: `{"upload_kbps": N}`, a body of at most 1 KiB.
+    fn set_limits(&self, body: &mut Body<'_>) -> Result<Response> {
+        const MAX: u64 = 1024;
+        let body = body.read(MAX).map_err(|e| match e {
+            BodyError::TooLarge { declared } => {
+                err(ErrorCode::TooLarge, format!("limits are at most {MAX} bytes of JSON; this is {declared}"))
+            }
+            BodyError::Timeout => err(ErrorCode::Timeout, "the body came too slowly"),
+            BodyError::Broken => err(ErrorCode::BadBody, "the connection broke while the body was read"),
+        })?;
+        let l: Limits = serde_json::from_slice(&body)
+            .map_err(|e| err(ErrorCode::BadBody, format!("limits must be {{\"upload_kbps\": N}}: {e}")))?;
+        if l.upload_kbps > MAX_UPLOAD_KBPS {
+            let why = format!("upload_kbps is at most {MAX_UPLOAD_KBPS} (0: no cap), got {}", l.upload_kbps);
+            return Err(err(ErrorCode::BadBody, why));
+        }
+        self.supervisor.set_limits(l).map_err(|e| err(ErrorCode::StateWrite, e))?;
+        Ok(Response::json(200, &l))
     }
 
     fn usage(&self) -> Usage {

@@ -6,6 +6,7 @@
 //!
 //! One thread owns the child; API handlers only read (`client()`, `state()`) and `notify()`.
 
+use crate::limits::Overrides;
 use crate::sent::{self, Sent};
 use crate::state::Desired;
 use crate::upload::Uploads;
@@ -15,6 +16,7 @@ use odseed_proto::transmission::launch::{launch, signal, stop_child};
 use odseed_proto::transmission::DaemonConfig;
 use odseed_proto::transmission::{version, Client, Status as TorrentStatus, TorrentInfo, Version};
 use odseed_proto::wire::DaemonState;
+use odseed_proto::wire::Limits;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,7 @@ struct Shared {
     restarts: AtomicU64,
     uploads: Uploads,
     sent: Sent,
+    limits: Overrides,
 }
 
 struct Status {
@@ -118,6 +121,7 @@ impl Supervisor {
             restarts: AtomicU64::new(0),
             uploads: Uploads::open(&settings_state_dir),
             sent: Sent::open(&settings_state_dir, sent::Source::default()),
+            limits: Overrides::open(&settings_state_dir),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name("supervisor".into()).spawn(move || supervise(&thread_shared))?;
@@ -160,6 +164,23 @@ impl Supervisor {
         self.shared.sent.sample()
     }
 
+    /// The daemon's upload cap (kB/s, 0: none): what the controller set, else the config's.
+    pub fn upload_kbps(&self) -> u32 {
+        self.shared.upload_kbps()
+    }
+
+    /// Sets the daemon's upload cap, kept across restarts; applied at once if the daemon runs.
+    pub fn set_limits(&self, l: Limits) -> Result<(), String> {
+        self.shared.limits.set(l).map_err(|e| format!("cannot keep the limits: {e}"))?;
+        log::info!("daemon: upload capped at {} kB/s (0: none) by the controller", l.upload_kbps);
+        if let Some(c) = self.client() {
+            let k = l.upload_kbps;
+            let args = json!({"speed-limit-up": k, "speed-limit-up-enabled": k > 0});
+            c.call("session-set", args).map_err(|e| format!("kept, but the daemon did not take it yet: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Times the daemon died and was started again.
     pub fn restarts(&self) -> u64 {
         self.shared.restarts.load(Ordering::Relaxed)
@@ -183,6 +204,10 @@ impl Drop for Supervisor {
 }
 
 impl Shared {
+    fn upload_kbps(&self) -> u32 {
+        self.limits.get().map_or(self.settings.daemon.upload_kbps, |l| l.upload_kbps)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -338,7 +363,7 @@ impl Supervision<'_> {
             return false;
         }
         self.shared.set_state(DaemonState::Starting, None);
-        match spawn(&self.shared.settings) {
+        match spawn(self.shared) {
             Ok(r) => {
                 let version = r.client.session_get().ok().and_then(|s| Version::from_session(&s));
                 match &version {
@@ -481,8 +506,10 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 }
 
 /// Starts the agent's daemon and records its pid (for `stop_leftover`).
-fn spawn(s: &Settings) -> Result<Running, String> {
-    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()), None)?;
+fn spawn(shared: &Shared) -> Result<Running, String> {
+    let s = &shared.settings;
+    let daemon = DaemonConfig { upload_kbps: shared.upload_kbps(), ..s.daemon.clone() };
+    let (child, client) = launch(&daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()), None)?;
     Ok(Running { child, client, since: Instant::now() })
 }
 

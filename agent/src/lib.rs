@@ -10,6 +10,7 @@ pub mod config;
 pub mod content;
 pub mod daemon;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod ratelog;
 pub mod sent;

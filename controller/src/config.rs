@@ -120,6 +120,9 @@ pub struct Ec2PoolConfig {
     pub instance_per_hour: Option<f64>,
     pub ipv4_per_hour: Option<f64>,
     pub egress_per_gb: Option<f64>,
+    /// Caps each instance's upload (kB/s, its daemon's for all torrents) from its engagement on:
+    /// speed traded for money.
+    pub upload_kbps: Option<u32>,
 }
 
 /// `cert_sha256 = "..."`, read as a [`Fingerprint`].

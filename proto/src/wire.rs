@@ -61,6 +61,15 @@ pub struct Usage {
     pub sent_bytes: u64,
 }
 
+/// `GET` and `PUT /v1/limits`: what the controller caps on this helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// The daemon's upload cap for all its torrents together, in Transmission's kB/s (1000 bytes/s);
+    /// 0: none.
+    pub upload_kbps: u32,
+}
+
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {

@@ -110,3 +110,44 @@ fn idle_daemon_is_stopped_and_started_again_on_demand(d: Daemon) {
     crate::seeding(&c, &t.meta.info_hash);
 }
 }
+
+each_daemon! {
+fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon) {
+    let w = world_with("limits", d);
+    let mut agent = w.agent("a", &AgentOptions { upload_kbps: 700, ..AgentOptions::default() });
+    let c = agent.client();
+    let url = format!("{}/v1/limits", agent.url);
+    let get = |agent: &odseed_lab::Agent| {
+        let (status, body) = send(&format!("{}/v1/limits", agent.url), "GET", Some(&agent.token), None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["upload_kbps"].as_u64().unwrap()
+    };
+    assert_eq!(get(&agent), 700, "the config's cap, until the controller sets one");
+    // Bad bodies change nothing.
+    for bad in [&b"{\"upload_kbps\": -1}"[..], b"{\"upload_kbps\": 10000001}", b"{\"upload\": 5}", b"[]", &[b' '; 2000]] {
+        let (status, body) = send(&url, "PUT", Some(&agent.token), Some(bad));
+        assert!(status == 400 || status == 413, "{status} {body}");
+    }
+    assert_eq!(get(&agent), 700);
+    // With the daemon running: taken at once (its settings say so when it stops).
+    let t = torrent_in(&agent.data_dir, "payload.bin", 1 << 20);
+    c.put(&t.meta.info_hash, &t.bytes).unwrap();
+    crate::seeding(&c, &t.meta.info_hash);
+    let set = c.set_limits(&odseed_proto::wire::Limits { upload_kbps: 123 }).unwrap();
+    assert_eq!((set.upload_kbps, get(&agent)), (123, 123));
+    let settings = agent.state_dir.join("transmission/settings.json");
+    agent.terminate(Duration::from_secs(60)).expect("the agent stops");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    assert_eq!((saved["speed-limit-up"].as_u64(), saved["speed-limit-up-enabled"].as_bool()), (Some(123), Some(true)));
+    // An agent restart keeps it, and starts its daemon with it.
+    std::fs::remove_file(&settings).unwrap();
+    agent.launch().unwrap();
+    assert_eq!(get(&agent), 123);
+    crate::seeding(&agent.client(), &t.meta.info_hash);
+    let launched: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+    assert_eq!(launched["speed-limit-up"].as_u64(), Some(123), "{launched}");
+    // 0: no cap.
+    agent.client().set_limits(&odseed_proto::wire::Limits { upload_kbps: 0 }).unwrap();
+    assert_eq!(get(&agent), 0);
+}
+}

@@ -3,7 +3,7 @@
 //! ([`Http`]); the unit tests of the pool and the loop give fakes that answer from memory.
 
 use odseed_proto::agent_client::{AgentClient, Error, Trust};
-use odseed_proto::wire::{Health, Torrent, Usage};
+use odseed_proto::wire::{Health, Limits, Torrent, Usage};
 use odseed_proto::InfoHash;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ pub trait Agent: Send + Sync {
     fn list(&self) -> Result<Vec<Torrent>, Error>;
     /// What it uploaded and sent, ever.
     fn usage(&self) -> Result<Usage, Error>;
+    /// Caps its upload.
+    fn set_limits(&self, limits: &Limits) -> Result<Limits, Error>;
     /// The session for `hash`, or `None` if it does not seed it.
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error>;
     /// Gives it the torrent `metainfo`; true if it is new there.
@@ -54,6 +56,9 @@ impl Agent for AgentClient {
     }
     fn usage(&self) -> Result<Usage, Error> {
         AgentClient::usage(self)
+    }
+    fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
+        AgentClient::set_limits(self, limits)
     }
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error> {
         AgentClient::get(self, hash)

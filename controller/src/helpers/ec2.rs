@@ -42,6 +42,8 @@ pub struct Ec2Pool {
     pub failed: Vec<String>,
     /// What its instances cost.
     pub prices: Prices,
+    /// The upload cap set on each of its instances' agents when engaged (kB/s).
+    pub upload_kbps: Option<u32>,
 }
 
 impl Ec2Pool {
@@ -149,6 +151,7 @@ impl Fleet {
                 unusable_until: None,
                 failed: Vec::new(),
                 prices: p.prices(),
+                upload_kbps: p.upload_kbps,
             });
         }
         Ok(Fleet {

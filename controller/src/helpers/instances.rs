@@ -212,6 +212,12 @@ impl Pool {
         // The ledger learns the agent's URL, for `odseed release` after a crash.
         self.ledger.record(self.entry(fleet, &h)).map_err(|e| e.to_string())?;
         h.meter = Some(Meter { public_ip: i.public_ip.is_some(), base: h.client.usage().ok(), ..b.meter.clone() });
+        if let Some(upload_kbps) = ep.upload_kbps {
+            // Speed traded for money; an agent from before `/v1/limits` seeds uncapped (the budget holds).
+            if let Err(e) = h.client.set_limits(&odseed_proto::wire::Limits { upload_kbps }) {
+                log::warn!("{}: cannot cap its upload at {upload_kbps} kB/s ({e}); it seeds uncapped", h.label());
+            }
+        }
         h.engage(&self.target, Instant::now()).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;
         Ok(Some(h))
     }

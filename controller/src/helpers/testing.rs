@@ -5,7 +5,7 @@
 use super::agent::{Agent, Connect};
 use crate::ec2::{Api, Error as Ec2Error, Instance, InstanceState, StartFailure};
 use odseed_proto::agent_client::{Error, Trust};
-use odseed_proto::wire::{DaemonState, ErrorCode, Health, Torrent, TorrentState, Usage};
+use odseed_proto::wire::{DaemonState, ErrorCode, Health, Limits, Torrent, TorrentState, Usage};
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +38,8 @@ pub struct AgentState {
     pub calls: Vec<String>,
     /// What `/v1/usage` says.
     pub usage: Usage,
+    /// What `/v1/limits` was last set to.
+    pub limits: Option<Limits>,
 }
 
 /// An agent in memory; clones share it.
@@ -79,6 +81,9 @@ impl Agent for FakeAgent {
     }
     fn usage(&self) -> Result<Usage, Error> {
         self.answer("USAGE", |s| s.usage)
+    }
+    fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
+        self.answer("LIMITS", |s| *s.limits.insert(*limits))
     }
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error> {
         self.answer("GET", |s| s.torrents.get(hash).cloned())

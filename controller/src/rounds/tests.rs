@@ -97,6 +97,7 @@ impl World {
             unusable_until: None,
             failed: Vec::new(),
             prices: Prices::default(),
+            upload_kbps: None,
         };
         let pools = if max_instances > 0 { vec![pool] } else { Vec::new() };
         Fleet {
@@ -289,10 +290,17 @@ fn the_month_dollars_stop_the_instances_and_the_bytes_are_what_they_cost() {
     let mut fleet = w.fleet(2);
     // $1 a GB out, nothing for time or addresses: the bytes are the bill.
     fleet.pools[0].prices = Prices { instance_per_hour: Some(0.0), ipv4_per_hour: 0.0, egress_per_gb: 1.0 };
+    fleet.pools[0].upload_kbps = Some(500);
     let script = Script::new(0, 3);
     with_run(&w, &cfg, fleet, Some(&budget), &script, |l| {
         l.round().unwrap();
         assert_eq!((w.seeds("b0"), w.instance_seeds(0), w.instance_seeds(1)), (1, 1, 1));
+        let limits = |url: &str| w.agents.at(url).state.lock().unwrap().limits.map(|l| l.upload_kbps);
+        assert_eq!(
+            (limits("http://fake-0:5050"), limits("http://b0:5050")),
+            (Some(500), None),
+            "the pool's cap, set on its instances"
+        );
         // i-0's machine sends 1.5 GB: $1.50 of the month's $1.00.
         w.agents.at("http://fake-0:5050").state.lock().unwrap().usage.sent_bytes = 1_500_000_000;
         l.round().unwrap();
