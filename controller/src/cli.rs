@@ -16,7 +16,8 @@ USAGE:
                                                region's tagged instances, the ledger
     odseed release [--json] [--config PATH]    release every helper recorded in the ledger
                                                (stops the instances a killed run left running)
-    odseed watch [--once] [--dry-run] [--interval SECS] [--max-time SECS] [--json] [--config PATH]
+    odseed watch [--once] [--dry-run] [--interval SECS] [--max-time SECS] [--metrics-file PATH]
+                 [--json] [--config PATH]
                                                keep a whole catalogue healthy (see WATCH)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
     odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
@@ -40,6 +41,8 @@ RUN OPTIONS:
     --once            one round (observe, decide, act), then release and exit
     --dry-run         observe and decide, print what would be done, engage nothing
     --json            one JSON object per line on stdout instead of human lines
+    --metrics-file PATH  watch: write a Prometheus textfile there each round (atomically, for
+                      node_exporter's textfile collector): torrents, helpers, EC2 dollars and bytes
 More on run, status, release and the config: docs/controller.md
 
 WATCH: every interval ([policy] interval, 60 s), lists the torrents your Transmission seeds
@@ -121,6 +124,8 @@ pub struct RunArgs {
     pub once: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// `watch`: a Prometheus textfile written each round.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `odseed lab`'s arguments: the swarm to build (rates in Transmission's kB/s, 1000 bytes/s, 0 = no
@@ -224,6 +229,7 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
             Short('V') | Long("version") => return Ok(Command::Version),
             Long("config") => run.config = Some(p.value().map_err(e)?.into()),
             Long("json") => run.json = true,
+            Long("metrics-file") => run.metrics_file = Some(p.value().map_err(e)?.into()),
             Long("once") => run.once = true,
             Long("dry-run") => run.dry_run = true,
             Long("interval") => run.interval = Some(number(&p.value().map_err(e)?.string().map_err(e)?, "--interval")?),
@@ -248,8 +254,12 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
         return Ok(Command::Help);
     }
     let only_json = |run: &RunArgs, name: &str| -> Result<(), String> {
-        let extra =
-            run.once || run.dry_run || run.interval.is_some() || run.max_time.is_some() || run.min_size.is_some();
+        let extra = run.once
+            || run.dry_run
+            || run.interval.is_some()
+            || run.max_time.is_some()
+            || run.min_size.is_some()
+            || run.metrics_file.is_some();
         if extra || !positional.is_empty() {
             return Err(format!("`odseed {name}` takes only --json and --config"));
         }
@@ -273,14 +283,19 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
             if run.interval == Some(0) {
                 return Err("--interval must be at least 1 second".into());
             }
+            if run.metrics_file.is_some() {
+                return Err("--metrics-file is for `odseed watch`".into());
+            }
             Ok(Command::Run(run))
         }
         Some("status") => only_json(&run, "status").map(|()| Command::Status { config: run.config, json: run.json }),
         Some("watch") => {
             if run.min_size.is_some() || !positional.is_empty() {
-                return Err("`odseed watch` takes --once, --dry-run, --interval, --max-time, --json and --config \
-                            (the rest is in the config's [watch] and [policy])"
-                    .into());
+                return Err(
+                    "`odseed watch` takes --once, --dry-run, --interval, --max-time, --metrics-file, --json and \
+                            --config (the rest is in the config's [watch] and [policy])"
+                        .into(),
+                );
             }
             if run.interval == Some(0) {
                 return Err("--interval must be at least 1 second".into());

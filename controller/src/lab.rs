@@ -143,7 +143,14 @@ impl Controller {
             });
             let cfg = Config { policy, boards, watch, transmission, ..Config::default() };
             let interval = Duration::from_secs(if a.crowd { PolicyConfig::default().interval } else { 1 });
-            let options = watch::Options { interval, max_time: None, once: false, dry_run: false, json: a.json };
+            let options = watch::Options {
+                interval,
+                max_time: None,
+                once: false,
+                dry_run: false,
+                json: a.json,
+                metrics_file: None,
+            };
             let budget = Budget::at(&dir.join("budget.json"), &Default::default());
             let handle =
                 std::thread::spawn(move || watch::watch(&options, &cfg, Fleet::none(), &ledger, &budget, &stop_rx));

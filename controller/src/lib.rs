@@ -30,6 +30,7 @@ pub mod run;
 pub mod settings;
 pub mod status;
 pub mod target;
+pub mod textfile;
 pub mod tracker;
 pub mod watch;
 pub mod xdg;

@@ -85,6 +85,7 @@ fn odseed_main() -> Result<ExitCode, Error> {
             let options = odseed::watch::Options {
                 interval: std::time::Duration::from_secs(args.interval.unwrap_or(cfg.policy.interval)),
                 max_time: args.max_time.map(std::time::Duration::from_secs),
+                metrics_file: args.metrics_file.clone(),
                 once: args.once,
                 dry_run: args.dry_run,
                 json: args.json,

@@ -42,6 +42,7 @@ pub fn run(
         once: s.once,
         dry_run: s.dry_run,
         json: s.json,
+        metrics_file: None,
     };
     rounds::keep(&o, cfg, Catalogue::one(target, client), fleet, ledger, budget, stop)
 }

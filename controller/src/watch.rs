@@ -22,6 +22,8 @@ pub struct Options {
     pub once: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// A Prometheus textfile written each round.
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 pub fn watch(
@@ -48,6 +50,7 @@ pub fn watch(
         once: o.once,
         dry_run: o.dry_run,
         json: o.json,
+        metrics_file: o.metrics_file.clone(),
     };
     rounds::keep(&l, cfg, catalogue, fleet, ledger, Some(budget), stop)
 }

@@ -42,8 +42,8 @@ fn bad_configs_name_the_key_and_exit_2() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains("at least 16 characters") && err.contains("short.token"), "{err}");
     }
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    assert!(readme.contains("at least 16 characters"), "README tells the token's minimum length");
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/agent.md")).unwrap();
+    assert!(page.contains("at least 16 characters"), "docs/agent.md tells the token's minimum length");
     let (code, _, err) = run(&["--config", "/nonexistent/agent.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/agent.toml"), "{err}");

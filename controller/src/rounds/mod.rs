@@ -46,6 +46,8 @@ pub struct Options {
     pub once: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// `watch`: a Prometheus textfile written each round.
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Keeps `catalogue` healthy until the end. `fleet` is `[ec2]` with its credentials; `budget` the
@@ -114,6 +116,8 @@ struct Warned {
     budget_file: bool,
     /// That fewer helpers could be placed than wanted.
     short: bool,
+    /// That the metrics file could not be written.
+    metrics: bool,
 }
 
 /// The loop's state from one round to the next.
@@ -335,7 +339,7 @@ impl<'a> Loop<'a> {
 
     /// Prints the round; `run`'s end, if its policy says so (or it is blind at `max_time`).
     fn report(
-        &self,
+        &mut self,
         decided: &[Decided],
         plan: &Plan,
         supply: &Supply,
@@ -373,6 +377,13 @@ impl<'a> Loop<'a> {
             dry_run: self.o.dry_run,
         };
         self.printer.round(&summary);
+        if let Some(path) = &self.o.metrics_file {
+            match crate::textfile::write(path, &summary) {
+                Ok(()) => self.warned.metrics = false,
+                Err(e) if !std::mem::replace(&mut self.warned.metrics, true) => log::warn!("{e}"),
+                Err(_) => {}
+            }
+        }
         for d in decided {
             let Ok((counts, decision)) = d.seen else { continue };
             let hash = d.item.hash;

@@ -146,6 +146,7 @@ fn run_options(ratio: f64) -> Options {
         once: false,
         dry_run: false,
         json: true,
+        metrics_file: None,
     }
 }
 

@@ -220,9 +220,15 @@ fn the_ec2_budget_is_kept_across_restarts_and_stops_the_instances_once_spent() {
         serde_json::from_slice(&std::fs::read(w.state_home().join("odseed/budget.json")).unwrap()).unwrap();
     assert!(budget["instance_seconds"].as_u64().is_some_and(|s| s >= 3), "{budget}");
 
-    // A new watch knows the month's budget is spent: no instance at all.
-    let mut again = w.spawn("watch2", &args);
+    // A new watch knows the month's budget is spent: no instance at all. It writes its figures for
+    // node_exporter too.
+    let prom = w.dir.path().join("odseed.prom");
+    let with_file = [&args[..], &["--metrics-file", prom.to_str().unwrap()]].concat();
+    let mut again = w.spawn("watch2", &with_file);
     wait_for(&again, "three rounds", |p| named(&events(p), "round").len() >= 3);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("odseed_ec2_instance_hours_month{month=")), "{text}");
+    assert!(text.lines().any(|l| l == "odseed_watch_max_instances 0"), "{text}");
     assert!(pairs(&again, "engage").is_empty(), "{}", again.log_tail(20));
     let e = events(&again);
     let torrents = named(&e, "torrent");
