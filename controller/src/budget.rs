@@ -21,6 +21,10 @@ struct Used {
     dollars: f64,
     #[serde(default)]
     bytes_out: u64,
+    /// Dollars a second, as last measured while something was spent: what the next round will
+    /// cost, for every process of the month.
+    #[serde(default)]
+    rate: f64,
 }
 
 /// The month's limits and where its use is kept.
@@ -44,6 +48,8 @@ pub struct Spent {
     pub bytes_out: u64,
     /// What those bytes cost, before the month's free ones.
     pub egress_dollars: f64,
+    /// Dollars a second while that was spent, if something was.
+    pub rate: Option<f64>,
 }
 
 /// Where a month stands.
@@ -58,6 +64,8 @@ pub struct Standing {
     /// The month's dollars (`None`: no limit).
     pub dollars_limit: Option<f64>,
     pub bytes_out: u64,
+    /// Dollars a second, as last measured this month.
+    pub rate: f64,
 }
 
 impl Standing {
@@ -103,6 +111,9 @@ impl Budget {
             used.instance_seconds = used.instance_seconds.saturating_add(spent.seconds);
             used.dollars += spent.dollars + spent.egress_dollars * share;
             used.bytes_out = used.bytes_out.saturating_add(spent.bytes_out);
+            if let Some(r) = spent.rate {
+                used.rate = r;
+            }
             let json = serde_json::to_vec_pretty(&used).map_err(|e| self.error(e.to_string()))?;
             write_atomic(&self.path, &json, 0o600).map_err(|e| self.error(format!("cannot write it: {e}")))?;
         }
@@ -122,6 +133,7 @@ impl Budget {
             dollars: used.dollars,
             dollars_limit: self.dollars,
             bytes_out: used.bytes_out,
+            rate: used.rate,
         }
     }
 
@@ -154,6 +166,8 @@ pub struct Totals {
 #[derive(Debug, Default)]
 pub struct Meter {
     counted: Totals,
+    /// When it last counted.
+    at: Option<std::time::Instant>,
 }
 
 impl Meter {
@@ -162,11 +176,17 @@ impl Meter {
         let c = self.counted;
         // Whole seconds only: the fraction is counted next time.
         let secs = all.time.saturating_sub(c.time).as_secs();
+        let now = std::time::Instant::now();
+        let (dollars, egress_dollars) =
+            ((all.dollars - c.dollars).max(0.0), (all.egress_dollars - c.egress_dollars).max(0.0));
+        let since = self.at.replace(now).map(|at| now.duration_since(at).as_secs_f64());
+        let rate = since.filter(|s| *s > 0.0 && dollars + egress_dollars > 0.0).map(|s| (dollars + egress_dollars) / s);
         let spent = Spent {
             seconds: secs,
-            dollars: (all.dollars - c.dollars).max(0.0),
+            dollars,
             bytes_out: all.bytes_out.saturating_sub(c.bytes_out),
-            egress_dollars: (all.egress_dollars - c.egress_dollars).max(0.0),
+            egress_dollars,
+            rate,
         };
         let standing = budget.add(spent)?;
         self.counted = Totals {

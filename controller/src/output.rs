@@ -236,7 +236,7 @@ impl Printer {
     }
 
     /// What each instance a run stopped cost.
-    pub fn bills(&self, bills: &[crate::helpers::ec2::Bill]) {
+    pub fn bills(&self, bills: &[crate::price::Bill]) {
         for b in bills {
             let (secs, gb) = (b.used.seconds.round(), b.used.bytes_out as f64 / 1e9);
             if self.json {

@@ -7,6 +7,8 @@
 //! The defaults are AWS's public on-demand prices in us-east-1 as published in 2025-2026
 //! ([`DATED`]); other regions differ a little. A GB is 10^9 bytes.
 
+use odseed_proto::wire::Usage;
+
 /// When and where the default prices were read.
 pub const DATED: &str = "AWS us-east-1 on-demand prices as published in 2025-2026, read 2026-12";
 
@@ -78,6 +80,45 @@ impl Use {
             + hours(self.ipv4_seconds) * p.ipv4_per_hour
             + self.bytes_out as f64 / 1e9 * p.egress_per_gb
     }
+}
+
+/// What an instance is billed by: its price per hour, whether it has a public IPv4 address, and
+/// its agent's counters over its engagement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meter {
+    pub per_hour: f64,
+    pub public_ip: bool,
+    /// The agent's counters when it was engaged (`None`: not read), and as last read.
+    pub base: Option<Usage>,
+    pub last: Option<Usage>,
+    /// The payload its session uploaded, as last seen: what counts where the agent has no usage.
+    pub payload: u64,
+}
+
+impl Meter {
+    /// The bytes it sent out while engaged: what its machine's interfaces sent, or the payload
+    /// its daemon uploaded where that is more (an agent without `/v1/usage`, or one whose machine
+    /// sends through loopback only, as in the lab). Counted as of its agent's last answer.
+    pub fn bytes_out(&self) -> u64 {
+        let counted = match (self.base, self.last) {
+            (Some(b), Some(l)) => {
+                l.sent_bytes.saturating_sub(b.sent_bytes).max(l.uploaded_bytes.saturating_sub(b.uploaded_bytes))
+            }
+            _ => 0,
+        };
+        counted.max(self.payload)
+    }
+}
+
+/// What one instance this run stopped cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bill {
+    pub id: String,
+    pub region: String,
+    pub used: Use,
+    /// In all, and of that its bytes out.
+    pub dollars: f64,
+    pub egress: f64,
 }
 
 /// A price from the config: a finite number, 0 or more.

@@ -8,10 +8,9 @@ use super::helper::Event;
 use crate::config::Ec2Config;
 use crate::ec2::credentials::{self, Env};
 use crate::ec2::{Api, Ec2, Error, Instance, InstanceState};
-use crate::price::{Prices, Use};
+use crate::price::{Bill, Meter, Prices, Use};
 use odseed_proto::agent_client::Trust;
 use odseed_proto::tls::Fingerprint;
-use odseed_proto::wire::Usage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -280,43 +279,4 @@ pub struct Started {
     /// The torrent it was started for (its ledger entry's).
     pub(super) hash: odseed_proto::InfoHash,
     pub(super) meter: Meter,
-}
-
-/// What an instance is billed by: its price per hour, whether it has a public IPv4 address, and
-/// its agent's counters over its engagement.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Meter {
-    pub per_hour: f64,
-    pub public_ip: bool,
-    /// The agent's counters when it was engaged (`None`: not read), and as last read.
-    pub base: Option<Usage>,
-    pub last: Option<Usage>,
-    /// The payload its session uploaded, as last seen: what counts where the agent has no usage.
-    pub payload: u64,
-}
-
-impl Meter {
-    /// The bytes it sent out while engaged: what its machine's interfaces sent, or the payload
-    /// its daemon uploaded where that is more (an agent without `/v1/usage`, or one whose machine
-    /// sends through loopback only, as in the lab). Counted as of its agent's last answer.
-    pub fn bytes_out(&self) -> u64 {
-        let counted = match (self.base, self.last) {
-            (Some(b), Some(l)) => {
-                l.sent_bytes.saturating_sub(b.sent_bytes).max(l.uploaded_bytes.saturating_sub(b.uploaded_bytes))
-            }
-            _ => 0,
-        };
-        counted.max(self.payload)
-    }
-}
-
-/// What one instance this run stopped cost.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bill {
-    pub id: String,
-    pub region: String,
-    pub used: Use,
-    /// In all, and of that its bytes out.
-    pub dollars: f64,
-    pub egress: f64,
 }

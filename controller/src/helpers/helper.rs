@@ -3,7 +3,7 @@
 //! it); and what happens to helpers, as [`Event`]s for the output.
 
 use super::agent::Agent;
-use super::ec2::Meter;
+use crate::price::Meter;
 use crate::target::Target;
 use odseed_proto::agent_client::Error as AgentError;
 use odseed_proto::wire::{ErrorCode, Torrent, TorrentState};

@@ -3,12 +3,13 @@
 //! and try again what could not be stopped. The EC2 side alone (pools, requests, waits) is
 //! [`super::ec2`].
 
-use super::ec2::{stop_and_wait, Fleet, Meter, Started, AGENT_TIMEOUT};
+use super::ec2::{stop_and_wait, Fleet, Started, AGENT_TIMEOUT};
 use super::helper::{Event, Helper, Kind};
 use super::pool::Pool;
 use crate::ec2::client::REFUSALS;
 use crate::ec2::{Error, InstanceState, StartFailure};
 use crate::ledger::{Ledger, Owner};
+use crate::price::Meter;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -323,7 +323,7 @@ impl Pool {
     }
 
     /// What its engaged instances have cost so far.
-    pub fn bills(&self, fleet: &Fleet) -> Vec<super::ec2::Bill> {
+    pub fn bills(&self, fleet: &Fleet) -> Vec<crate::price::Bill> {
         (self.helpers.iter())
             .filter_map(|h| match &h.kind {
                 Kind::Instance { pool, started, .. } => Some(fleet.bill(&super::ec2::Started {

@@ -139,8 +139,6 @@ struct Loop<'a> {
     broken: HashMap<InfoHash, Instant>,
     first_round: bool,
     warned: Warned,
-    /// The month's dollars at the last round, and when: the rate they grow at.
-    spend: Option<(Instant, f64)>,
 }
 
 /// One torrent's round: its counts (or why there are none), the policy's decision, what it wants.
@@ -180,7 +178,6 @@ impl<'a> Loop<'a> {
             broken: HashMap::new(),
             first_round: true,
             warned: Warned::default(),
-            spend: None,
         }
     }
 

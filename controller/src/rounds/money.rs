@@ -8,7 +8,7 @@ use super::Loop;
 use crate::budget::{Standing, Totals};
 use crate::helpers::Event;
 use crate::output::Money;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Loop<'_> {
     /// What this process has used in all: the instances it stopped, runs, and could not stop.
@@ -95,37 +95,11 @@ impl Loop<'_> {
         0
     }
 
-    /// The month's dollars at the next round, at the rate they grew since the last one, if that
-    /// crosses its limit.
-    fn crossing(&mut self, s: &Standing) -> Option<f64> {
-        let now = Instant::now();
-        let last = self.spend.replace((now, s.dollars));
-        let limit = s.dollars_limit?;
-        let (at, before) = last?;
-        let p = projected(s.dollars, before, now.duration_since(at), self.o.interval);
-        (p >= limit).then_some(p)
-    }
-}
-
-/// Dollars `interval` from now, if they grow as they did from `before` to `now` in `since`.
-fn projected(now: f64, before: f64, since: Duration, interval: Duration) -> f64 {
-    let secs = since.as_secs_f64();
-    let rate = if secs > 0.0 { (now - before).max(0.0) / secs } else { 0.0 };
-    now + rate * interval.as_secs_f64()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::projected;
-    use std::time::Duration;
-
-    #[test]
-    fn the_next_round_at_the_last_rounds_rate() {
-        let s = Duration::from_secs;
-        // $0.50 spent in the last minute: $1.00 more by the round two minutes from now.
-        assert!((projected(3.0, 2.5, s(60), s(120)) - 4.0).abs() < 1e-9);
-        assert_eq!(projected(3.0, 3.0, s(60), s(120)), 3.0, "nothing spent: nothing more");
-        assert_eq!(projected(3.0, 3.5, s(60), s(120)), 3.0, "a new month's count never goes down");
-        assert_eq!(projected(3.0, 2.0, Duration::ZERO, s(120)), 3.0);
+    /// The month's dollars at the next round, at the rate last measured while money was spent (by
+    /// any process this month), if that crosses its limit: so once instances are stopped for
+    /// money, none is started again to spend at that rate.
+    fn crossing(&self, s: &Standing) -> Option<f64> {
+        let projected = s.dollars + s.rate * self.o.interval.as_secs_f64();
+        s.dollars_limit.filter(|l| projected >= *l).map(|_| projected)
     }
 }

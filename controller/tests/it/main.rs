@@ -12,6 +12,7 @@ mod ec2_api;
 mod ec2_faults;
 mod faults;
 mod lab;
+mod money;
 mod provision;
 mod publisher;
 mod tls;
