@@ -9,6 +9,7 @@
 use crate::error::Error;
 use odseed_proto::fsutil::{read_bounded, write_atomic};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,7 +26,23 @@ struct Used {
     /// cost, for every process of the month.
     #[serde(default)]
     rate: f64,
+    /// Each instance's share, by id.
+    #[serde(default)]
+    instances: BTreeMap<String, InstanceUse>,
 }
+
+/// What one instance used in a month (every process that ran it, together).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceUse {
+    pub region: String,
+    pub seconds: f64,
+    pub bytes_out: u64,
+    /// Before the month's free GB (which are the account's, not an instance's).
+    pub dollars: f64,
+}
+
+/// Instances kept in the file, at most (a month never has this many; the totals count them all).
+const MAX_INSTANCES: usize = 10_000;
 
 /// The month's limits and where its use is kept.
 #[derive(Debug, Clone)]
@@ -40,7 +57,7 @@ pub struct Budget {
 }
 
 /// What was used since the last count.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Spent {
     pub seconds: u64,
     /// Instance time and addresses.
@@ -50,6 +67,8 @@ pub struct Spent {
     pub egress_dollars: f64,
     /// Dollars a second while that was spent, if something was.
     pub rate: Option<f64>,
+    /// Each instance's share of it.
+    pub instances: BTreeMap<String, InstanceUse>,
 }
 
 /// Where a month stands.
@@ -66,6 +85,7 @@ pub struct Standing {
     pub bytes_out: u64,
     /// Dollars a second, as last measured this month.
     pub rate: f64,
+    pub instances: BTreeMap<String, InstanceUse>,
 }
 
 impl Standing {
@@ -103,7 +123,7 @@ impl Budget {
         if used.month != month {
             used = Used { month, ..Used::default() };
         }
-        if spent != Spent::default() {
+        if spent.seconds > 0 || spent.bytes_out > 0 || spent.dollars > 0.0 || !spent.instances.is_empty() {
             // Only the bytes past the month's free ones are billed.
             let billable = |b: u64| b.saturating_sub(self.free_bytes);
             let new_billable = billable(used.bytes_out.saturating_add(spent.bytes_out)) - billable(used.bytes_out);
@@ -113,6 +133,16 @@ impl Budget {
             used.bytes_out = used.bytes_out.saturating_add(spent.bytes_out);
             if let Some(r) = spent.rate {
                 used.rate = r;
+            }
+            for (id, u) in &spent.instances {
+                if used.instances.len() >= MAX_INSTANCES && !used.instances.contains_key(id) {
+                    continue;
+                }
+                let mine = used.instances.entry(id.clone()).or_default();
+                mine.region.clone_from(&u.region);
+                mine.seconds += u.seconds;
+                mine.bytes_out = mine.bytes_out.saturating_add(u.bytes_out);
+                mine.dollars += u.dollars;
             }
             let json = serde_json::to_vec_pretty(&used).map_err(|e| self.error(e.to_string()))?;
             write_atomic(&self.path, &json, 0o600).map_err(|e| self.error(format!("cannot write it: {e}")))?;
@@ -134,6 +164,7 @@ impl Budget {
             dollars_limit: self.dollars,
             bytes_out: used.bytes_out,
             rate: used.rate,
+            instances: used.instances,
         }
     }
 
@@ -152,13 +183,14 @@ impl Budget {
 }
 
 /// What one process has used in all, stopped instances and running ones.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     pub time: Duration,
     /// Instance time and addresses.
     pub dollars: f64,
     pub bytes_out: u64,
     pub egress_dollars: f64,
+    pub instances: BTreeMap<String, InstanceUse>,
 }
 
 /// What one process has added to the budget so far: each round it adds the difference between
@@ -173,7 +205,7 @@ pub struct Meter {
 impl Meter {
     /// Adds what was used since the last call; where the month stands.
     pub fn tick(&mut self, budget: &Budget, all: Totals) -> Result<Standing, Error> {
-        let c = self.counted;
+        let c = &self.counted;
         // Whole seconds only: the fraction is counted next time.
         let secs = all.time.saturating_sub(c.time).as_secs();
         let now = std::time::Instant::now();
@@ -181,19 +213,34 @@ impl Meter {
             ((all.dollars - c.dollars).max(0.0), (all.egress_dollars - c.egress_dollars).max(0.0));
         let since = self.at.replace(now).map(|at| now.duration_since(at).as_secs_f64());
         let rate = since.filter(|s| *s > 0.0 && dollars + egress_dollars > 0.0).map(|s| (dollars + egress_dollars) / s);
+        let instances = (all.instances.iter())
+            .filter_map(|(id, u)| {
+                let before = c.instances.get(id).cloned().unwrap_or_default();
+                let d = InstanceUse {
+                    region: u.region.clone(),
+                    seconds: (u.seconds - before.seconds).max(0.0),
+                    bytes_out: u.bytes_out.saturating_sub(before.bytes_out),
+                    dollars: (u.dollars - before.dollars).max(0.0),
+                };
+                (d.seconds > 0.0 || d.bytes_out > 0 || d.dollars > 0.0).then(|| (id.clone(), d))
+            })
+            .collect();
         let spent = Spent {
             seconds: secs,
             dollars,
             bytes_out: all.bytes_out.saturating_sub(c.bytes_out),
             egress_dollars,
             rate,
+            instances,
         };
         let standing = budget.add(spent)?;
+        let c = &self.counted;
         self.counted = Totals {
             time: c.time + Duration::from_secs(secs),
             dollars: c.dollars.max(all.dollars),
             bytes_out: c.bytes_out.max(all.bytes_out),
             egress_dollars: c.egress_dollars.max(all.egress_dollars),
+            instances: all.instances,
         };
         Ok(standing)
     }
@@ -264,6 +311,7 @@ mod tests {
         let mut m = Meter::default();
         // 0.5 GB out ($0.45 before the free GB), $0.10 of time: the bytes are free.
         let t = |d: f64, bytes: u64| Totals {
+            instances: BTreeMap::new(),
             time: Duration::ZERO,
             dollars: d,
             bytes_out: bytes,

@@ -38,8 +38,42 @@ pub struct BudgetStatus {
     pub dollars: f64,
     pub dollars_limit: Option<f64>,
     pub gb_out: f64,
+    /// The month per region and per instance (dollars before the month's free GB).
+    pub regions: Vec<MonthOf>,
+    pub instances: Vec<MonthOf>,
     /// Why the budget file could not be read.
     pub error: Option<String>,
+}
+
+/// A region's or an instance's month.
+#[derive(Debug, Serialize)]
+pub struct MonthOf {
+    /// The region, or the instance's id.
+    pub name: String,
+    pub region: String,
+    pub hours: f64,
+    pub gb_out: f64,
+    pub dollars: f64,
+}
+
+/// Each instance's month, and each region's (their sum).
+fn months(instances: &std::collections::BTreeMap<String, crate::budget::InstanceUse>) -> (Vec<MonthOf>, Vec<MonthOf>) {
+    let of = |name: &str, u: &crate::budget::InstanceUse| MonthOf {
+        name: name.to_string(),
+        region: u.region.clone(),
+        hours: u.seconds / 3600.0,
+        gb_out: u.bytes_out as f64 / 1e9,
+        dollars: u.dollars,
+    };
+    let mut regions: std::collections::BTreeMap<String, crate::budget::InstanceUse> = Default::default();
+    for u in instances.values() {
+        let r = regions.entry(u.region.clone()).or_default();
+        r.region.clone_from(&u.region);
+        r.seconds += u.seconds;
+        r.bytes_out += u.bytes_out;
+        r.dollars += u.dollars;
+    }
+    (regions.iter().map(|(n, u)| of(n, u)).collect(), instances.iter().map(|(n, u)| of(n, u)).collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -189,6 +223,8 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
         let hours = |d: Duration| d.as_secs_f64() / 3600.0;
         match b.standing_now() {
             Ok(s) => BudgetStatus {
+                regions: months(&s.instances).0,
+                instances: months(&s.instances).1,
                 used_hours: hours(s.used),
                 left_hours: s.left.map(hours),
                 dollars: s.dollars,
@@ -204,6 +240,8 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
                 dollars: 0.0,
                 dollars_limit: cfg.budget.dollars_per_month,
                 gb_out: 0.0,
+                regions: Vec::new(),
+                instances: Vec::new(),
                 error: Some(e.to_string()),
             },
         }
@@ -312,6 +350,11 @@ impl Report {
             if b.error.is_none() {
                 let limit = b.dollars_limit.map_or(" (no dollars_per_month)".into(), |l| format!(" of ${l:.2}"));
                 say(&format!("EC2 {}: ${:.2}{limit}, {:.2} GB out", b.month, b.dollars, b.gb_out));
+                for m in b.regions.iter().chain(&b.instances) {
+                    let (hours, gb, dollars) = (m.hours, m.gb_out, m.dollars);
+                    let what = if m.name == m.region { m.name.clone() } else { format!("  {} ({})", m.name, m.region) };
+                    say(&format!("  {what}: {hours:.2} instance-hours, {gb:.3} GB out, ${dollars:.2}"));
+                }
             }
         }
         let path = self.ledger_path.display();

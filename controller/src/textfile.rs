@@ -68,6 +68,7 @@ mod tests {
                 dollars_limit: Some(20.0),
                 bytes_out: 34_000_000_000,
                 rate: 0.0,
+                instances: Default::default(),
             }),
             money: Some(Money { run: 0.42, month: Some(3.1), limit: Some(20.0) }),
             dry_run: false,

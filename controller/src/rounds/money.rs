@@ -22,6 +22,12 @@ impl Loop<'_> {
             t.dollars += b.dollars - b.egress;
             t.egress_dollars += b.egress;
             t.bytes_out += b.used.bytes_out;
+            // An instance stopped and started again by this process has a bill for each time.
+            let i = t.instances.entry(b.id).or_default();
+            i.region = b.region;
+            i.seconds += b.used.seconds;
+            i.bytes_out += b.used.bytes_out;
+            i.dollars += b.dollars;
         }
         t
     }

@@ -307,6 +307,11 @@ fn the_month_dollars_stop_the_instances_and_the_bytes_are_what_they_cost() {
         l.round().unwrap();
         let s = budget.standing_now().unwrap();
         assert!((s.dollars - 1.5).abs() < 0.015 && s.bytes_out == 1_500_000_000, "within 1%: {s:?}");
+        let i0 = &s.instances["i-0"];
+        assert!(
+            (i0.dollars - 1.5).abs() < 0.015 && i0.region == "eu-west-3" && i0.bytes_out == 1_500_000_000,
+            "{i0:?}"
+        );
         assert_eq!((w.instance_seeds(0), w.instance_seeds(1)), (0, 0), "both instances released");
         assert!(w.ec2.states().iter().all(|s| s.to_string() == "stopped"));
         assert_eq!(w.seeds("b0"), 1, "the board seeds on");

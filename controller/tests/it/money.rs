@@ -83,6 +83,16 @@ fn the_months_dollars_stop_the_instances_within_a_round_and_are_the_bytes_at_the
         assert!((d - b / 1e9 * PER_GB).abs() <= 0.01 * d.max(0.01), "{c}");
     }
 
+    // `odseed status`: the month's dollars, per region and per instance.
+    let out = w.odseed(&["status", "--json", "--config", cfg.to_str().unwrap()]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let b = &status["budget"];
+    assert!((b["dollars"].as_f64().unwrap() - dollars).abs() < 1e-6, "{b}");
+    let per: f64 = b["instances"].as_array().unwrap().iter().map(|i| i["dollars"].as_f64().unwrap()).sum();
+    assert!((per - dollars).abs() <= 0.01 * dollars, "the instances' dollars add up to the month's: {b}");
+    assert_eq!(b["regions"][0]["name"], "eu-west-3", "{b}");
+    assert!(b["instances"].as_array().unwrap().iter().all(|i| ids.contains(&i["name"].as_str().unwrap().to_string())));
+
     // Another run the same month starts none, though its first round wants three helpers; killed
     // with -9, it leaves the budget file as it was.
     let seen = dollars;
