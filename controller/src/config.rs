@@ -294,12 +294,7 @@ pub fn default_path() -> PathBuf {
 pub fn load(path: &Path) -> Result<Config, Error> {
     let text = match odseed_proto::fsutil::read_text_bounded(path, odseed_proto::fsutil::MAX_CONFIG_BYTES) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Config(format!(
-                "no config at {} (pass --config PATH). A minimal one:\n\n{EXAMPLE}\n",
-                path.display()
-            )));
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoConfig(path.to_path_buf())),
         Err(e) => return Err(Error::Config(format!("config {}: cannot read: {e}", path.display()))),
     };
     let base = path.parent().unwrap_or(Path::new("."));

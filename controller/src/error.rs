@@ -11,6 +11,8 @@ pub enum Error {
     Usage(String),
     /// The config file, or the EC2 setup it names (credentials, profile, region, endpoint), is unusable.
     Config(String),
+    /// There is no config at this path (main shows a starter config after it).
+    NoConfig(std::path::PathBuf),
     /// The ledger cannot be read or written: without it no helper may be engaged.
     Ledger(String),
     /// An instance another live run holds: this run may not use it.
@@ -43,6 +45,11 @@ impl fmt::Display for Error {
                 ids.join(", ")
             ),
             Error::NotReleased => f.write_str("some helpers could not be released; they stay in the ledger"),
+            Error::NoConfig(path) => write!(
+                f,
+                "no config at {} (pass --config PATH)",
+                odseed_proto::printable::printable(&path.display().to_string())
+            ),
         }
     }
 }

@@ -34,7 +34,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = exit_code(&e);
             // A usage or config error is the user's to fix: said plainly. A failure goes to the log.
-            if code == 2 {
+            if let Error::NoConfig(_) = e {
+                // A starter config: odseed's own text, printed with its newlines.
+                eprintln!("odseed: {e}. A minimal one:\n\n{}\n", config::EXAMPLE);
+            } else if code == 2 {
                 eprintln!("odseed: {}", printable_line(&e.to_string(), odseed::output::MAX_LINE_CHARS));
             } else {
                 log::error!("{e}");
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
 /// command line, the config); 1 for a failure while running (helpers are released first).
 fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Usage(_) | Error::Config(_) => 2,
+        Error::Usage(_) | Error::Config(_) | Error::NoConfig(_) => 2,
         // Ledger, Held, Torrent, Stranded, NotReleased, Lab, System, and whatever comes later.
         _ => 1,
     }

@@ -8,11 +8,48 @@ use crate::policy::{Action, Counts, Decision};
 use odseed_proto::printable::printable_line;
 use odseed_proto::InfoHash;
 use serde_json::json;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
 /// A line printed for a person is cut here (an agent's error message could be megabytes).
 pub const MAX_LINE_CHARS: usize = 2000;
+
+/// A string field of machine output is cut after this many characters (an agent's error message
+/// could be megabytes): by field, so that the line stays one JSON object.
+pub const MAX_FIELD_CHARS: usize = 2000;
+
+/// One line of valid JSON from `v`, whatever outside text it carries: each string cut at
+/// [`MAX_FIELD_CHARS`], and besides serde_json's escapes (quotes, backslashes, C0 controls), C1
+/// controls, bidirectional marks and overrides and line separators written as `\u` escapes, so
+/// that no terminal or log acts on them and the line reads the same.
+pub fn json_line(mut v: serde_json::Value) -> String {
+    cut_strings(&mut v);
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Outside a string serde_json writes none of these: each is inside one, where \u is valid.
+        if matches!(c, '\u{80}'..='\u{9f}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn cut_strings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.chars().count() > MAX_FIELD_CHARS => {
+            let cut: String = s.chars().take(MAX_FIELD_CHARS).collect();
+            *s = cut + "...";
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(cut_strings),
+        serde_json::Value::Object(o) => o.values_mut().for_each(cut_strings),
+        _ => {}
+    }
+}
 
 /// Prints one line for a person on stdout, with outside text escaped (see [`printable_line`]).
 pub fn say(text: &str) {
@@ -74,10 +111,18 @@ pub struct TorrentRound<'a> {
 }
 
 impl Printer {
+    /// A line for a person: outside text in it escaped, cut at [`MAX_LINE_CHARS`].
     fn line(&self, text: String) {
         let mut out = std::io::stdout().lock();
         // Faults quote agents and trackers: nothing they send may act on the terminal.
         let _ = writeln!(out, "{}", printable_line(&text, MAX_LINE_CHARS));
+        let _ = out.flush();
+    }
+
+    /// A line for a program: one JSON object, whatever outside text it carries ([`json_line`]).
+    fn json(&self, v: serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", json_line(v));
         let _ = out.flush();
     }
 
@@ -101,7 +146,7 @@ impl Printer {
             if money.is_some() {
                 merge(&mut v, Money::fields(money));
             }
-            return self.line(v.to_string());
+            return self.json(v);
         }
         let s = elapsed.as_secs();
         let ratio = d.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
@@ -122,7 +167,7 @@ impl Printer {
     /// A round without counts (e.g. every tracker down): helpers are kept as they are.
     pub fn blind(&self, elapsed: Duration, why: &str) {
         if self.json {
-            return self.line(json!({"event": "poll", "elapsed": elapsed.as_secs(), "error": why}).to_string());
+            return self.json(json!({"event": "poll", "elapsed": elapsed.as_secs(), "error": why}));
         }
         let s = elapsed.as_secs();
         self.line(format!("[{:>3}m{:02}s] no counts: {why}; keeping helpers as they are", s / 60, s % 60));
@@ -140,14 +185,14 @@ impl Printer {
     pub fn event_on(&self, e: &Event, hash: &InfoHash, name: &str) {
         match (e, self.json) {
             (Event::Engaged(h), true) => {
-                self.line(json!({"event": "engage", "helper": h, "info_hash": hash, "torrent": name}).to_string())
+                self.json(json!({"event": "engage", "helper": h, "info_hash": hash, "torrent": name}))
             }
             (Event::Released(h), true) => {
-                self.line(json!({"event": "release", "helper": h, "info_hash": hash, "torrent": name}).to_string())
+                self.json(json!({"event": "release", "helper": h, "info_hash": hash, "torrent": name}))
             }
             (Event::Fault(m), true) => {
                 log::warn!("{m}");
-                self.line(json!({"event": "fault", "message": m, "info_hash": hash, "torrent": name}).to_string())
+                self.json(json!({"event": "fault", "message": m, "info_hash": hash, "torrent": name}))
             }
             (Event::Engaged(h), false) => self.line(format!("           engaged {h} for {name} ({})", short(hash))),
             (Event::Released(h), false) => self.line(format!("           released {h} from {name} ({})", short(hash))),
@@ -169,7 +214,7 @@ impl Printer {
             if r.money.is_some() {
                 merge(&mut v, Money::fields(r.money.as_ref()));
             }
-            return self.line(v.to_string());
+            return self.json(v);
         }
         let s = r.elapsed.as_secs();
         let blind = if r.blind > 0 { format!(" ({} not counted)", r.blind) } else { String::new() };
@@ -202,7 +247,7 @@ impl Printer {
                 "leechers": c.leechers, "natural": d.natural, "ratio": d.ratio, "wanted": t.wanted,
                 "boards": t.boards, "instances": t.instances,
             });
-            return self.line(v.to_string());
+            return self.json(v);
         }
         let ratio = d.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
         let mut given: Vec<String> = t.boards.clone();
@@ -223,11 +268,11 @@ impl Printer {
 
     pub fn event(&self, e: &Event) {
         match (e, self.json) {
-            (Event::Engaged(h), true) => self.line(json!({"event": "engage", "helper": h}).to_string()),
-            (Event::Released(h), true) => self.line(json!({"event": "release", "helper": h}).to_string()),
+            (Event::Engaged(h), true) => self.json(json!({"event": "engage", "helper": h})),
+            (Event::Released(h), true) => self.json(json!({"event": "release", "helper": h})),
             (Event::Fault(m), true) => {
                 log::warn!("{m}");
-                self.line(json!({"event": "fault", "message": m}).to_string())
+                self.json(json!({"event": "fault", "message": m}))
             }
             (Event::Engaged(h), false) => self.line(format!("           engaged {h}")),
             (Event::Released(h), false) => self.line(format!("           released {h}")),
@@ -242,7 +287,7 @@ impl Printer {
             if self.json {
                 let v = json!({"event": "ec2_cost", "instance": b.id, "region": b.region, "instance_seconds": secs,
                     "bytes_out": b.used.bytes_out, "dollars": b.dollars});
-                self.line(v.to_string());
+                self.json(v);
             } else {
                 self.line(format!(
                     "           EC2 {} ({}): {secs} s, {gb:.3} GB out, ${:.4}",
@@ -257,7 +302,7 @@ impl Printer {
         for (region, time) in usage {
             let secs = time.as_secs();
             if self.json {
-                self.line(json!({"event": "ec2_usage", "region": region, "instance_seconds": secs}).to_string());
+                self.json(json!({"event": "ec2_usage", "region": region, "instance_seconds": secs}));
             } else {
                 self.line(format!("           EC2 {region}: {secs} instance-seconds"));
             }
@@ -266,7 +311,7 @@ impl Printer {
 
     pub fn exit(&self, reason: &str) {
         if self.json {
-            self.line(json!({"event": "exit", "reason": reason}).to_string());
+            self.json(json!({"event": "exit", "reason": reason}));
         } else {
             self.line(format!("           exit: {reason}"));
         }
@@ -291,5 +336,25 @@ fn action_text(a: Action) -> String {
 fn merge(v: &mut serde_json::Value, extra: serde_json::Value) {
     if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
         v.extend(extra);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_lines_are_json_whatever_they_carry() {
+        let worst = format!("a\u{1b}]0;x\u{7}\n\u{9b}2J\u{202e}evil\u{2028}{}", "z".repeat(1 << 20));
+        let line = json_line(json!({"event": "fault", "message": worst, "list": [worst.clone()]}));
+        assert!(!line.contains('\n') && line.len() < 3 * MAX_FIELD_CHARS, "one short line");
+        for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{2028}'] {
+            assert!(!line.contains(c), "{c:?} written raw");
+        }
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let message = back["message"].as_str().unwrap();
+        assert!(message.starts_with("a\u{1b}]0;x\u{7}\n\u{9b}2J\u{202e}evil\u{2028}z") && message.ends_with("zzz..."));
+        assert_eq!(message.chars().count(), MAX_FIELD_CHARS + 3);
+        assert_eq!(back["list"][0], back["message"]);
     }
 }

@@ -171,8 +171,8 @@ pub struct Engaged {
 pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), Error> {
     let report = gather(cfg, ledger)?;
     if as_json {
-        // Our own plain structs: serialising them cannot fail.
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        // Our own plain structs: serialising them cannot fail. Names and messages come from agents.
+        println!("{}", crate::output::json_line(serde_json::to_value(&report).unwrap_or_default()));
     } else {
         report.print();
     }

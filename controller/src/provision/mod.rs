@@ -338,7 +338,7 @@ impl Provision<'_> {
                 "event": "provisioned", "region": a.region, "launched": launched, "ready": ready,
                 "cert_sha256": s.pin.to_string(), "token_file": s.token_file,
             });
-            println!("{summary}");
+            println!("{}", crate::output::json_line(summary));
         }
     }
 }

@@ -25,6 +25,11 @@ fn missing_and_bad_configs_say_what_to_do() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("no config at") && e.contains("[[board]]"), "shows an example: {e}");
+    assert!(
+        e.lines().any(|l| l.trim() == "[[board]]                         # one per helper running odseed-agent"),
+        "with its newlines: {e}"
+    );
+    assert!(!e.contains("\\n"), "no literal \\n: {e}");
 
     let cfg = w.write_config("[policy]\nplacement = \"everywhere\"\n");
     let o = w.odseed(&["run", "x", "0.5", "--config", cfg.to_str().unwrap()]);
@@ -178,4 +183,105 @@ fn names_from_an_agent_cannot_act_on_the_terminal() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("evil\\u{1b}[2J\\u{9b}31m.bin"), "the name is shown escaped: {out}");
     assert!(!out.contains('\u{1b}') && !out.contains('\u{9b}'), "a raw control character reached the terminal");
+}
+
+/// An agent that answers every route with what a hostile one can send: terminal escapes, C1
+/// controls, bidi overrides and line separators in every string, and strings of 100,000
+/// characters; a `PUT` is refused with such a message (a fault). What it was asked, in order.
+fn worst_agent() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let worst = format!("\u{1b}]0;x\u{7}\n\u{9b}2J\u{202e}evil\u{2028}\"\\{}", "z".repeat(100_000));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            if r.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let _ = r.by_ref().take(length as u64).read_to_end(&mut Vec::new());
+            let (method, path) = first
+                .split_once(' ')
+                .map(|(m, rest)| (m.to_string(), rest.split(' ').next().unwrap_or("").to_string()))
+                .unwrap_or_default();
+            log.lock().unwrap().push(format!("{method} {path}"));
+            let torrent = serde_json::json!({"info_hash": "0".repeat(39) + "1", "name": worst, "state": "seeding",
+                "percent_done": 1.0, "peers": 0, "upload_bps": 0, "uploaded_bytes": 0, "error": worst});
+            let (status, body) = match (method.as_str(), path.as_str()) {
+                (_, "/v1/health") => (
+                    200,
+                    serde_json::json!({"status": "ok", "version": worst, "daemon": "running", "torrents": 1, "daemon_version": worst}),
+                ),
+                ("PUT", _) => (422, serde_json::json!({"error": "bad_torrent", "message": worst})),
+                ("DELETE", _) => (500, serde_json::json!({"error": "state_write", "message": worst})),
+                (_, "/v1/torrents") => (200, serde_json::json!([torrent])),
+                _ => (200, torrent),
+            };
+            let body = body.to_string();
+            let mut c = conn;
+            let _ = write!(c, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn every_json_line_is_json_whatever_an_agent_sends() {
+    let w = world("worstjson");
+    let (url, asked) = worst_agent();
+    let token = w.dir.path().join("token");
+    std::fs::write(&token, "token-token-token-token\n").unwrap();
+    let cfg = w
+        .write_config(&format!("[[board]]\nname = \"worst\"\nurl = \"{url}\"\ntoken_file = \"{}\"\n", token.display()));
+    let content = w.dir.path().join("c.bin");
+    let t = odseed_lab::content::make(w.dir.path(), "c.bin", 100_000, 3, &[]).unwrap();
+    let torrent = w.dir.path().join("c.torrent");
+    std::fs::write(&torrent, &t.bytes).unwrap();
+    assert!(content.exists());
+    let cfg = cfg.to_str().unwrap();
+    // What a dead run left on it, for `odseed release` to try (and fail: the agent answers 500).
+    let entry = serde_json::json!({"kind": "board", "name": "worst", "url": url, "token_file": token,
+        "info_hash": t.meta.info_hash, "owner": {"pid": u32::MAX - 1, "start": 0}, "engaged_at": 1});
+    std::fs::create_dir_all(w.ledger().parent().unwrap()).unwrap();
+    std::fs::write(w.ledger(), serde_json::json!({"version": 1, "helpers": [entry]}).to_string()).unwrap();
+    let runs: [&[&str]; 3] = [
+        &["run", torrent.to_str().unwrap(), "1", "0", "3", "--once", "--min-size", "0", "--json", "--config", cfg],
+        &["status", "--json", "--config", cfg],
+        &["release", "--json", "--config", cfg],
+    ];
+    for args in runs {
+        let o = w.odseed(args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!out.trim().is_empty(), "{args:?} printed nothing: {}", stderr(&o));
+        for line in out.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {line:.300}"));
+            assert!(v.is_object(), "{line:.300}");
+            assert!(line.len() < 40_000, "{args:?}: a line of {} bytes", line.len());
+            for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{2028}'] {
+                assert!(!line.contains(c), "{args:?}: {c:?} written raw: {line:.300}");
+            }
+        }
+    }
+    let asked = asked.lock().unwrap().join(", ");
+    assert!(asked.contains("PUT /v1/torrents/") && asked.contains("GET /v1/health"), "{asked}");
+    // The fault quotes what the agent said, escaped inside its JSON string.
+    let o = w.odseed(runs[0]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let fault = out.lines().find(|l| l.contains("\"fault\"")).unwrap_or_else(|| panic!("no fault: {out:.2000}"));
+    let v: serde_json::Value = serde_json::from_str(fault).unwrap();
+    assert!(v["message"].as_str().unwrap().contains("\u{202e}evil\u{2028}"), "{fault:.300}");
 }
