@@ -29,7 +29,7 @@ pub(super) fn serve<H: Handler>(
     tls: Option<&Acceptor>,
     handler: &H,
     limits: &Limits,
-    stop: &AtomicBool,
+    (stop, busy): (&AtomicBool, &AtomicBool),
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
@@ -38,7 +38,11 @@ pub(super) fn serve<H: Handler>(
     let mut idle = None;
     loop {
         let head = match conn.read_head(idle, limits.head_timeout) {
-            Ok(Some(head)) => head,
+            Ok(Some(head)) => {
+                // Handled now: never closed to make room for another connection.
+                busy.store(true, Ordering::SeqCst);
+                head
+            }
             Ok(None) => return,
             Err(r) => {
                 let resp = handler.refused(peer, r.code, r.message);
@@ -59,6 +63,7 @@ pub(super) fn serve<H: Handler>(
         if !conn.answer(&resp, req.head.method == "HEAD", keep, req.head.minor_version) {
             return;
         }
+        busy.store(false, Ordering::SeqCst);
         if !keep {
             return if all_read { conn.close() } else { conn.linger() };
         }

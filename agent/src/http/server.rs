@@ -37,11 +37,26 @@ struct Shared {
     accept_failed: RateLog,
 }
 
-/// An open connection: a second handle on its socket, to shut it down at stop.
+/// An open connection: a second handle on its socket, to shut it down at stop or evict it.
 struct Slot {
     id: u64,
+    /// Its address, an IPv6 one as its /64 (one host's or one subscriber's share).
     ip: IpAddr,
     stream: TcpStream,
+    /// A request of it is being handled (its head has come and its answer not yet gone).
+    busy: Arc<AtomicBool>,
+}
+
+/// An address as the per-address cap counts it: IPv4 as is (and IPv4 mapped into IPv6), IPv6 by
+/// its /64, which one machine or one subscriber holds whole.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
 }
 
 impl Server {
@@ -113,12 +128,26 @@ impl Server {
         }
     }
 
-    /// Starts a thread for the connection, or closes it at once if a cap is reached.
+    /// Starts a thread for the connection, or closes it at once if a cap is reached. When every
+    /// slot is taken, the oldest connection that is not having a request handled (it has sent no
+    /// complete head yet, or waits idle between requests) is closed to make room: connections
+    /// that say nothing, from however many addresses, cannot keep out a client that sends its
+    /// request at once.
     fn admit<H: Handler>(&self, stream: TcpStream, peer: SocketAddr, handler: &Arc<H>) {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let ip = address_key(peer.ip());
+        let busy = Arc::new(AtomicBool::new(false));
         {
             let mut conns = self.shared.lock();
-            let from_peer = conns.iter().filter(|s| s.ip == peer.ip()).count();
+            let from_peer = conns.iter().filter(|s| s.ip == ip).count();
+            if from_peer < self.limits.max_per_address && conns.len() >= self.limits.max_connections {
+                // Slots are in the order they were taken: the first idle one is the oldest.
+                if let Some(i) = conns.iter().position(|s| !s.busy.load(Ordering::SeqCst)) {
+                    let old = conns.remove(i);
+                    let _ = old.stream.shutdown(Shutdown::Both);
+                    log::debug!("api: connection from {} closed to make room (it sent no request)", old.ip);
+                }
+            }
             let over = if conns.len() >= self.limits.max_connections {
                 Some(("max_connections", self.limits.max_connections))
             } else if from_peer >= self.limits.max_per_address {
@@ -137,12 +166,12 @@ impl Server {
                 return;
             }
             let Ok(handle) = stream.try_clone() else { return };
-            conns.push(Slot { id, ip: peer.ip(), stream: handle });
+            conns.push(Slot { id, ip, stream: handle, busy: busy.clone() });
         }
         let (shared, handler, limits, tls) =
             (self.shared.clone(), handler.clone(), self.limits.clone(), self.tls.clone());
         let spawned = std::thread::Builder::new().stack_size(CONN_STACK).spawn(move || {
-            conn::serve(stream, peer, tls.as_ref(), &*handler, &limits, &shared.stopping);
+            conn::serve(stream, peer, tls.as_ref(), &*handler, &limits, (&shared.stopping, &busy));
             shared.remove(id);
         });
         if let Err(e) = spawned {
@@ -204,5 +233,20 @@ impl Shared {
         }
         let _ = self.closed.wait_timeout(conns, d);
         self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_address_counts_as_its_64() {
+        let k = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("2001:db8:1:2::1"), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(k("10.1.2.3"), "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert_eq!(k("::ffff:10.1.2.3"), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 }

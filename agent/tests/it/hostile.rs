@@ -175,3 +175,33 @@ fn client_text_is_escaped_in_the_log_and_bad_tokens_are_summarised() {
     assert_eq!(refusals, 1, "40 bad tokens are one line a minute: {log}");
     assert!(!log.contains(&s.agent.token), "the token leaked into the log");
 }
+
+#[test]
+fn silent_connections_from_many_addresses_do_not_keep_the_controller_out() {
+    let s = siege("manyaddresses");
+    // 16 addresses, 8 silent connections each (the per-address cap): 128 for the 64 slots, each
+    // opened again as soon as the agent closes it.
+    let sources: Vec<Ipv4Addr> = (1..=16).map(|i| Ipv4Addr::new(10, 98, 0, i)).collect();
+    for ip in &sources {
+        s._w.ns.add_host(*ip).unwrap();
+    }
+    let target = s.honest;
+    let mut held: Vec<(Ipv4Addr, Option<std::net::TcpStream>)> =
+        sources.iter().flat_map(|ip| (0..8).map(move |_| (*ip, None))).collect();
+    let watch = s.watch();
+    let (started, mut reopened) = (Instant::now(), 0u64);
+    while started.elapsed() < Duration::from_secs(10) {
+        for (ip, conn) in held.iter_mut() {
+            if conn.as_ref().is_none_or(hostile::closed) {
+                *conn = hostile::silent_from(*ip, target);
+                reopened += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = watch.finish();
+    let open = held.iter().filter(|(_, c)| c.as_ref().is_some_and(|c| !hostile::closed(c))).count();
+    eprintln!("silent connections from 16 addresses: {reopened} opened, {open} open at the end; health: {seen:?}");
+    assert!(open >= 48, "the attack held most slots: {open} open");
+    assert_held("128 silent connections from 16 addresses, reopened as closed", &seen);
+}

@@ -35,6 +35,49 @@ pub fn send_and_hold(addr: SocketAddr, n: usize, head: &[u8]) -> Held {
         .collect()
 }
 
+/// A connection from `src` (an address of this namespace) to `addr` that never sends a byte.
+pub fn silent_from(src: std::net::Ipv4Addr, addr: SocketAddr) -> Option<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(dst) = addr else { return None };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a new socket this function owns; bind and connect read the sockaddr_in they are
+    // given for its length; on any failure the descriptor is closed before returning.
+    #[allow(unsafe_code)]
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let (from, to) = (sockaddr(src, 0), sockaddr(*dst.ip(), dst.port()));
+        let ok = libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), len) == 0
+            && libc::connect(fd, (&to as *const libc::sockaddr_in).cast(), len) == 0;
+        if !ok {
+            libc::close(fd);
+            return None;
+        }
+        Some(TcpStream::from_raw_fd(fd))
+    }
+}
+
+/// Whether the agent closed `s` (it reads end-of-file or an error, without waiting).
+pub fn closed(s: &TcpStream) -> bool {
+    let _ = s.set_nonblocking(true);
+    let mut b = [0u8; 1];
+    let gone = match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    let _ = s.set_nonblocking(false);
+    gone
+}
+
 /// A request line with a version the agent does not serve, `n` times.
 pub fn http2_lines(addr: SocketAddr, n: usize) -> Held {
     send_and_hold(addr, n, b"GET /v1/health HTTP/2.0\r\nHost: x\r\n\r\n")
