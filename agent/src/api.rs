@@ -35,7 +35,13 @@ pub struct Api {
     pub data_dir: PathBuf,
     /// Refusals of requests without the token, logged at most once a minute (anyone can send them).
     pub unauthenticated: RateLog,
+    /// Held while a large `.torrent` is read and parsed: one at a time, so that concurrent `PUT`s
+    /// of large ones cost the memory of one.
+    pub large_body: std::sync::Mutex<()>,
 }
+
+/// A `.torrent` larger than this is read while no other large one is (1 MiB: most are far smaller).
+const LARGE_BODY: u64 = 1 << 20;
 
 impl Api {
     pub fn new(token: String, desired: Arc<Desired>, supervisor: Arc<Supervisor>, cfg: &Config) -> Api {
@@ -48,6 +54,7 @@ impl Api {
             bounds: Bounds { max_torrents: cfg.max_torrents, max_total_bytes: cfg.max_total_torrent_bytes },
             data_dir: cfg.data_dir.clone(),
             unauthenticated: RateLog::new(Duration::from_secs(60)),
+            large_body: std::sync::Mutex::new(()),
         }
     }
 }
@@ -238,6 +245,8 @@ impl Api {
             body.discard(max).map_err(body_error)?;
             return Err(err(ErrorCode::TooManyTorrents, e.to_string()));
         }
+        let _one_at_a_time =
+            (body.declared() > LARGE_BODY).then(|| self.large_body.lock().unwrap_or_else(|e| e.into_inner()));
         let body = body.read(max).map_err(body_error)?;
         let meta = metainfo::parse(&body).map_err(|e| match e {
             MetainfoError::UnsafePath(_) => err(ErrorCode::UnsafePath, e.to_string()),

@@ -446,15 +446,23 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
     let desired = shared.desired.snapshot();
     let data_dir = shared.settings.data_dir.to_string_lossy();
     for (hash, entry) in desired.iter().filter(|(h, _)| !have.contains(h)) {
-        let metainfo = match shared.desired.metainfo(hash) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("daemon: cannot read the metainfo of {hash}: {e}");
-                shared.lock().errors.insert(*hash, format!("cannot read its metainfo: {e}"));
-                continue;
-            }
+        // The daemon reads the agent's own copy of the .torrent: no copy of it (base64, a third
+        // larger) in the agent's memory. A daemon that cannot read it (in a chroot without the
+        // state dir) is given the bytes instead.
+        let file = shared.desired.file_of(hash);
+        let by_file = client.torrent_add_file(&file.to_string_lossy(), &data_dir);
+        let added = match by_file {
+            Err(odseed_proto::transmission::Error::Rpc { .. }) => match shared.desired.metainfo(hash) {
+                Ok(metainfo) => client.torrent_add(&metainfo, &data_dir),
+                Err(e) => {
+                    log::warn!("daemon: cannot read the metainfo of {hash}: {e}");
+                    shared.lock().errors.insert(*hash, format!("cannot read its metainfo: {e}"));
+                    continue;
+                }
+            },
+            other => other,
         };
-        match client.torrent_add(&metainfo, &data_dir) {
+        match added {
             Ok(added) if added.info_hash != *hash => {
                 // Cannot happen for canonical bencode (metainfo.rs insists on it); never loop on it.
                 let why = format!("transmission-daemon computed info hash {} for it", added.info_hash);

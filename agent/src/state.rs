@@ -108,6 +108,11 @@ impl Desired {
         self.dir.join(format!("{hash}.torrent"))
     }
 
+    /// Where the `.torrent` recorded for `hash` is.
+    pub fn file_of(&self, hash: &InfoHash) -> PathBuf {
+        self.file(hash)
+    }
+
     /// The `.torrent` recorded for `hash`, read from disk.
     pub fn metainfo(&self, hash: &InfoHash) -> io::Result<Vec<u8>> {
         read_bounded(&self.file(hash))

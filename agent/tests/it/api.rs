@@ -3,7 +3,7 @@
 use crate::{code, send, torrent_in, world, world_with};
 use odseed_lab::{wait_until, AgentOptions};
 use odseed_proto::wire::DaemonState;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn health_is_open_and_every_other_route_needs_the_token() {
@@ -150,4 +150,56 @@ fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon
     agent.client().set_limits(&odseed_proto::wire::Limits { upload_kbps: 0 }).unwrap();
     assert_eq!(get(&agent), 0);
 }
+}
+
+each_daemon! {
+fn three_large_torrents_put_at_once_are_all_taken(d: Daemon) {
+    use odseed_proto::bencode::Owned;
+    let w = world_with("largeputs", d);
+    let o = AgentOptions { max_torrent_bytes: 12 << 20, idle_stop_secs: 300, ..AgentOptions::default() };
+    let mut agent = w.agent("a", &o);
+    let (base, token) = (agent.url.clone(), agent.token.clone());
+    // Three .torrents of 10 MiB each (their pieces' hashes), for content that is not there: the
+    // daemon takes them and waits for peers.
+    let made: Vec<(odseed_proto::InfoHash, Vec<u8>)> = (0..3u8)
+        .map(|k| {
+            let pieces: Vec<u8> = (0..(10u32 << 20)).map(|i| (i as u8).wrapping_mul(31).wrapping_add(k)).collect();
+            let info = Owned::dict([
+                ("length", Owned::Int(i64::from(10u32 << 20) / 20 * (1 << 14))),
+                ("name", Owned::str(&format!("large{k}.bin"))),
+                ("piece length", Owned::Int(1 << 14)),
+                ("pieces", Owned::Bytes(pieces)),
+            ]);
+            crate::raw_torrent(info)
+        })
+        .collect();
+    let before = hwm_kib(agent.proc().unwrap().pid());
+    let started = Instant::now();
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let puts: Vec<_> = made
+            .iter()
+            .map(|(hash, bytes)| {
+                let (url, token) = (format!("{base}/v1/torrents/{hash}"), token.as_str());
+                s.spawn(move || send(&url, "PUT", Some(token), Some(bytes)).0)
+            })
+            .collect();
+        puts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    assert_eq!(answers, [201, 201, 201]);
+    let c = agent.client();
+    wait_until(Duration::from_secs(120), "the daemon to have all three", || {
+        let list = c.list().ok()?;
+        (list.len() == 3 && list.iter().all(|t| t.error.is_none())).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", c.list(), agent.log()));
+    let after = hwm_kib(agent.proc().unwrap().pid());
+    eprintln!("three 10 MiB PUTs at once: agent peak RSS {before} KiB before, {after} KiB after, {:?}", started.elapsed());
+}
+}
+
+/// A process's peak resident memory (VmHWM), in KiB.
+fn hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

@@ -124,8 +124,16 @@ impl Client {
     /// `torrent-add` with the raw `.torrent` bytes, downloading to / seeding from `download_dir`.
     pub fn torrent_add(&self, metainfo: &[u8], download_dir: &str) -> Result<Added, Error> {
         let metainfo = base64::engine::general_purpose::STANDARD.encode(metainfo);
-        let args =
-            self.call("torrent-add", json!({ "metainfo": metainfo, "download-dir": download_dir, "paused": false }))?;
+        self.add(json!({ "metainfo": metainfo, "download-dir": download_dir, "paused": false }))
+    }
+
+    /// `torrent-add` of a `.torrent` file the daemon reads itself (no copy of it in the request).
+    pub fn torrent_add_file(&self, path: &str, download_dir: &str) -> Result<Added, Error> {
+        self.add(json!({ "filename": path, "download-dir": download_dir, "paused": false }))
+    }
+
+    fn add(&self, arguments: Value) -> Result<Added, Error> {
+        let args = self.call("torrent-add", arguments)?;
         let (entry, new) = match (args.get("torrent-added"), args.get("torrent-duplicate")) {
             (Some(t), _) => (t, true),
             (None, Some(t)) => (t, false),
