@@ -127,3 +127,63 @@ fn leechers_that_are_not_transmission_download_from_the_agent(d: Daemon) {
     assert!(uploaded.is_ok(), "the agent uploaded less than one copy: {:?}", c.get(&hash));
 }
 }
+
+each_daemon! {
+fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file(d: Daemon) {
+    // rTorrent (libtorrent-rakshasa, the seedbox client) speaks TCP only, and announces again only
+    // every tracker interval: the helper's daemon, engaged after it announced, must reach it.
+    let w = world_with("rtorrent", d);
+    let (tracker_ip, agent_ip, leecher_ip) =
+        (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3));
+    for ip in [tracker_ip, agent_ip, leecher_ip] {
+        w.ns.add_host(ip).unwrap();
+    }
+    let agent = w.agent("agent", &AgentOptions { host: agent_ip, ..AgentOptions::default() });
+    let announce = format!("http://{tracker_ip}:6969/announce");
+    let t = content::make(&agent.data_dir, "payload.bin", 4 << 20, 11, std::slice::from_ref(&announce)).unwrap();
+    let hash = t.meta.info_hash;
+    let tracker = Tracker::start(&w.dir.path().join("tracker"), tracker_ip, 6969, &[hash]).unwrap();
+    let root = w.dir.path().join("rtorrent");
+    let (session, data) = (root.join("session"), root.join("data"));
+    for d in [&session, &data] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let file = root.join("t.torrent");
+    std::fs::write(&file, &t.bytes).unwrap();
+    let mut cmd = std::process::Command::new("rtorrent");
+    cmd.arg("-n").current_dir(&root).stdin(std::process::Stdio::null());
+    for o in [
+        "system.daemon.set=true".to_string(),
+        format!("session.path.set={}", session.display()),
+        format!("directory.default.set={}", data.display()),
+        format!("network.bind_address.set={leecher_ip}"),
+        "network.port_range.set=6890-6890".into(),
+        "network.port_random.set=no".into(),
+        "dht.mode.set=disable".into(),
+        "protocol.pex.set=no".into(),
+        format!("load.start={}", file.display()),
+    ] {
+        cmd.arg("-o").arg(o);
+    }
+    let _leecher = odseed_lab::Proc::spawn("rtorrent", cmd, &root.join("rtorrent.log")).unwrap();
+    // It has announced (the tracker counts a leecher) before the helper is engaged.
+    wait_until(Duration::from_secs(60), "rTorrent's announce", || {
+        let (_, body) = crate::send(&format!("{}?info_hash={}", tracker.announce_url().replace("announce", "scrape"), escape(&hash)), "GET", None, None);
+        body.contains("10:incompletei1e").then_some(())
+    })
+    .unwrap();
+    let c = agent.client();
+    c.put(&hash, &t.bytes).unwrap();
+    crate::seeding(&c, &hash);
+    let want = std::fs::read(agent.data_dir.join("payload.bin")).unwrap();
+    wait_until(Duration::from_secs(120), "rTorrent to have the whole file", || {
+        (std::fs::read(data.join("payload.bin")).ok()? == want).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; the agent's session: {:?}", c.get(&hash)));
+}
+}
+
+/// An info hash, percent-escaped for a tracker's query string.
+fn escape(hash: &odseed_proto::InfoHash) -> String {
+    hash.as_bytes().iter().map(|b| format!("%{b:02X}")).collect()
+}
