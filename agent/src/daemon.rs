@@ -450,10 +450,14 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
         // larger) in the agent's memory. A daemon that cannot read it (in a chroot without the
         // state dir) is given the bytes instead.
         let file = shared.desired.file_of(hash);
+        let mut how = "read from its .torrent file";
         let by_file = client.torrent_add_file(&file.to_string_lossy(), &data_dir);
         let added = match by_file {
             Err(odseed_proto::transmission::Error::Rpc { .. }) => match shared.desired.metainfo(hash) {
-                Ok(metainfo) => client.torrent_add(&metainfo, &data_dir),
+                Ok(metainfo) => {
+                    how = "given its bytes: it cannot read the agent's file";
+                    client.torrent_add(&metainfo, &data_dir)
+                }
                 Err(e) => {
                     log::warn!("daemon: cannot read the metainfo of {hash}: {e}");
                     shared.lock().errors.insert(*hash, format!("cannot read its metainfo: {e}"));
@@ -471,7 +475,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
                 shared.lock().errors.insert(*hash, why);
             }
             Ok(_) => {
-                log::info!("daemon: seeding {hash} ({:?})", entry.name);
+                log::info!("daemon: seeding {hash} ({:?}), {how}", entry.name);
                 shared.lock().errors.remove(hash);
             }
             Err(e @ odseed_proto::transmission::Error::Rpc { .. }) => {
