@@ -521,12 +521,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 fn spawn(shared: &Shared) -> Result<Running, String> {
     let s = &shared.settings;
     let daemon = DaemonConfig { upload_kbps: shared.upload_kbps(), ..s.daemon.clone() };
-    // Transmission 3.x tries uTP first when it connects to a peer, and closes its TCP fallback at
-    // once (Transmission issue #4033, fixed in 4.0.1): it never reaches a TCP-only peer that was
-    // in the swarm before it (rTorrent's). Its uTP is off, so it connects over TCP; 4.x keeps it.
-    let utp = shared.lock().version.as_ref().is_some_and(|v| v.major >= 4);
-    let extra = json!({ "utp-enabled": utp });
-    let (child, client) = launch(&daemon, &s.data_dir, &s.config_dir(), &extra, Some(&s.pid_file()), None)?;
+    let (child, client) = launch(&daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()), None)?;
     Ok(Running { child, client, since: Instant::now() })
 }
 

@@ -128,11 +128,14 @@ fn leechers_that_are_not_transmission_download_from_the_agent(d: Daemon) {
 }
 }
 
-each_daemon! {
-fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file(d: Daemon) {
+#[test]
+fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file_from_transmission_4() {
     // rTorrent (libtorrent-rakshasa, the seedbox client) speaks TCP only, and announces again only
     // every tracker interval: the helper's daemon, engaged after it announced, must reach it.
-    let w = world_with("rtorrent", d);
+    // Transmission 4 does. Transmission 3.00 does not (it tries uTP first and closes its TCP
+    // fallback at once, its issue #4033), and turning its uTP off breaks the 3.00 leechers that
+    // come after it the same way: docs/agent.md says so.
+    let w = world_with("rtorrent", odseed_lab::testing::Daemon::T4);
     let (tracker_ip, agent_ip, leecher_ip) =
         (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3));
     for ip in [tracker_ip, agent_ip, leecher_ip] {
@@ -168,7 +171,12 @@ fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file(d: Daemon) {
     let _leecher = odseed_lab::Proc::spawn("rtorrent", cmd, &root.join("rtorrent.log")).unwrap();
     // It has announced (the tracker counts a leecher) before the helper is engaged.
     wait_until(Duration::from_secs(60), "rTorrent's announce", || {
-        let (_, body) = crate::send(&format!("{}?info_hash={}", tracker.announce_url().replace("announce", "scrape"), escape(&hash)), "GET", None, None);
+        let (_, body) = crate::send(
+            &format!("{}?info_hash={}", tracker.announce_url().replace("announce", "scrape"), escape(&hash)),
+            "GET",
+            None,
+            None,
+        );
         body.contains("10:incompletei1e").then_some(())
     })
     .unwrap();
@@ -180,7 +188,6 @@ fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file(d: Daemon) {
         (std::fs::read(data.join("payload.bin")).ok()? == want).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}; the agent's session: {:?}", c.get(&hash)));
-}
 }
 
 /// An info hash, percent-escaped for a tracker's query string.
