@@ -111,11 +111,6 @@ impl Catalogue {
         Catalogue { source, client, max, parsed: HashMap::new(), warned_max: false, local_failing: false }
     }
 
-    /// Whether it is `run`'s one torrent.
-    pub fn is_one(&self) -> bool {
-        matches!(self.source, Source::One(_))
-    }
-
     /// "the torrents Transmission seeds (label x)", "the .torrent files of DIR".
     pub fn describe(&self) -> String {
         match &self.source {

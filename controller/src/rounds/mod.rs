@@ -184,7 +184,7 @@ impl<'a> Loop<'a> {
     /// `run`'s torrent has its pool from the start: a hybrid torrent is checked against the
     /// boards' daemons before the first round, and what is learnt of its helpers is kept.
     fn prepare(&mut self) {
-        if !self.catalogue.is_one() {
+        if !self.o.run {
             log::info!(
                 "watching {} every {} s: ratio {}, {} board(s), up to {} EC2 instance(s){}",
                 self.catalogue.describe(),
