@@ -4,7 +4,8 @@
 use crate::config::Config;
 use crate::daemon::Supervisor;
 use crate::http::{Body, BodyError, Handler, Request, Response};
-use crate::limits::MAX_UPLOAD_KBPS;
+use crate::inventory::{AdmitError, Inventory};
+use crate::limits::MAX_KBPS;
 use crate::metrics::{Metrics, Snapshot};
 use crate::ratelog::RateLog;
 use crate::state::{Bounds, Desired, InsertError};
@@ -28,6 +29,7 @@ const FIELDS: &[&str] =
 pub struct Api {
     pub token: String,
     pub desired: Arc<Desired>,
+    pub inventory: Arc<Inventory>,
     pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     pub max_torrent_bytes: u64,
@@ -44,10 +46,17 @@ pub struct Api {
 const LARGE_BODY: u64 = 1 << 20;
 
 impl Api {
-    pub fn new(token: String, desired: Arc<Desired>, supervisor: Arc<Supervisor>, cfg: &Config) -> Api {
+    pub fn new(
+        token: String,
+        desired: Arc<Desired>,
+        inventory: Arc<Inventory>,
+        supervisor: Arc<Supervisor>,
+        cfg: &Config,
+    ) -> Api {
         Api {
             token,
             desired,
+            inventory,
             supervisor,
             metrics: Metrics::default(),
             max_torrent_bytes: cfg.max_torrent_bytes,
@@ -163,11 +172,11 @@ impl Api {
         match (parts.as_slice(), method) {
             (["metrics"], Method::Get) => Ok(self.metrics_text()),
             (["metrics"], _) => Err(method_not_allowed("GET, HEAD")),
-            (["v1", "limits"], Method::Get) => {
-                Ok(Response::json(200, &Limits { upload_kbps: self.supervisor.upload_kbps() }))
-            }
+            (["v1", "limits"], Method::Get) => Ok(Response::json(200, &self.supervisor.limits())),
             (["v1", "limits"], Method::Put) => self.set_limits(body),
             (["v1", "limits"], _) => Err(method_not_allowed("GET, HEAD, PUT")),
+            (["v1", "content"], Method::Get) => Ok(Response::json(200, &self.inventory.list())),
+            (["v1", "content"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "usage"], Method::Get) => Ok(Response::json(200, &self.usage())),
             (["v1", "usage"], _) => Err(method_not_allowed("GET, HEAD")),
             (["v1", "torrents"], Method::Get) => Ok(Response::json(200, &self.torrents(None))),
@@ -197,7 +206,7 @@ impl Api {
         constant_time_eq(token, self.token.as_bytes())
     }
 
-    /// `PUT /v1/limits`: `{"upload_kbps": N}`, a body of at most 1 KiB.
+    /// `PUT /v1/limits`: `{"upload_kbps": N, "download_kbps": M}`, a body of at most 1 KiB.
     fn set_limits(&self, body: &mut Body<'_>) -> Result<Response> {
         const MAX: u64 = 1024;
         let body = body.read(MAX).map_err(|e| match e {
@@ -207,11 +216,13 @@ impl Api {
             BodyError::Timeout => err(ErrorCode::Timeout, "the body came too slowly"),
             BodyError::Broken => err(ErrorCode::BadBody, "the connection broke while the body was read"),
         })?;
-        let l: Limits = serde_json::from_slice(&body)
-            .map_err(|e| err(ErrorCode::BadBody, format!("limits must be {{\"upload_kbps\": N}}: {e}")))?;
-        if l.upload_kbps > MAX_UPLOAD_KBPS {
-            let why = format!("upload_kbps is at most {MAX_UPLOAD_KBPS} (0: no cap), got {}", l.upload_kbps);
-            return Err(err(ErrorCode::BadBody, why));
+        let l: Limits = serde_json::from_slice(&body).map_err(|e| {
+            err(ErrorCode::BadBody, format!("limits must be {{\"upload_kbps\": N, \"download_kbps\": M}}: {e}"))
+        })?;
+        for (key, v) in [("upload_kbps", l.upload_kbps), ("download_kbps", l.download_kbps)] {
+            if v > MAX_KBPS {
+                return Err(err(ErrorCode::BadBody, format!("{key} is at most {MAX_KBPS} (0: no cap), got {v}")));
+            }
         }
         self.supervisor.set_limits(l).map_err(|e| err(ErrorCode::StateWrite, e))?;
         Ok(Response::json(200, &l))
@@ -269,10 +280,13 @@ impl Api {
             ));
         }
         crate::content::check_paths(&self.data_dir, &meta).map_err(|e| err(ErrorCode::UnsafePath, e))?;
-        let new = self.desired.insert(&meta, &body, self.bounds).map_err(|e| match e {
-            InsertError::Full(m) => err(ErrorCode::TooManyTorrents, m),
-            InsertError::Overlap { .. } => err(ErrorCode::FilesOverlap, format!("cannot seed {hash}: {e}")),
-            InsertError::Io(e) => err(ErrorCode::StateWrite, format!("cannot record {hash}: {e}")),
+        let new = self.inventory.admit(&meta, &body, self.bounds).map_err(|e| match e {
+            AdmitError::NoSpace(m) => err(ErrorCode::NoSpace, format!("cannot seed {hash}: {m}")),
+            AdmitError::Insert(InsertError::Full(m)) => err(ErrorCode::TooManyTorrents, m),
+            AdmitError::Insert(e @ InsertError::Overlap { .. }) => {
+                err(ErrorCode::FilesOverlap, format!("cannot seed {hash}: {e}"))
+            }
+            AdmitError::Insert(InsertError::Io(e)) => err(ErrorCode::StateWrite, format!("cannot record {hash}: {e}")),
         })?;
         if new {
             log::info!("api: asked to seed {hash} ({:?})", meta.name);
@@ -283,7 +297,7 @@ impl Api {
     }
 
     fn delete(&self, hash: InfoHash) -> Result<Response> {
-        match self.desired.remove(&hash) {
+        match self.inventory.release(&hash) {
             Ok(true) => {
                 log::info!("api: asked to stop seeding {hash}");
                 self.supervisor.notify();

@@ -29,6 +29,12 @@ pub struct Config {
     /// The `.torrent` files seeded at once, in bytes together (the daemon keeps their piece hashes
     /// in memory).
     pub max_total_torrent_bytes: u64,
+    /// Content the data dir may hold, in bytes: torrents seeded (counted whole) and released (kept
+    /// until room is needed, least recently used evicted first).
+    pub max_content_bytes: u64,
+    /// Bytes left free on the data dir's file system, counting what seeded torrents have yet to
+    /// download: a torrent that would take it below is refused (507 `no_space`).
+    pub min_free_bytes: u64,
     /// API connections open at once (each has a thread); one more is closed at once.
     pub max_connections: usize,
     /// API connections open at once from one IP address.
@@ -80,6 +86,9 @@ impl Default for Config {
             max_torrent_bytes: 10 << 20,
             max_torrents: 100,
             max_total_torrent_bytes: 32 << 20,
+            // A 16 GB SD card: about 3 GB for the system, and room left for logs and updates.
+            max_content_bytes: 12_000_000_000,
+            min_free_bytes: 500_000_000,
             max_connections: 64,
             max_connections_per_address: 8,
             workers: None,

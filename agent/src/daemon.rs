@@ -6,6 +6,7 @@
 //!
 //! One thread owns the child; API handlers only read (`client()`, `state()`) and `notify()`.
 
+use crate::inventory::Inventory;
 use crate::limits::Overrides;
 use crate::sent::{self, Sent};
 use crate::state::Desired;
@@ -64,6 +65,7 @@ pub struct Supervisor {
 struct Shared {
     settings: Settings,
     desired: Arc<Desired>,
+    inventory: Arc<Inventory>,
     status: Mutex<Status>,
     wake: Condvar,
     restarts: AtomicU64,
@@ -92,7 +94,7 @@ struct Running {
 
 impl Supervisor {
     /// Stops a daemon a killed agent may have left behind, then starts the supervisor thread.
-    pub fn start(settings: Settings, desired: Arc<Desired>) -> std::io::Result<Supervisor> {
+    pub fn start(settings: Settings, desired: Arc<Desired>, inventory: Arc<Inventory>) -> std::io::Result<Supervisor> {
         std::fs::create_dir_all(settings.config_dir())?;
         stop_leftover(&settings);
         let version = match version::probe(&settings.daemon.program, PROBE_TIMEOUT * 2) {
@@ -109,6 +111,7 @@ impl Supervisor {
         let shared = Arc::new(Shared {
             settings,
             desired,
+            inventory,
             status: Mutex::new(Status {
                 state: DaemonState::Stopped,
                 client: None,
@@ -164,18 +167,21 @@ impl Supervisor {
         self.shared.sent.sample()
     }
 
-    /// The daemon's upload cap (kB/s, 0: none): what the controller set, else the config's.
-    pub fn upload_kbps(&self) -> u32 {
-        self.shared.upload_kbps()
+    /// The daemon's caps (kB/s, 0: none): what the controller set, else the config's upload cap.
+    pub fn limits(&self) -> Limits {
+        self.shared.limits()
     }
 
-    /// Sets the daemon's upload cap, kept across restarts; applied at once if the daemon runs.
+    /// Sets the daemon's caps, kept across restarts; applied at once if the daemon runs.
     pub fn set_limits(&self, l: Limits) -> Result<(), String> {
         self.shared.limits.set(l).map_err(|e| format!("cannot keep the limits: {e}"))?;
-        log::info!("daemon: upload capped at {} kB/s (0: none) by the controller", l.upload_kbps);
+        log::info!(
+            "daemon: upload capped at {} kB/s, download at {} kB/s (0: none) by the controller",
+            l.upload_kbps,
+            l.download_kbps
+        );
         if let Some(c) = self.client() {
-            let k = l.upload_kbps;
-            let args = json!({"speed-limit-up": k, "speed-limit-up-enabled": k > 0});
+            let args = speed_settings(l);
             c.call("session-set", args).map_err(|e| format!("kept, but the daemon did not take it yet: {e}"))?;
         }
         Ok(())
@@ -204,8 +210,8 @@ impl Drop for Supervisor {
 }
 
 impl Shared {
-    fn upload_kbps(&self) -> u32 {
-        self.limits.get().map_or(self.settings.daemon.upload_kbps, |l| l.upload_kbps)
+    fn limits(&self) -> Limits {
+        self.limits.get().unwrap_or(Limits { upload_kbps: self.settings.daemon.upload_kbps, download_kbps: 0 })
     }
 
     fn lock(&self) -> MutexGuard<'_, Status> {
@@ -294,13 +300,23 @@ fn supervise(shared: &Shared) {
     }
     shared.uploads.persist();
     shared.sent.persist();
+    shared.inventory.persist();
 }
 
-/// Takes in the daemon's upload counts; whether it answered.
+/// Fields of the daemon's counts.
+const COUNTS: &[&str] = &["hashString", "uploadedEver", "haveValid"];
+
+/// Takes in the daemon's counts of `list` (uploads, content held).
+fn observe(shared: &Shared, list: &[TorrentInfo]) {
+    shared.uploads.observe(list.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
+    shared.inventory.observe(list.iter().filter_map(|t| Some((t.hash()?, t.have_valid()?))));
+}
+
+/// Takes in the daemon's counts; whether it answered.
 fn count_uploads(shared: &Shared, client: &Client) -> bool {
-    match client.torrent_get_within(PROBE_TIMEOUT, None, &["hashString", "uploadedEver"]) {
+    match client.torrent_get_within(PROBE_TIMEOUT, None, COUNTS) {
         Ok(list) => {
-            shared.uploads.observe(list.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
+            observe(shared, &list);
             true
         }
         Err(_) => false,
@@ -490,8 +506,7 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
     let extra: Vec<InfoHash> = have.difference(&wanted).copied().collect();
     if !extra.is_empty() {
         // Their counts go with them: take them in one last time.
-        let last = client.torrent_get(Some(&extra), &["hashString", "uploadedEver"])?;
-        shared.uploads.observe(last.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
+        observe(shared, &client.torrent_get(Some(&extra), COUNTS)?);
         client.torrent_remove(&extra)?;
         shared.uploads.forget(&extra);
         extra.iter().for_each(|h| log::info!("daemon: stopped seeding {h}"));
@@ -520,9 +535,19 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 /// Starts the agent's daemon and records its pid (for `stop_leftover`).
 fn spawn(shared: &Shared) -> Result<Running, String> {
     let s = &shared.settings;
-    let daemon = DaemonConfig { upload_kbps: shared.upload_kbps(), ..s.daemon.clone() };
-    let (child, client) = launch(&daemon, &s.data_dir, &s.config_dir(), &json!({}), Some(&s.pid_file()), None)?;
+    let (child, client) =
+        launch(&s.daemon, &s.data_dir, &s.config_dir(), &speed_settings(shared.limits()), Some(&s.pid_file()), None)?;
     Ok(Running { child, client, since: Instant::now() })
+}
+
+/// Transmission's settings for `l` (`session-set` arguments and settings.json keys alike).
+fn speed_settings(l: Limits) -> serde_json::Value {
+    json!({
+        "speed-limit-up": l.upload_kbps,
+        "speed-limit-up-enabled": l.upload_kbps > 0,
+        "speed-limit-down": l.download_kbps,
+        "speed-limit-down-enabled": l.download_kbps > 0,
+    })
 }
 
 /// Stops the agent's daemon and removes its pid file.

@@ -1,5 +1,5 @@
-//! Limits the controller sets at run time (`PUT /v1/limits`): today the daemon's upload cap, over the
-//! config's `[daemon] upload_kbps`. Kept as `<state_dir>/limits.json`, so a daemon or agent restart
+//! Limits the controller sets at run time (`PUT /v1/limits`): the daemon's upload cap, over the
+//! config's `[daemon] upload_kbps`, and its download cap (staging). Kept as `<state_dir>/limits.json`, so a daemon or agent restart
 //! keeps what was asked; a file that cannot be read is set aside and the config's cap holds.
 
 use odseed_proto::fsutil::{read_bounded, write_atomic};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The largest cap taken, in kB/s (10 GB/s: more is no cap at all).
-pub const MAX_UPLOAD_KBPS: u32 = 10_000_000;
+pub const MAX_KBPS: u32 = 10_000_000;
 
 #[derive(Debug)]
 pub struct Overrides {
@@ -21,7 +21,7 @@ impl Overrides {
         let path = state_dir.join("limits.json");
         let set = match read_bounded(&path, 64 << 10) {
             Ok(bytes) => match serde_json::from_slice::<Limits>(&bytes) {
-                Ok(l) if l.upload_kbps <= MAX_UPLOAD_KBPS => Some(l),
+                Ok(l) if l.upload_kbps <= MAX_KBPS && l.download_kbps <= MAX_KBPS => Some(l),
                 _ => {
                     let aside = path.with_extension("json.bad");
                     let moved = std::fs::rename(&path, &aside).map_err(|e| e.to_string());

@@ -4,6 +4,7 @@ use odseed_agent::api::Api;
 use odseed_agent::config::{self, Config};
 use odseed_agent::daemon::{Settings, Supervisor};
 use odseed_agent::http::{Limits, Server};
+use odseed_agent::inventory::{Inventory, Quota};
 use odseed_agent::state::Desired;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -163,6 +164,11 @@ fn run(cfg: Config) -> Result<(), String> {
     if !desired.is_empty() {
         log::info!("restoring {} torrent(s) from {}", desired.len(), cfg.state_dir.display());
     }
+    let quota = Quota { max_content_bytes: cfg.max_content_bytes, min_free_bytes: cfg.min_free_bytes };
+    let inventory = Arc::new(
+        Inventory::open(&cfg.state_dir, &cfg.data_dir, quota, desired.clone())
+            .map_err(|e| format!("state_dir {}: {e}", cfg.state_dir.display()))?,
+    );
     let limits = Limits {
         max_connections: cfg.max_connections,
         max_per_address: cfg.max_connections_per_address,
@@ -175,9 +181,10 @@ fn run(cfg: Config) -> Result<(), String> {
     let settings =
         Settings { daemon: cfg.daemon.clone(), data_dir: cfg.data_dir.clone(), state_dir: cfg.state_dir.clone() };
     let supervisor = Arc::new(
-        Supervisor::start(settings, desired.clone()).map_err(|e| format!("cannot start the supervisor: {e}"))?,
+        Supervisor::start(settings, desired.clone(), inventory.clone())
+            .map_err(|e| format!("cannot start the supervisor: {e}"))?,
     );
-    let api = Arc::new(Api::new(token, desired, supervisor.clone(), &cfg));
+    let api = Arc::new(Api::new(token, desired, inventory, supervisor.clone(), &cfg));
     log::info!("odseed-agent {} listening on {scheme}://{listening}", env!("CARGO_PKG_VERSION"));
 
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])

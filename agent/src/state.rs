@@ -17,6 +17,8 @@ pub struct Entry {
     pub name: String,
     /// The size of its `.torrent`, in bytes.
     pub bytes: u64,
+    /// The size of its content, in bytes.
+    pub size: u64,
 }
 
 /// How much the desired set may hold.
@@ -88,7 +90,7 @@ impl Desired {
             };
             match bytes.as_deref().map(|b| (metainfo::parse(b), b.len() as u64)) {
                 Some((Ok(m), bytes)) if m.info_hash.to_string() == stem => {
-                    entries.insert(m.info_hash, Entry { name: m.name, bytes });
+                    entries.insert(m.info_hash, Entry { name: m.name, bytes, size: m.total_size });
                 }
                 _ => {
                     log::warn!("state: {} is not a valid torrent for its name; moved aside to .bad", path.display());
@@ -135,7 +137,8 @@ impl Desired {
             }
         }
         write_atomic(&self.file(&meta.info_hash), bytes, 0o644).map_err(InsertError::Io)?;
-        entries.insert(meta.info_hash, Entry { name: meta.name.clone(), bytes: bytes.len() as u64 });
+        let entry = Entry { name: meta.name.clone(), bytes: bytes.len() as u64, size: meta.total_size };
+        entries.insert(meta.info_hash, entry);
         Ok(true)
     }
 
@@ -149,20 +152,29 @@ impl Desired {
         room(&entries, bytes, bounds)
     }
 
-    /// Forgets `hash`; true if it was there. Persisted before it returns.
-    pub fn remove(&self, hash: &InfoHash) -> io::Result<bool> {
+    /// No longer seeds `hash`, its `.torrent` moved to `keep` (a file on the same file system);
+    /// true if it was there. Persisted before it returns.
+    pub fn release(&self, hash: &InfoHash, keep: &Path) -> io::Result<bool> {
         let mut entries = self.lock();
         if !entries.contains_key(hash) {
             return Ok(false);
         }
-        match std::fs::remove_file(self.file(hash)) {
+        match std::fs::rename(self.file(hash), keep) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         std::fs::File::open(&self.dir)?.sync_all()?;
+        if let Some(dir) = keep.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         entries.remove(hash);
         Ok(true)
+    }
+
+    /// Whether `hash` is seeded.
+    pub fn contains(&self, hash: &InfoHash) -> bool {
+        self.lock().contains_key(hash)
     }
 
     pub fn get(&self, hash: &InfoHash) -> Option<Entry> {
@@ -207,7 +219,7 @@ fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// A path of `a` that is also a path of `b`, or a directory of one, or has one as a directory.
-fn overlap(a: &Metainfo, b: &Metainfo) -> Option<PathBuf> {
+pub(crate) fn overlap(a: &Metainfo, b: &Metainfo) -> Option<PathBuf> {
     let theirs: BTreeSet<&Path> = b.files.iter().map(|(p, _)| p.as_path()).collect();
     a.files.iter().map(|(p, _)| p.as_path()).find_map(|p| {
         let clash =
@@ -248,8 +260,10 @@ mod tests {
             assert!(d.insert(&a, &a_bytes, ROOMY).unwrap());
             assert!(!d.insert(&a, &a_bytes, ROOMY).unwrap());
             assert!(d.insert(&b, &b_bytes, ROOMY).unwrap());
-            assert!(d.remove(&b.info_hash).unwrap());
-            assert!(!d.remove(&b.info_hash).unwrap());
+            let kept = dir.join("b.kept");
+            assert!(d.release(&b.info_hash, &kept).unwrap());
+            assert!(!d.release(&b.info_hash, &kept).unwrap());
+            assert_eq!(std::fs::read(&kept).unwrap(), b_bytes, "its metainfo is kept where it was asked");
         }
         let torrents = dir.join("torrents");
         std::fs::write(torrents.join(format!("{}.torrent", b.info_hash)), b"corrupt").unwrap();

@@ -27,6 +27,9 @@ pub struct AgentOptions {
     pub tls: bool,
     /// The API's port (None: one free here; give one when the agent runs in a namespace of its own).
     pub port: Option<u16>,
+    /// `max_content_bytes` and `min_free_bytes`, when not the agent's defaults.
+    pub max_content_bytes: Option<u64>,
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for AgentOptions {
@@ -42,6 +45,8 @@ impl Default for AgentOptions {
             program: PathBuf::from("transmission-daemon"),
             tls: false,
             port: None,
+            max_content_bytes: None,
+            min_free_bytes: None,
         }
     }
 }
@@ -76,11 +81,12 @@ impl Agent {
             state_dir.display(),
             o.max_torrent_bytes,
             // Only when set: an agent from before the key existed still starts with the others.
-            if o.max_torrents == AgentOptions::default().max_torrents {
-                String::new()
-            } else {
-                format!("max_torrents = {}\n", o.max_torrents)
-            },
+            [
+                (o.max_torrents != AgentOptions::default().max_torrents).then(|| format!("max_torrents = {}\n", o.max_torrents)),
+                o.max_content_bytes.map(|b| format!("max_content_bytes = {b}\n")),
+                o.min_free_bytes.map(|b| format!("min_free_bytes = {b}\n")),
+            ]
+            .into_iter().flatten().collect::<String>(),
             o.program.display(),
             o.host,
             o.idle_stop_secs,

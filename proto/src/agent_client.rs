@@ -4,7 +4,7 @@
 use crate::infohash::InfoHash;
 use crate::pinned::{HandshakeFailed, PinnedTls};
 use crate::tls::Fingerprint;
-use crate::wire::{ErrorBody, ErrorCode, Health, Limits, Torrent, Usage};
+use crate::wire::{Content, ErrorBody, ErrorCode, Health, Limits, Torrent, Usage};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -214,7 +214,13 @@ impl AgentClient {
         self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
     }
 
-    /// Caps the helper's upload (kB/s, 0: none), kept across its restarts.
+    /// The content the helper holds (`GET /v1/content`).
+    pub fn content(&self) -> Result<Content, Error> {
+        let (status, body) = self.request("GET", "/v1/content", None)?;
+        self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
+    }
+
+    /// Caps the helper's upload and download (kB/s, 0: none), kept across its restarts.
     pub fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
         let body = serde_json::to_vec(limits).unwrap_or_default();
         let (status, answer) = self.request("PUT", "/v1/limits", Some(&body))?;

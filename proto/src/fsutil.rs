@@ -74,6 +74,35 @@ pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
     diff == 0
 }
 
+/// Bytes an unprivileged process may still write on the file system holding `path` (statvfs(3):
+/// `f_bavail` blocks of `f_frsize`).
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: `c` is a valid NUL-terminated string and `st` a valid, writable statvfs; statvfs(3)
+    // writes only into `st`.
+    #[allow(unsafe_code)]
+    let st = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        st
+    };
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// The bytes `path` takes on disk (its allocated blocks, at most its length: a sparse file counts
+/// what it holds); 0 if it does not exist.
+pub fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => m.blocks().saturating_mul(512).min(m.len()),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,48 @@ pub struct Limits {
     /// The daemon's upload cap for all its torrents together, in Transmission's kB/s (1000 bytes/s);
     /// 0: none.
     pub upload_kbps: u32,
+    /// The daemon's download cap, the same way (staging keeps a helper from taking the origin's
+    /// upload from its leechers); 0: none. Absent: none (an older controller).
+    #[serde(default)]
+    pub download_kbps: u32,
+}
+
+/// `GET /v1/content`: the content this agent holds, seeded or released, and its bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    /// The agent's `max_content_bytes`: content seeded (counted whole) and released (as held).
+    pub max_content_bytes: u64,
+    /// The agent's `min_free_bytes`: what it leaves free on the data dir's file system.
+    pub min_free_bytes: u64,
+    /// What the torrents below take now, on disk.
+    pub used_bytes: u64,
+    /// Free on the data dir's file system now.
+    pub free_bytes: u64,
+    pub torrents: Vec<Held>,
+}
+
+/// One torrent's content on an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    pub info_hash: InfoHash,
+    pub name: String,
+    /// The whole content's size.
+    pub bytes: u64,
+    /// Of it, pieces held and checked.
+    pub have_bytes: u64,
+    /// `have_bytes / bytes`, 0.0 to 1.0.
+    pub percent_done: f64,
+    /// Seeded now (else released: kept until room is needed).
+    pub seeding: bool,
+    /// When it was last seeded, in seconds since the Unix epoch.
+    pub last_used: u64,
+}
+
+impl Held {
+    /// Whether it holds all of it.
+    pub fn complete(&self) -> bool {
+        self.bytes > 0 && self.have_bytes >= self.bytes
+    }
 }
 
 /// `GET /v1/health`.
@@ -152,6 +194,9 @@ pub enum ErrorCode {
     HttpVersion,
     /// 507: the agent seeds as many torrents as it may (`max_torrents`).
     TooManyTorrents,
+    /// 507: the torrent's content does not fit the agent's `max_content_bytes` or `min_free_bytes`,
+    /// even with every released torrent's content evicted.
+    NoSpace,
     /// 400: a torrent this agent's daemon cannot seed (v2-only; hybrid v1+v2 on Transmission 3).
     UnsupportedTorrent,
     /// A code this side does not know (a newer agent's); only ever read, never sent.
@@ -180,7 +225,7 @@ impl ErrorCode {
             ErrorCode::ExpectationFailed => 417,
             ErrorCode::HeadTooLarge => 431,
             ErrorCode::HttpVersion => 505,
-            ErrorCode::TooManyTorrents => 507,
+            ErrorCode::TooManyTorrents | ErrorCode::NoSpace => 507,
             ErrorCode::StateWrite | ErrorCode::Unknown => 500,
         }
     }
@@ -206,6 +251,7 @@ impl ErrorCode {
             ErrorCode::HeadTooLarge => "head_too_large",
             ErrorCode::HttpVersion => "http_version",
             ErrorCode::TooManyTorrents => "too_many_torrents",
+            ErrorCode::NoSpace => "no_space",
             ErrorCode::UnsupportedTorrent => "unsupported_torrent",
             ErrorCode::Unknown => "unknown",
         }

@@ -133,7 +133,7 @@ fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon
     let t = torrent_in(&agent.data_dir, "payload.bin", 1 << 20);
     c.put(&t.meta.info_hash, &t.bytes).unwrap();
     crate::seeding(&c, &t.meta.info_hash);
-    let set = c.set_limits(&odseed_proto::wire::Limits { upload_kbps: 123 }).unwrap();
+    let set = c.set_limits(&odseed_proto::wire::Limits { upload_kbps: 123, download_kbps: 0 }).unwrap();
     assert_eq!((set.upload_kbps, get(&agent)), (123, 123));
     let settings = agent.state_dir.join("transmission/settings.json");
     agent.terminate(Duration::from_secs(60)).expect("the agent stops");
@@ -147,7 +147,7 @@ fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon
     let launched: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
     assert_eq!(launched["speed-limit-up"].as_u64(), Some(123), "{launched}");
     // 0: no cap.
-    agent.client().set_limits(&odseed_proto::wire::Limits { upload_kbps: 0 }).unwrap();
+    agent.client().set_limits(&odseed_proto::wire::Limits { upload_kbps: 0, download_kbps: 0 }).unwrap();
     assert_eq!(get(&agent), 0);
 }
 }
@@ -157,6 +157,9 @@ fn three_large_torrents_put_at_once_are_all_taken(d: Daemon) {
     use odseed_proto::bencode::Owned;
     let w = world_with("largeputs", d);
     let o = AgentOptions { max_torrent_bytes: 12 << 20, idle_stop_secs: 300, ..AgentOptions::default() };
+    // Their content (8.6 GB each) must fit the data dir's quota and file system.
+    let _disk = odseed_lab::testing::LargeDisk::mount(&w.dir.path().join("a/data"), 1 << 40).unwrap();
+    let o = AgentOptions { max_content_bytes: Some(1 << 40), ..o };
     let mut agent = w.agent("a", &o);
     let (base, token) = (agent.url.clone(), agent.token.clone());
     // Three .torrents of 10 MiB each (their pieces' hashes), for content that is not there: the

@@ -130,8 +130,15 @@ each_daemon! {
 /// what a torrent writes stays in data_dir: no symbolic link out of it, no file shared with another.
 fn state_is_bounded_and_content_stays_in_data_dir(d: Daemon) {
     let w = world_with("bounds", d);
-    let mut agent =
-        w.agent("a", &AgentOptions { max_torrents: 3, max_torrent_bytes: 10 << 20, ..AgentOptions::default() });
+    // The large torrents below have 7.7 GB of content each: a data dir and quota that can hold them.
+    let _disk = odseed_lab::testing::LargeDisk::mount(&w.dir.path().join("a/data"), 1 << 40).unwrap();
+    let o = AgentOptions {
+        max_torrents: 3,
+        max_torrent_bytes: 10 << 20,
+        max_content_bytes: Some(1 << 40),
+        ..AgentOptions::default()
+    };
+    let mut agent = w.agent("a", &o);
     let c = agent.client();
     let small: Vec<_> = (0..4).map(|i| torrent_in(&agent.data_dir, &format!("s{i}.bin"), 1000 + i)).collect();
     for t in &small[..3] {

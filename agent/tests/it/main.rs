@@ -11,6 +11,7 @@ mod bad_input;
 mod config;
 mod faults;
 mod hostile;
+mod inventory;
 mod seeding;
 mod tls;
 mod transmission;

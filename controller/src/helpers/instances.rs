@@ -215,7 +215,7 @@ impl Pool {
         h.meter = Some(Meter { public_ip: i.public_ip.is_some(), base: h.client.usage().ok(), ..b.meter.clone() });
         if let Some(upload_kbps) = ep.upload_kbps {
             // Speed traded for money; an agent from before `/v1/limits` seeds uncapped (the budget holds).
-            if let Err(e) = h.client.set_limits(&odseed_proto::wire::Limits { upload_kbps }) {
+            if let Err(e) = h.client.set_limits(&odseed_proto::wire::Limits { upload_kbps, download_kbps: 0 }) {
                 log::warn!("{}: cannot cap its upload at {upload_kbps} kB/s ({e}); it seeds uncapped", h.label());
             }
         }

@@ -88,3 +88,29 @@ macro_rules! each_daemon {
         }
     };
 }
+
+/// A file system of `bytes` mounted at a dir (tmpfs: only what is written takes memory), for tests
+/// that hand an agent torrents larger than this machine's disk; unmounted on drop. Declare it
+/// before the agent that uses it, so it outlives the agent.
+pub struct LargeDisk(PathBuf);
+
+impl LargeDisk {
+    pub fn mount(dir: &Path, bytes: u64) -> Result<LargeDisk, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount tmpfs on {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(LargeDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for LargeDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

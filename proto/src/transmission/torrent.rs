@@ -107,6 +107,11 @@ impl TorrentInfo {
         self.uint("rateUpload")
     }
 
+    /// `haveValid`: bytes of pieces it holds and has checked.
+    pub fn have_valid(&self) -> Option<u64> {
+        self.uint("haveValid")
+    }
+
     pub fn uploaded_ever(&self) -> Option<u64> {
         self.uint("uploadedEver")
     }
