@@ -124,7 +124,7 @@ fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon
     };
     assert_eq!(get(&agent), 700, "the config's cap, until the controller sets one");
     // Bad bodies change nothing.
-    for bad in [&b"{\"upload_kbps\": -1}"[..], b"{\"upload_kbps\": 10000001}", b"{\"upload\": 5}", b"[]", &[b' '; 2000]] {
+    for bad in [&b"{\"upload_kbps\": -1}"[..], b"{\"upload_kbps\": 10000001}", b"{\"upload_kbps\": 1, \"download_kbps\": 10000001}", b"{\"upload\": 5}", b"[]", &[b' '; 2000]] {
         let (status, body) = send(&url, "PUT", Some(&agent.token), Some(bad));
         assert!(status == 400 || status == 413, "{status} {body}");
     }
@@ -133,12 +133,14 @@ fn the_controllers_upload_cap_reaches_the_daemon_and_outlives_restarts(d: Daemon
     let t = torrent_in(&agent.data_dir, "payload.bin", 1 << 20);
     c.put(&t.meta.info_hash, &t.bytes).unwrap();
     crate::seeding(&c, &t.meta.info_hash);
-    let set = c.set_limits(&odseed_proto::wire::Limits { upload_kbps: 123, download_kbps: 0 }).unwrap();
-    assert_eq!((set.upload_kbps, get(&agent)), (123, 123));
+    let set = c.set_limits(&odseed_proto::wire::Limits { upload_kbps: 123, download_kbps: 45 }).unwrap();
+    assert_eq!((set.upload_kbps, set.download_kbps, get(&agent)), (123, 45, 123));
     let settings = agent.state_dir.join("transmission/settings.json");
     agent.terminate(Duration::from_secs(60)).expect("the agent stops");
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
     assert_eq!((saved["speed-limit-up"].as_u64(), saved["speed-limit-up-enabled"].as_bool()), (Some(123), Some(true)));
+    let down = (saved["speed-limit-down"].as_u64(), saved["speed-limit-down-enabled"].as_bool());
+    assert_eq!(down, (Some(45), Some(true)), "the download cap too");
     // An agent restart keeps it, and starts its daemon with it.
     std::fs::remove_file(&settings).unwrap();
     agent.launch().unwrap();
