@@ -304,12 +304,14 @@ fn supervise(shared: &Shared) {
 }
 
 /// Fields of the daemon's counts.
-const COUNTS: &[&str] = &["hashString", "uploadedEver", "haveValid"];
+const COUNTS: &[&str] = &["hashString", "uploadedEver", "haveValid", "status"];
 
-/// Takes in the daemon's counts of `list` (uploads, content held).
+/// Takes in the daemon's counts of `list` (uploads, content held). What a torrent holds is not
+/// taken while it is being checked: its count starts again from 0 then.
 fn observe(shared: &Shared, list: &[TorrentInfo]) {
     shared.uploads.observe(list.iter().filter_map(|t| Some((t.hash()?, t.uploaded_ever()?))));
-    shared.inventory.observe(list.iter().filter_map(|t| Some((t.hash()?, t.have_valid()?))));
+    let checked = list.iter().filter(|t| !t.status().is_some_and(TorrentStatus::verifying));
+    shared.inventory.observe(checked.filter_map(|t| Some((t.hash()?, t.have_valid()?))));
 }
 
 /// Takes in the daemon's counts; whether it answered.

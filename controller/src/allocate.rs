@@ -15,9 +15,12 @@
 //!    boards only, one that wants more gets instances only.
 //! 4. A board that failed lately (resting) keeps its torrents and is given no new one.
 //! 5. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
-//!    torrent gets the board with the most upload per torrent it would then seed.
+//!    torrent gets a board that holds it whole, else one that holds part of it, else an empty one
+//!    ([`Board::holds`]), and among those the one with the most upload per torrent it would then
+//!    seed. A board that does not hold a torrent whole is given it only when
+//!    [`policy::worth_engaging`] says so.
 
-use crate::policy::Placement;
+use crate::policy::{self, EmptyHelpers, Placement};
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 
@@ -26,12 +29,14 @@ use std::collections::BTreeMap;
 pub struct Demand {
     pub hash: InfoHash,
     pub leechers: u32,
+    /// Its swarm's seeders (the origin, and helpers that seed it, among them).
+    pub seeders: u32,
     /// Helpers the torrent's policy wants engaged (0: none).
     pub wanted: u32,
 }
 
 /// A board and how many torrents it may seed at once.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Board {
     pub name: String,
     pub slots: u32,
@@ -41,6 +46,17 @@ pub struct Board {
     pub skip: Vec<InfoHash>,
     /// It failed lately: it keeps the torrents it has, and is given no new one.
     pub resting: bool,
+    /// What it holds of each torrent, 0.0 to 1.0 (its agent's `GET /v1/content`); a torrent not
+    /// listed, nothing. `None`: not known (the agent did not say), taken as empty but never kept
+    /// from a torrent by [`policy::worth_engaging`].
+    pub holds: Option<BTreeMap<InfoHash, f64>>,
+}
+
+impl Board {
+    /// What it holds of `hash` (`None`: not known).
+    pub fn held(&self, hash: &InfoHash) -> Option<f64> {
+        self.holds.as_ref().map(|h| h.get(hash).copied().unwrap_or(0.0))
+    }
 }
 
 /// Who seeds what: (board, torrent) pairs, and instances per torrent.
@@ -64,6 +80,7 @@ pub struct Supply<'a> {
     pub boards: &'a [Board],
     pub max_instances: u32,
     pub placement: Placement,
+    pub empty_helpers: EmptyHelpers,
 }
 
 pub fn allocate(demands: &[Demand], supply: &Supply, current: &Plan) -> Plan {
@@ -106,11 +123,19 @@ pub fn allocate(demands: &[Demand], supply: &Supply, current: &Plan) -> Plan {
                     && used(&plan, &b.name) < b.slots
                     && !b.skip.contains(&d.hash)
                     && !plan.boards.iter().any(|(n, h)| *n == b.name && *h == d.hash)
+                    && policy::worth_engaging(b.held(&d.hash), d.seeders, supply.empty_helpers)
+            };
+            // Whole, then part, then nothing (or not known).
+            let rank = |b: &Board| match b.held(&d.hash).unwrap_or(0.0) {
+                h if h >= 1.0 => 0,
+                h if h > 0.0 => 1,
+                _ => 2,
             };
             // The most upload per torrent it would seed, a/(m+1) > b/(n+1); the first on a tie.
             let share = |b: &Board| (u64::from(b.upload_kbps.max(1)), u64::from(used(&plan, &b.name)) + 1);
             let board = boards.iter().filter(free).fold(None::<&Board>, |best, b| match best {
-                Some(x) if share(x).0 * share(b).1 >= share(b).0 * share(x).1 => Some(x),
+                Some(x) if rank(x) < rank(b) => Some(x),
+                Some(x) if rank(x) == rank(b) && share(x).0 * share(b).1 >= share(b).0 * share(x).1 => Some(x),
                 _ => Some(b),
             });
             let (use_boards, use_instances) = match supply.placement {
@@ -140,7 +165,7 @@ mod tests {
     }
 
     fn d(n: u8, leechers: u32, wanted: u32) -> Demand {
-        Demand { hash: h(n), leechers, wanted }
+        Demand { hash: h(n), leechers, seeders: 1, wanted }
     }
 
     fn boards(slots: &[u32]) -> Vec<Board> {
@@ -148,7 +173,7 @@ mod tests {
     }
 
     fn supply(boards: &[Board], max_instances: u32) -> Supply<'_> {
-        Supply { boards, max_instances, placement: Placement::Fill }
+        Supply { boards, max_instances, placement: Placement::Fill, empty_helpers: EmptyHelpers::Always }
     }
 
     fn pairs(p: &Plan) -> Vec<(&str, u8)> {
@@ -165,6 +190,7 @@ mod tests {
             upload_kbps,
             skip: skip.iter().map(|n| h(*n)).collect(),
             resting: false,
+            holds: None,
         };
         // fast has 2 slots at 900 kB/s: 900 > 400 for the neediest, then 450 > 400 for the next.
         let boards = [b("slow", 1, 400, &[]), b("fast", 2, 900, &[])];
@@ -327,9 +353,53 @@ mod tests {
         ];
         for (placement, wanted, free, max_instances, want) in cases {
             let b = boards(&vec![1; free]);
-            let p = allocate(&[d(1, 9, wanted)], &Supply { boards: &b, max_instances, placement }, &Plan::default());
+            let s = Supply { boards: &b, max_instances, placement, empty_helpers: EmptyHelpers::Always };
+            let p = allocate(&[d(1, 9, wanted)], &s, &Plan::default());
             let got = (p.boards.len() as u32, p.instances.get(&h(1)).copied().unwrap_or(0));
             assert_eq!(got, want, "{placement:?} wanted={wanted} boards={free}");
         }
+    }
+
+    #[test]
+    fn boards_that_hold_a_torrent_go_first_and_empty_ones_only_where_they_can_help() {
+        let b = |name: &str, upload_kbps, holds: Option<&[(u8, f64)]>| Board {
+            name: name.into(),
+            slots: 1,
+            upload_kbps,
+            holds: holds.map(|l| l.iter().map(|(n, f)| (h(*n), *f)).collect()),
+            ..Board::default()
+        };
+        fn supply(boards: &[Board], empty_helpers: EmptyHelpers) -> Supply<'_> {
+            Supply { boards, max_instances: 0, placement: Placement::Fill, empty_helpers }
+        }
+        let with = EmptyHelpers::WithOtherSeeders;
+        // (boards, torrent 1's seeders, rule) -> boards given torrent 1 (wanted: 2)
+        let full = b("full", 100, Some(&[(1, 1.0)]));
+        let half = b("half", 900, Some(&[(1, 0.5)]));
+        let empty = b("empty", 900, Some(&[(2, 1.0)]));
+        let unknown = b("unknown", 900, None);
+        #[rustfmt::skip]
+        let cases = vec![
+            ("whole before part, though slower", vec![half.clone(), full.clone()], 5, with, vec!["full", "half"]),
+            ("part before nothing", vec![empty.clone(), half.clone(), full.clone()], 5, with, vec!["full", "half"]),
+            ("the origin alone: only the whole one", vec![empty.clone(), half.clone(), full.clone()], 1, with, vec!["full"]),
+            ("the origin alone, `always`: the empty ones too", vec![empty.clone(), half.clone()], 1, EmptyHelpers::Always, vec!["empty", "half"]),
+            ("not known: never kept out", vec![unknown.clone(), empty.clone()], 1, with, vec!["unknown"]),
+            ("no seeder at all: only the whole one", vec![empty.clone(), full.clone()], 0, with, vec!["full"]),
+        ];
+        for (what, boards, seeders, rule, want) in cases {
+            let demand = Demand { hash: h(1), leechers: 9, seeders, wanted: 2 };
+            let p = allocate(&[demand], &supply(&boards, rule), &Plan::default());
+            let mut got: Vec<String> = p.boards.iter().map(|(b, _)| b.clone()).collect();
+            got.sort();
+            let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+            want.sort();
+            assert_eq!(got, want, "{what}");
+        }
+        // Engaged helpers stay, whatever they hold (the rule is for new engagements).
+        let current = Plan { boards: vec![("empty".into(), h(1))], instances: BTreeMap::new() };
+        let demand = Demand { hash: h(1), leechers: 9, seeders: 1, wanted: 1 };
+        let p = allocate(&[demand], &supply(&[empty], with), &current);
+        assert_eq!(pairs(&p), [("empty", 1)]);
     }
 }

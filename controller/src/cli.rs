@@ -1,6 +1,7 @@
 //! The command line: `odseed run|status|release` and their flags. Parsing only; no I/O.
 
 use crate::error::Error;
+use crate::stage::StageArgs;
 use odseed_lab::leecher::Kind;
 use odseed_lab::swarm::Spec;
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ USAGE:
     odseed watch [--once] [--dry-run] [--interval SECS] [--max-time SECS] [--metrics-file PATH]
                  [--json] [--config PATH]
                                                keep a whole catalogue healthy (see WATCH)
+    odseed stage <TORRENT> [--helpers N] [--down-kbps RATE] [--max-time SECS] [--json] [--config PATH]
+                                               put a torrent's content on helpers before a crowd
+                                               comes (see STAGE)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
     odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
                                                make EC2 helpers from nothing (see EC2 PROVISION)
@@ -61,6 +65,16 @@ As a systemd user service: copy controller/systemd/odseed-watch.service (it runs
 then `systemctl --user enable --now odseed-watch` (and `loginctl enable-linger $USER` to keep it
 running while you are logged out); `journalctl --user -u odseed-watch` shows its lines.
 More: docs/watch.md
+
+STAGE: a helper that does not hold a torrent whole is not engaged while the origin is its swarm's
+only seeder ([policy] empty_helpers): it would take the origin's upload from the leechers. Stage
+while the swarm is quiet: helpers that do not hold TORRENT (those holding part of it first) download
+it, each capped at --down-kbps (kB/s, 0 = no cap, the default; give one if the swarm has leechers,
+so the origin keeps serving them), and are released as soon as each holds it whole (its agent keeps
+the content). Staged together they trade pieces, so the origin sends about one copy in all.
+--helpers N: how many (default: every board that does not hold it); past the boards, EC2 instances
+are started (counted in the budget) and stopped when done, their disks keeping the content.
+--max-time SECS (7200): release everything and stop. Exit 0 with reason staged, or max_time.
 
 LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
     --leechers N (6)  --helpers K (4)  --size BYTES (67108864; 8388608 for a quick look)  --ratio R (1)
@@ -162,6 +176,7 @@ impl Default for LabArgs {
             torrents: 1,
             leecher_clients: vec![Kind::Transmission, Kind::Libtorrent],
             piece_size: None,
+            empty_boards: 0,
         };
         LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None, crowd: false }
     }
@@ -200,6 +215,7 @@ pub enum Command {
     Lab(LabArgs),
     Provision(ProvisionArgs),
     Deprovision(DeprovisionArgs),
+    Stage(StageArgs),
     Help,
     Version,
 }
@@ -216,6 +232,9 @@ fn parse_words(args: Vec<String>) -> Result<Command, String> {
     }
     if args.first().map(String::as_str) == Some("ec2") {
         return parse_ec2(args[1..].to_vec());
+    }
+    if args.first().map(String::as_str) == Some("stage") {
+        return parse_stage(args[1..].to_vec());
     }
     let mut p = lexopt::Parser::from_args(args);
     let mut sub: Option<String> = None;
@@ -474,6 +493,46 @@ fn number(s: &str, flag: &str) -> Result<u64, String> {
     s.parse().map_err(|_| format!("{flag} takes a whole number, got {s:?}"))
 }
 
+/// `odseed stage <TORRENT> [--helpers N] [--down-kbps RATE] [--max-time SECS] [--interval SECS]`.
+fn parse_stage(args: Vec<String>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut a = StageArgs::default();
+    let e = |err: lexopt::Error| err.to_string();
+    let value = |p: &mut lexopt::Parser, flag: &str| -> Result<u64, String> {
+        number(&p.value().map_err(e)?.string().map_err(e)?, flag)
+    };
+    let mut torrent = None;
+    while let Some(arg) = p.next().map_err(e)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("config") => a.config = Some(p.value().map_err(e)?.into()),
+            Long("json") => a.json = true,
+            Long("helpers") => {
+                a.helpers = Some(u32::try_from(value(&mut p, "--helpers")?).map_err(|_| "--helpers is too large")?)
+            }
+            Long("down-kbps") => {
+                a.down_kbps = u32::try_from(value(&mut p, "--down-kbps")?)
+                    .ok()
+                    .filter(|k| *k <= 10_000_000)
+                    .ok_or("--down-kbps is at most 10000000 (kB/s)")?
+            }
+            Long("max-time") => a.max_time = value(&mut p, "--max-time")?,
+            Long("interval") => a.interval = value(&mut p, "--interval")?,
+            Value(v) if torrent.is_none() => torrent = Some(v.string().map_err(e)?),
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    a.torrent = torrent.ok_or("`odseed stage` needs TORRENT (try --help)")?;
+    if a.interval == 0 {
+        return Err("--interval must be at least 1 second".into());
+    }
+    if a.helpers == Some(0) {
+        return Err("--helpers must be at least 1".into());
+    }
+    Ok(Command::Stage(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +643,26 @@ mod tests {
             ("ec2 deprovision --region r", "add --yes"),
             ("ec2 deprovision --region r --yes --count 2", "not --count"),
             ("ec2 launch", "provision"),
+        ] {
+            let e = parse(args(line)).unwrap_err().to_string();
+            assert!(e.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn stage_arguments() {
+        let Command::Stage(a) = parse(args("stage t.torrent --helpers 3 --down-kbps 250 --json")).unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.torrent.as_str(), a.helpers, a.down_kbps, a.json), ("t.torrent", Some(3), 250, true));
+        let Command::Stage(a) = parse(args("stage name")).unwrap() else { panic!() };
+        assert_eq!((a.helpers, a.down_kbps, a.max_time), (None, 0, 7200));
+        for (line, says) in [
+            ("stage", "TORRENT"),
+            ("stage t --helpers 0", "--helpers"),
+            ("stage t --down-kbps 20000000", "--down-kbps"),
+            ("stage t --interval 0", "--interval"),
+            ("stage t u", "unexpected"),
         ] {
             let e = parse(args(line)).unwrap_err().to_string();
             assert!(e.contains(says), "{line}: {e}");

@@ -3,7 +3,7 @@
 //! Relative paths are relative to the config file; `~/` is the home directory.
 
 use crate::error::Error;
-use crate::policy::Placement;
+use crate::policy::{EmptyHelpers, Placement};
 use odseed_proto::agent_client::Trust;
 use odseed_proto::tls::Fingerprint;
 use serde::Deserialize;
@@ -215,6 +215,25 @@ pub struct PolicyConfig {
     pub min_size: u64,
     pub cooldown: u64,
     pub placement: PlacementName,
+    /// When a helper that does not hold a torrent whole is engaged ([`policy::worth_engaging`]).
+    pub empty_helpers: EmptyHelpersName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyHelpersName {
+    #[default]
+    WithOtherSeeders,
+    Always,
+}
+
+impl From<EmptyHelpersName> for EmptyHelpers {
+    fn from(e: EmptyHelpersName) -> EmptyHelpers {
+        match e {
+            EmptyHelpersName::WithOtherSeeders => EmptyHelpers::WithOtherSeeders,
+            EmptyHelpersName::Always => EmptyHelpers::Always,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -281,7 +300,14 @@ fn default_rpc_url() -> String {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { interval: 60, max_time: 600, min_size: 50 << 20, cooldown: 120, placement: PlacementName::Fill }
+        PolicyConfig {
+            interval: 60,
+            max_time: 600,
+            min_size: 50 << 20,
+            cooldown: 120,
+            placement: PlacementName::Fill,
+            empty_helpers: EmptyHelpersName::default(),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! other. A panic aborts release builds, so main's panic hook releases from the ledger instead; a
 //! kill -9 leaves the ledger, which the next run or `odseed release` acts on.
 
+use crate::budget::Totals;
 use crate::catalogue::Item;
 use crate::helpers::ec2::Fleet;
 use crate::helpers::Pool;
@@ -13,7 +14,7 @@ use odseed_proto::InfoHash;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a run or a watch ended.
 pub enum End {
@@ -90,6 +91,27 @@ impl<'a> Guard<'a> {
         }
         self.printer.bills(&self.fleet.bills);
         self.printer.usage(&self.fleet.usage);
+    }
+
+    /// What this process has used in all: the instances it stopped, runs, and could not stop.
+    pub fn totals(&self) -> Totals {
+        let fleet = &self.fleet;
+        let running = self.helped.values().flat_map(|h| h.pool.bills(fleet));
+        let stranded = fleet.stranded.iter().map(|s| fleet.bill(s));
+        let mut t = Totals { time: fleet.usage.values().sum(), ..Totals::default() };
+        t.time += self.helped.values().map(|h| h.pool.running_time()).sum::<Duration>() + fleet.stranded_time();
+        for b in fleet.bills.iter().cloned().chain(running).chain(stranded) {
+            t.dollars += b.dollars - b.egress;
+            t.egress_dollars += b.egress;
+            t.bytes_out += b.used.bytes_out;
+            // An instance stopped and started again by this process has a bill for each time.
+            let i = t.instances.entry(b.id).or_default();
+            i.region = b.region;
+            i.seconds += b.used.seconds;
+            i.bytes_out += b.used.bytes_out;
+            i.dollars += b.dollars;
+        }
+        t
     }
 
     /// The instances that could not be stopped.

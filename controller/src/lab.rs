@@ -166,6 +166,7 @@ impl Controller {
             },
             interval: Duration::from_secs(1),
             placement: Placement::Fill,
+            empty_helpers: policy.empty_helpers.into(),
             first_counts: None,
             once: false,
             dry_run: false,

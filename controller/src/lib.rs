@@ -4,7 +4,7 @@
 //! ([`observe`], [`tracker`]) -> decide ([`policy`], pure) -> share out ([`allocate`], pure) -> act
 //! ([`helpers`], recorded in the [`ledger`]); [`guard`] releases everything on the way out.
 //! [`main`](../odseed/index.html) maps outcomes to exit codes. [`provision`] makes EC2 helpers from
-//! nothing (`odseed ec2 provision`).
+//! nothing (`odseed ec2 provision`); [`stage`] puts a torrent on helpers before a crowd comes.
 #![deny(unsafe_code)]
 
 pub mod allocate;
@@ -28,6 +28,7 @@ pub mod release;
 pub mod rounds;
 pub mod run;
 pub mod settings;
+pub mod stage;
 pub mod status;
 pub mod target;
 pub mod textfile;

@@ -96,6 +96,14 @@ fn odseed_main() -> Result<ExitCode, Error> {
             let budget = Budget::at(&Budget::default_path(), &cfg.budget);
             Ok(exit(odseed::watch::watch(&options, &cfg, fleet, &ledger, &budget, &stop)?))
         }
+        Command::Stage(args) => {
+            let cfg = load(&args.config)?;
+            let fleet = Fleet::from_config(cfg.ec2.as_ref())?;
+            let stop = signals()?;
+            release_on_panic(ledger.clone(), cfg.clone());
+            let budget = Budget::at(&Budget::default_path(), &cfg.budget);
+            Ok(exit(odseed::stage::stage(&args, &cfg, fleet, &ledger, Some(&budget), &stop)?))
+        }
         Command::Status { config, json } => {
             let cfg = load(&config)?;
             status::status(&cfg, &ledger, json)?;

@@ -108,6 +108,8 @@ pub struct TorrentRound<'a> {
     pub wanted: u32,
     pub boards: Vec<String>,
     pub instances: u32,
+    /// Boards that hold it whole.
+    pub held: u32,
 }
 
 impl Printer {
@@ -127,12 +129,12 @@ impl Printer {
     }
 
     /// One round: seeders seen (ours counted apart), leechers, ratio, target, what the policy
-    /// wants, and with EC2 what it cost.
+    /// wants, boards that hold the torrent whole, and with EC2 what it cost.
     pub fn poll(
         &self,
         elapsed: Duration,
         c: &Counts,
-        helpers: u32,
+        (helpers, held): (u32, u32),
         d: &Decision,
         (target, dry_run): (f64, bool),
         money: Option<&Money>,
@@ -141,7 +143,7 @@ impl Printer {
             let mut v = json!({
                 "event": "poll", "elapsed": elapsed.as_secs(), "seeders": c.seeders, "helpers": helpers,
                 "natural": d.natural, "leechers": c.leechers, "ratio": d.ratio, "target": target,
-                "needed": d.needed, "action": action_text(d.action), "dry_run": dry_run,
+                "needed": d.needed, "action": action_text(d.action), "dry_run": dry_run, "held": held,
             });
             if money.is_some() {
                 merge(&mut v, Money::fields(money));
@@ -152,7 +154,7 @@ impl Printer {
         let ratio = d.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
         let would = if dry_run { "would " } else { "" };
         self.line(format!(
-            "[{:>3}m{:02}s] seeders {} ({} ours)  leechers {}  ratio {ratio} / target {target:.2}  needed {}  -> {would}{}{}",
+            "[{:>3}m{:02}s] seeders {} ({} ours)  leechers {}  ratio {ratio} / target {target:.2}  needed {}  held by {held}  -> {would}{}{}",
             s / 60,
             s % 60,
             c.seeders,
@@ -245,7 +247,7 @@ impl Printer {
             let v = json!({
                 "event": "torrent", "info_hash": t.item.hash, "torrent": t.item.name, "seeders": c.seeders,
                 "leechers": c.leechers, "natural": d.natural, "ratio": d.ratio, "wanted": t.wanted,
-                "boards": t.boards, "instances": t.instances,
+                "boards": t.boards, "instances": t.instances, "held": t.held,
             });
             return self.json(v);
         }
@@ -256,12 +258,13 @@ impl Printer {
         }
         let given = if given.is_empty() { "nothing".to_string() } else { given.join(", ") };
         self.line(format!(
-            "           {} ({}): seeders {} ({} ours) leechers {} ratio {ratio} -> wants {}, gets {given}",
+            "           {} ({}): seeders {} ({} ours) leechers {} ratio {ratio} held by {} -> wants {}, gets {given}",
             t.item.name,
             short(&t.item.hash),
             c.seeders,
             c.seeders.saturating_sub(d.natural),
             c.leechers,
+            t.held,
             t.wanted
         ));
     }
@@ -307,6 +310,14 @@ impl Printer {
                 self.line(format!("           EC2 {region}: {secs} instance-seconds"));
             }
         }
+    }
+
+    /// A helper of `odseed stage` holds the torrent whole, `after` its start.
+    pub fn staged(&self, helper: &str, after: Duration) {
+        if self.json {
+            return self.json(json!({"event": "staged", "helper": helper, "seconds": after.as_secs()}));
+        }
+        self.line(format!("           {helper} holds it whole after {} s", after.as_secs()));
     }
 
     pub fn exit(&self, reason: &str) {

@@ -19,6 +19,32 @@ pub enum Placement {
     Seed,
 }
 
+/// When a helper that does not hold a torrent whole is engaged for it (`[policy] empty_helpers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyHelpers {
+    /// Only while the swarm has a seeder besides the origin (see [`worth_engaging`]).
+    #[default]
+    WithOtherSeeders,
+    /// Whenever one is wanted (the behaviour before helpers knew what they hold).
+    Always,
+}
+
+/// Whether a helper holding `held` of a torrent (0.0 to 1.0; `None`: not known) is worth engaging
+/// for it while its swarm has `seeders` seeders (the origin among them). A helper that holds it
+/// whole always is. One that must first download it is not while the origin is the only seeder:
+/// every piece it gets then is origin upload taken from the leechers, so it cannot make the swarm
+/// finish sooner than the origin alone lets it (F / u_origin; measured in the lab: 4 empty helpers
+/// engaged for a whole run, 87.6 MB uploaded, mean completion 396 s against 383 s without them).
+/// With another seeder (a helper that holds it, a natural seeder) it can download from that one.
+/// Not known (an agent older than `GET /v1/content`): engaged as before.
+pub fn worth_engaging(held: Option<f64>, seeders: u32, rule: EmptyHelpers) -> bool {
+    match held {
+        None => true,
+        Some(h) if h >= 1.0 => true,
+        Some(_) => rule == EmptyHelpers::Always || seeders >= 2,
+    }
+}
+
 /// Why a run ends normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
@@ -34,6 +60,8 @@ pub enum ExitReason {
     MaxTime,
     /// `--once`: one round done.
     Once,
+    /// `odseed stage`: every helper staged holds the torrent whole.
+    Staged,
 }
 
 impl ExitReason {
@@ -45,6 +73,7 @@ impl ExitReason {
             ExitReason::TooSmall => "too_small",
             ExitReason::MaxTime => "max_time",
             ExitReason::Once => "once",
+            ExitReason::Staged => "staged",
         }
     }
 }
@@ -252,5 +281,26 @@ mod tests {
         assert_eq!(want(counts(3, 4), 2, 3), 1, "fewer needed: one released after it");
         assert_eq!(want(Counts { size: Some(1), ..counts(0, 9) }, 0, 9), 0, "too small, never helped");
         assert_eq!(want(counts(0, 8), 0, u32::MAX / 60), 4, "first help for a torrent");
+    }
+
+    #[test]
+    fn when_a_helper_is_worth_engaging() {
+        use EmptyHelpers::{Always, WithOtherSeeders as With};
+        // (held, seeders, rule) -> worth it
+        #[rustfmt::skip]
+        let cases = [
+            (Some(1.0), 0, With, true),
+            (Some(1.0), 1, With, true),
+            (Some(0.99), 1, With, false),
+            (Some(0.0), 1, With, false),
+            (Some(0.0), 0, With, false),
+            (Some(0.0), 2, With, true),
+            (Some(0.5), 3, With, true),
+            (Some(0.0), 1, Always, true),
+            (None, 1, With, true),
+        ];
+        for (held, seeders, rule, want) in cases {
+            assert_eq!(worth_engaging(held, seeders, rule), want, "{held:?} {seeders} {rule:?}");
+        }
     }
 }

@@ -37,6 +37,7 @@ pub fn run(
         run: true,
         params: s.params.clone(),
         placement: s.placement,
+        empty_helpers: s.empty_helpers,
         interval: s.interval,
         first_counts: s.first_counts,
         once: s.once,

@@ -4,7 +4,7 @@
 
 use crate::cli::RunArgs;
 use crate::config::PolicyConfig;
-use crate::policy::{Params, Placement};
+use crate::policy::{EmptyHelpers, Params, Placement};
 use std::time::Duration;
 
 /// A run's settings.
@@ -18,6 +18,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Where new helpers come from.
     pub placement: Placement,
+    /// When helpers that do not hold the torrent whole are engaged.
+    pub empty_helpers: EmptyHelpers,
     /// SEEDERS LEECHERS to use instead of the first round's observation.
     pub first_counts: Option<(u32, u32)>,
     /// One round, then release and exit.
@@ -41,6 +43,7 @@ impl Settings {
             },
             interval: Duration::from_secs(args.interval.unwrap_or(policy.interval)),
             placement: policy.placement.into(),
+            empty_helpers: policy.empty_helpers.into(),
             first_counts: args.counts,
             once: args.once,
             dry_run: args.dry_run,
@@ -56,8 +59,14 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_config() {
-        let policy =
-            PolicyConfig { interval: 30, max_time: 900, min_size: 7, cooldown: 45, placement: PlacementName::Seed };
+        let policy = PolicyConfig {
+            interval: 30,
+            max_time: 900,
+            min_size: 7,
+            cooldown: 45,
+            placement: PlacementName::Seed,
+            ..PolicyConfig::default()
+        };
         let args = RunArgs { torrent: "t".into(), ratio: 0.5, ..RunArgs::default() };
         let s = Settings::resolve(&args, &policy);
         assert_eq!(

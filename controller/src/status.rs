@@ -1,5 +1,6 @@
-//! `odseed status`: every configured board (reachable?, daemon, what it seeds), each EC2 pool's
-//! tagged instances and their states, and the ledger. [`gather`] asks them into a [`Report`],
+//! `odseed status`: every configured board (reachable?, daemon, what it seeds, what content it
+//! holds), per torrent the boards that hold it, each EC2 pool's tagged instances and their states,
+//! and the ledger. [`gather`] asks them into a [`Report`],
 //! which prints itself as a table or, with `--json`, as one JSON object.
 
 use crate::budget::Budget;
@@ -10,7 +11,7 @@ use crate::helpers::ec2::{Ec2Pool, Fleet, URL_TAG};
 use crate::ledger::{HelperKind, Ledger};
 use crate::output::say;
 use odseed_proto::agent_client::{AgentClient, Error as AgentError};
-use odseed_proto::wire::{DaemonState, Health, Torrent};
+use odseed_proto::wire::{Content, DaemonState, Health, Torrent};
 use odseed_proto::InfoHash;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use std::time::Duration;
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub boards: Vec<BoardStatus>,
+    /// Per torrent, the boards that hold its content (whole or in part).
+    pub held: Vec<HeldBy>,
     pub ec2: Vec<PoolStatus>,
     pub ledger: Vec<Engaged>,
     #[serde(skip)]
@@ -91,6 +94,40 @@ pub struct BoardStatus {
     /// Why it could not be asked, or could not list its torrents.
     pub error: Option<String>,
     pub torrents: Vec<Torrent>,
+    /// The content it holds, seeded or not (None: it did not say; an agent older than
+    /// `GET /v1/content` does not).
+    pub content: Option<Content>,
+}
+
+/// A torrent's content and the boards that hold it.
+#[derive(Debug, Serialize)]
+pub struct HeldBy {
+    pub info_hash: InfoHash,
+    pub name: String,
+    /// Boards that hold it whole.
+    pub whole: Vec<String>,
+    /// Boards that hold part of it, with how much (0.0 to 1.0).
+    pub part: Vec<(String, f64)>,
+}
+
+/// Per torrent, which boards hold it (ordered by name).
+fn held_by(boards: &[BoardStatus]) -> Vec<HeldBy> {
+    let mut by: std::collections::BTreeMap<(String, InfoHash), HeldBy> = Default::default();
+    for b in boards {
+        for t in b.content.iter().flat_map(|c| &c.torrents).filter(|t| t.have_bytes > 0) {
+            let e = by.entry((t.name.clone(), t.info_hash)).or_insert_with(|| HeldBy {
+                info_hash: t.info_hash,
+                name: t.name.clone(),
+                whole: Vec::new(),
+                part: Vec::new(),
+            });
+            match t.complete() {
+                true => e.whole.push(b.name.clone()),
+                false => e.part.push((b.name.clone(), t.percent_done)),
+            }
+        }
+    }
+    by.into_values().collect()
 }
 
 /// One `[[ec2.pool]]`: its instances, or why they could not be listed.
@@ -181,11 +218,12 @@ pub fn status(cfg: &Config, ledger: &Ledger, as_json: bool) -> Result<(), Error>
 
 /// Asks every board and EC2 pool, and reads the ledger.
 pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
-    let boards = cfg
+    let boards: Vec<BoardStatus> = cfg
         .boards
         .iter()
         .map(|b| board(&b.name, AgentClient::with_trust(&b.url, &b.token, b.trust(), Duration::from_secs(5))))
         .collect();
+    let held = held_by(&boards);
     let ec2 = match Fleet::from_config(cfg.ec2.as_ref()) {
         Err(e) => vec![PoolStatus { region: None, error: Some(e.to_string()), instances: Vec::new() }],
         Ok(fleet) => fleet
@@ -246,7 +284,7 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
             },
         }
     });
-    Ok(Report { boards, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf(), budget })
+    Ok(Report { boards, held, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf(), budget })
 }
 
 /// An instance, and for a running one its agent's transport and certificate.
@@ -296,6 +334,7 @@ fn board(name: &str, c: AgentClient) -> BoardStatus {
         daemon_version: health.as_ref().ok().and_then(|h| h.daemon_version.clone()),
         error,
         torrents: torrents.and_then(Result::ok).unwrap_or_default(),
+        content: health.as_ref().ok().and_then(|_| c.content().ok()),
     }
 }
 
@@ -321,6 +360,15 @@ impl Report {
             let version = b.daemon_version.as_deref().and_then(|v| v.split_whitespace().next()).unwrap_or("-");
             let tls = Pin::column(b.pin);
             say(&format!("{:<16} {:<28} {tls:<11} {reach:<10} {daemon:<9} {version:<8} {seeds}", b.name, b.url));
+        }
+        if !self.held.is_empty() {
+            println!();
+            say("CONTENT HELD");
+        }
+        for h in &self.held {
+            let mut on: Vec<String> = h.whole.clone();
+            on.extend(h.part.iter().map(|(b, f)| format!("{b} ({:.0}%)", f * 100.0)));
+            say(&format!("  {} ({}): {} board(s) whole: {}", h.name, h.info_hash, h.whole.len(), on.join(", ")));
         }
         if !self.ec2.is_empty() {
             println!();

@@ -45,6 +45,7 @@ pub fn watch(
         run: false,
         params,
         placement: cfg.policy.placement.into(),
+        empty_helpers: cfg.policy.empty_helpers.into(),
         interval: o.interval,
         first_counts: None,
         once: o.once,

@@ -191,6 +191,24 @@ impl Agent {
         p.wait_exit(timeout)
     }
 
+    /// Makes the agent know the content of `torrents` already in its data dir (copied there by
+    /// hand): each is put, checked whole by its daemon, and released, as a staged helper's would be.
+    pub fn register(&self, torrents: &[&crate::content::Made]) -> Result<(), String> {
+        let c = self.client();
+        for t in torrents {
+            c.put(&t.meta.info_hash, &t.bytes).map_err(|e| e.to_string())?;
+        }
+        for t in torrents {
+            let hash = t.meta.info_hash;
+            crate::wait_until(Duration::from_secs(120), &format!("{} to hold {hash} whole", self.url), || {
+                let content = c.content().ok()?;
+                content.torrents.iter().any(|h| h.info_hash == hash && h.complete()).then_some(())
+            })?;
+            c.delete(&hash).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Gives the agent `token` (as instances of one EC2 pool share one): restarts it with that token.
     pub fn set_token(&mut self, token: &str) -> Result<(), String> {
         self.terminate(Duration::from_secs(30)).ok_or("the agent did not stop")?;

@@ -35,6 +35,9 @@ pub struct Spec {
     /// The leechers' clients, in turn (leecher i runs `leecher_clients[i % len]`; empty: all
     /// Transmission).
     pub leecher_clients: Vec<Kind>,
+    /// How many boards (the last ones) start empty, as fresh boards do; the others are given a
+    /// copy of the content before the run.
+    pub empty_boards: usize,
 }
 
 impl Spec {
@@ -127,12 +130,9 @@ impl Swarm {
             torrents.push(made);
             torrent_files.push(file);
         }
-        let hashes: Vec<_> = torrents.iter().map(|t| t.meta.info_hash).collect();
-        let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &hashes)?;
-        for t in &torrents {
-            origin.add(&t.bytes)?;
-        }
         let mut boards = Vec::new();
+        // The first `full` boards are given a copy of every torrent's content; the rest start empty.
+        let full = spec.boards.saturating_sub(spec.empty_boards);
         for i in 0..spec.boards {
             let o = AgentOptions {
                 host: board_ip(i),
@@ -150,12 +150,24 @@ impl Swarm {
                 odseed_proto::fsutil::write_atomic(&root.join("tls/key.pem"), key.as_bytes(), 0o600)
                     .map_err(|e| format!("board key: {e}"))?;
             }
-            for i in 0..torrents.len() {
-                let name = content_name(i);
+            for k in (0..torrents.len()).filter(|_| i < full) {
+                let name = content_name(k);
                 std::fs::copy(origin.data_dir.join(&name), root.join("data").join(&name))
                     .map_err(|e| format!("copy content: {e}"))?;
             }
             boards.push(Agent::start(agent_bin, &root, &o)?);
+        }
+        // Each board checks its copies (at once: their daemons work side by side), before the
+        // tracker is there: their announces while they do go nowhere, and none is left counted.
+        let all: Vec<&Made> = torrents.iter().collect();
+        std::thread::scope(|s| {
+            let checks: Vec<_> = boards.iter().take(full).map(|b| s.spawn(|| b.register(&all))).collect();
+            checks.into_iter().try_for_each(|c| c.join().unwrap_or_else(|_| Err("a board's check panicked".into())))
+        })?;
+        let hashes: Vec<_> = torrents.iter().map(|t| t.meta.info_hash).collect();
+        let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &hashes)?;
+        for t in &torrents {
+            origin.add(&t.bytes)?;
         }
         let leechers = Vec::new();
         let demand = (0..torrents.len()).map(|i| spec.demand(i)).collect();

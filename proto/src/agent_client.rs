@@ -220,6 +220,12 @@ impl AgentClient {
         self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
     }
 
+    /// The helper's caps now.
+    pub fn limits(&self) -> Result<Limits, Error> {
+        let (status, body) = self.request("GET", "/v1/limits", None)?;
+        self.expect(status, &body, &[200]).and_then(|_| self.decode(&body))
+    }
+
     /// Caps the helper's upload and download (kB/s, 0: none), kept across its restarts.
     pub fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
         let body = serde_json::to_vec(limits).unwrap_or_default();

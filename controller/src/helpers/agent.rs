@@ -1,9 +1,9 @@
-//! The narrow view helpers have of an agent ([`Agent`]: the five calls of its API odseed makes) and
+//! The narrow view helpers have of an agent ([`Agent`]: the calls of its API odseed makes) and
 //! of how one is reached ([`Connect`]). The real one is the agent client over HTTP(S)
 //! ([`Http`]); the unit tests of the pool and the loop give fakes that answer from memory.
 
 use odseed_proto::agent_client::{AgentClient, Error, Trust};
-use odseed_proto::wire::{Health, Limits, Torrent, Usage};
+use odseed_proto::wire::{Content, Health, Limits, Torrent, Usage};
 use odseed_proto::InfoHash;
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ pub trait Agent: Send + Sync {
     fn list(&self) -> Result<Vec<Torrent>, Error>;
     /// What it uploaded and sent, ever.
     fn usage(&self) -> Result<Usage, Error>;
-    /// Caps its upload.
+    /// Its caps now.
+    fn limits(&self) -> Result<Limits, Error>;
+    /// Caps its upload and download.
     fn set_limits(&self, limits: &Limits) -> Result<Limits, Error>;
     /// The session for `hash`, or `None` if it does not seed it.
     fn get(&self, hash: &InfoHash) -> Result<Option<Torrent>, Error>;
@@ -25,6 +27,8 @@ pub trait Agent: Send + Sync {
     fn put(&self, hash: &InfoHash, metainfo: &[u8]) -> Result<(Torrent, bool), Error>;
     /// Takes `hash` away; false if it did not seed it.
     fn delete(&self, hash: &InfoHash) -> Result<bool, Error>;
+    /// The content it holds, seeded or not.
+    fn content(&self) -> Result<Content, Error>;
 }
 
 /// How an agent is reached from its URL and token.
@@ -57,6 +61,9 @@ impl Agent for AgentClient {
     fn usage(&self) -> Result<Usage, Error> {
         AgentClient::usage(self)
     }
+    fn limits(&self) -> Result<Limits, Error> {
+        AgentClient::limits(self)
+    }
     fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
         AgentClient::set_limits(self, limits)
     }
@@ -68,5 +75,8 @@ impl Agent for AgentClient {
     }
     fn delete(&self, hash: &InfoHash) -> Result<bool, Error> {
         AgentClient::delete(self, hash)
+    }
+    fn content(&self) -> Result<Content, Error> {
+        AgentClient::content(self)
     }
 }

@@ -102,6 +102,8 @@ pub struct Fleet {
     pub deadline: Option<Instant>,
     /// How agents are reached, boards' and instances' alike.
     pub connect: Arc<dyn Connect>,
+    /// The download cap (kB/s, 0: none) set on each instance engaged (`odseed stage`).
+    pub download_kbps: u32,
 }
 
 impl Fleet {
@@ -116,6 +118,7 @@ impl Fleet {
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(Http),
+            download_kbps: 0,
         }
     }
 
@@ -162,6 +165,7 @@ impl Fleet {
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(Http),
+            download_kbps: 0,
         })
     }
 

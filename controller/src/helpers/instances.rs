@@ -213,10 +213,15 @@ impl Pool {
         // The ledger learns the agent's URL, for `odseed release` after a crash.
         self.ledger.record(self.entry(fleet, &h)).map_err(|e| e.to_string())?;
         h.meter = Some(Meter { public_ip: i.public_ip.is_some(), base: h.client.usage().ok(), ..b.meter.clone() });
-        if let Some(upload_kbps) = ep.upload_kbps {
+        let download_kbps = fleet.download_kbps;
+        if ep.upload_kbps.is_some() || download_kbps > 0 {
             // Speed traded for money; an agent from before `/v1/limits` seeds uncapped (the budget holds).
-            if let Err(e) = h.client.set_limits(&odseed_proto::wire::Limits { upload_kbps, download_kbps: 0 }) {
-                log::warn!("{}: cannot cap its upload at {upload_kbps} kB/s ({e}); it seeds uncapped", h.label());
+            let upload_kbps = ep.upload_kbps.unwrap_or(0);
+            if let Err(e) = h.client.set_limits(&odseed_proto::wire::Limits { upload_kbps, download_kbps }) {
+                log::warn!(
+                    "{}: cannot cap it at {upload_kbps} kB/s up, {download_kbps} kB/s down ({e}); uncapped",
+                    h.label()
+                );
             }
         }
         h.engage(&self.target, Instant::now()).map_err(|f| format!("its agent refused the torrent: {}", f.error))?;

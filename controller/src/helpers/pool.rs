@@ -288,6 +288,15 @@ impl Pool {
         events
     }
 
+    /// Releases engaged helper `name` (a board, or an instance, which is stopped).
+    pub fn release_helper(&mut self, fleet: &mut Fleet, name: &str) -> Vec<Event> {
+        match self.helpers.iter().position(|h| h.engaged() && h.name == name) {
+            Some(i) if self.helpers[i].kind == Kind::Board => vec![self.release_board(i)],
+            Some(i) => self.release_instances(fleet, vec![i]),
+            None => Vec::new(),
+        }
+    }
+
     /// Releases engaged board `name`, if it is engaged here.
     pub fn release_named(&mut self, name: &str) -> Vec<Event> {
         let found = self.helpers.iter().position(|h| h.kind == Kind::Board && h.engaged() && h.name == name);

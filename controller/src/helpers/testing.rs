@@ -5,7 +5,7 @@
 use super::agent::{Agent, Connect};
 use crate::ec2::{Api, Error as Ec2Error, Instance, InstanceState, StartFailure};
 use odseed_proto::agent_client::{Error, Trust};
-use odseed_proto::wire::{DaemonState, ErrorCode, Health, Limits, Torrent, TorrentState, Usage};
+use odseed_proto::wire::{Content, DaemonState, ErrorCode, Health, Held, Limits, Torrent, TorrentState, Usage};
 use odseed_proto::InfoHash;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ pub struct AgentState {
     pub usage: Usage,
     /// What `/v1/limits` was last set to.
     pub limits: Option<Limits>,
+    /// What `/v1/content` says it holds of each torrent (None: it answers 404, as an old agent).
+    pub holds: Option<BTreeMap<InfoHash, f64>>,
 }
 
 /// An agent in memory; clones share it.
@@ -82,6 +84,9 @@ impl Agent for FakeAgent {
     fn usage(&self) -> Result<Usage, Error> {
         self.answer("USAGE", |s| s.usage)
     }
+    fn limits(&self) -> Result<Limits, Error> {
+        self.answer("LIMITS?", |s| s.limits.unwrap_or_default())
+    }
     fn set_limits(&self, limits: &Limits) -> Result<Limits, Error> {
         self.answer("LIMITS", |s| *s.limits.insert(*limits))
     }
@@ -101,6 +106,34 @@ impl Agent for FakeAgent {
     }
     fn delete(&self, hash: &InfoHash) -> Result<bool, Error> {
         self.answer("DELETE", |s| s.torrents.remove(hash).is_some())
+    }
+    /// Not in `calls`: the loop asks every board every round.
+    fn content(&self) -> Result<Content, Error> {
+        let s = self.state.lock().unwrap();
+        let url = self.url.clone();
+        match (&s.holds, s.down) {
+            (_, true) => Err(Error::Unreachable { url, detail: "connection refused".into(), sent: false }),
+            (None, _) => {
+                Err(Error::Status { url, status: 404, code: Some(ErrorCode::NotFound), message: "no route".into() })
+            }
+            (Some(holds), _) => Ok(Content {
+                max_content_bytes: 1 << 40,
+                min_free_bytes: 0,
+                used_bytes: 0,
+                free_bytes: 1 << 40,
+                torrents: (holds.iter())
+                    .map(|(h, f)| Held {
+                        info_hash: *h,
+                        name: "t".into(),
+                        bytes: 1000,
+                        have_bytes: (f * 1000.0) as u64,
+                        percent_done: *f,
+                        seeding: false,
+                        last_used: 0,
+                    })
+                    .collect(),
+            }),
+        }
     }
 }
 

@@ -20,15 +20,16 @@ use crate::catalogue::{Catalogue, Item, Listing};
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{End, Guard, Signal};
+use crate::helpers::agent::Agent;
 use crate::helpers::ec2::Fleet;
-use crate::helpers::Kind;
+use crate::helpers::{board, Kind};
 use crate::ledger::{held_by_others, Entry, Ledger, Owner};
 use crate::observe::{Count, Subject, Survey};
 use crate::output::{Money, Printer, RoundSummary, TorrentRound};
 use crate::pace;
-use crate::policy::{self, Action, Clock, Counts, Decision, ExitReason, Params, Placement};
+use crate::policy::{self, Action, Clock, Counts, Decision, EmptyHelpers, ExitReason, Params, Placement};
 use odseed_proto::InfoHash;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,8 @@ pub struct Options {
     pub run: bool,
     pub params: Params,
     pub placement: Placement,
+    /// When helpers that do not hold a torrent whole are engaged for it.
+    pub empty_helpers: EmptyHelpers,
     pub interval: Duration,
     /// SEEDERS LEECHERS instead of the first round's counts (`run`, for testing).
     pub first_counts: Option<(u32, u32)>,
@@ -139,6 +142,10 @@ struct Loop<'a> {
     broken: HashMap<InfoHash, Instant>,
     first_round: bool,
     warned: Warned,
+    /// Every configured board's agent, asked each round what it holds.
+    board_agents: Vec<Box<dyn Agent>>,
+    /// What each board holds of each torrent (0.0 to 1.0), as it said this round (None: it did not).
+    holdings: HashMap<String, Option<BTreeMap<InfoHash, f64>>>,
 }
 
 /// One torrent's round: its counts (or why there are none), the policy's decision, what it wants.
@@ -162,6 +169,7 @@ impl<'a> Loop<'a> {
         budget: Option<&'a Budget>,
         stop: &'a mpsc::Receiver<()>,
     ) -> Loop<'a> {
+        let board_agents = cfg.boards.iter().map(|b| board::client(b, &*guard.fleet.connect)).collect();
         Loop {
             o,
             cfg,
@@ -178,6 +186,8 @@ impl<'a> Loop<'a> {
             broken: HashMap::new(),
             first_round: true,
             warned: Warned::default(),
+            board_agents,
+            holdings: HashMap::new(),
         }
     }
 
@@ -229,17 +239,19 @@ impl<'a> Loop<'a> {
         let decided = self.decide(&listing, elapsed);
         let mut demands: Vec<Demand> = (decided.iter())
             .map(|d| {
-                let leechers = d.seen.as_ref().map_or(0, |(_, x)| x.leechers);
-                Demand { hash: d.item.hash, leechers, wanted: d.wanted }
+                let (seeders, leechers) = d.seen.as_ref().map_or((0, 0), |(c, x)| (c.seeders, x.leechers));
+                Demand { hash: d.item.hash, leechers, seeders, wanted: d.wanted }
             })
             .collect();
         // A torrent gone from the catalogue keeps its helpers through the cooldown, then wants none.
         for (hash, h) in self.guard.helped.iter().filter(|(hash, _)| !listing.items.iter().any(|i| i.hash == **hash)) {
             let keep = h.last_change.elapsed() < self.o.params.cooldown;
-            demands.push(Demand { hash: *hash, leechers: 0, wanted: if keep { h.pool.engaged().engaged } else { 0 } });
+            let wanted = if keep { h.pool.engaged().engaged } else { 0 };
+            demands.push(Demand { hash: *hash, leechers: 0, seeders: 0, wanted });
         }
         let boards = self.boards(&entries);
-        let supply = Supply { boards: &boards, max_instances, placement: self.o.placement };
+        let supply =
+            Supply { boards: &boards, max_instances, placement: self.o.placement, empty_helpers: self.o.empty_helpers };
         let plan = allocate::allocate(&demands, &supply, &self.current());
         self.warn_short(&decided, &plan, &supply);
         if let Some(end) = self.report(&decided, &plan, &supply, (standing, money), elapsed) {
@@ -281,6 +293,8 @@ impl<'a> Loop<'a> {
                 self.printer.helper(e, &h.item, g.per_torrent);
             }
         }
+        self.holdings =
+            self.cfg.boards.iter().map(|b| b.name.clone()).zip(board::holdings(&self.board_agents)).collect();
     }
 
     /// Each torrent's counts, decision and the helpers it wants.
@@ -347,7 +361,8 @@ impl<'a> Loop<'a> {
             let one = decided.first()?;
             return match &one.seen {
                 Ok((c, d)) => {
-                    self.printer.poll(elapsed, c, one.ours, d, (self.o.params.ratio, self.o.dry_run), money.as_ref());
+                    let held = (one.ours, self.held(&one.item.hash));
+                    self.printer.poll(elapsed, c, held, d, (self.o.params.ratio, self.o.dry_run), money.as_ref());
                     match d.action {
                         Action::Exit(reason) => Some(End::Normal(reason)),
                         _ => None,
@@ -388,11 +403,19 @@ impl<'a> Loop<'a> {
                 (plan.boards.iter()).filter(|(_, h)| *h == hash).map(|(b, _)| b.clone()).collect();
             let instances = plan.instances.get(&hash).copied().unwrap_or(0);
             if d.wanted > 0 || !boards.is_empty() || self.guard.helped.contains_key(&hash) {
-                let t = TorrentRound { item: d.item, counts, decision, wanted: d.wanted, boards, instances };
+                let held = self.held(&hash);
+                let t = TorrentRound { item: d.item, counts, decision, wanted: d.wanted, boards, instances, held };
                 self.printer.torrent(&t);
             }
         }
         None
+    }
+
+    /// How many boards hold `hash` whole, as they said this round.
+    fn held(&self, hash: &InfoHash) -> u32 {
+        let whole =
+            |h: &&Option<BTreeMap<InfoHash, f64>>| h.as_ref().and_then(|m| m.get(hash)).is_some_and(|f| *f >= 1.0);
+        self.holdings.values().filter(whole).count() as u32
     }
 
     /// Says once when a torrent wants more helpers than can be placed, and why.
@@ -402,7 +425,19 @@ impl<'a> Loop<'a> {
             return;
         }
         let free = supply.boards.iter().filter(|b| !b.resting && b.slots > 0).count();
-        let why = if self.guard.fleet.pools.is_empty() { "; no EC2 pool configured" } else { "" };
+        let mut why = if self.guard.fleet.pools.is_empty() { "; no EC2 pool configured" } else { "" }.to_string();
+        let seeders = d.seen.as_ref().map_or(0, |(c, _)| c.seeders);
+        let hash = d.item.hash;
+        let empty = (supply.boards.iter())
+            .filter(|b| !b.resting && b.slots > 0)
+            .filter(|b| !policy::worth_engaging(b.held(&hash), seeders, supply.empty_helpers))
+            .count();
+        if empty > 0 {
+            why += &format!(
+                "; {empty} of them do(es) not hold it whole and the swarm has no seeder besides the origin: not engaged, \
+                 it would take the origin's upload from the leechers (stage them first, or set [policy] empty_helpers = \"always\")"
+            );
+        }
         log::warn!(
             "{}: {} helper(s) wanted, {} can be placed (placement {:?}, {free} free board(s), up to {} instance(s){why})",
             d.item.name,
@@ -436,6 +471,7 @@ impl<'a> Loop<'a> {
                     upload_kbps: b.upload_kbps,
                     skip,
                     resting: here().any(|(_, x)| x.resting(now)),
+                    holds: self.holdings.get(&b.name).cloned().flatten(),
                 }
             })
             .collect()

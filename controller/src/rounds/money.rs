@@ -5,38 +5,16 @@
 //! round's spending). Boards cost nothing and are never stopped for money.
 
 use super::Loop;
-use crate::budget::{Standing, Totals};
+use crate::budget::Standing;
 use crate::helpers::Event;
 use crate::output::Money;
-use std::time::Duration;
 
 impl Loop<'_> {
-    /// What this process has used in all: the instances it stopped, runs, and could not stop.
-    fn totals(&self) -> Totals {
-        let fleet = &self.guard.fleet;
-        let running = self.guard.helped.values().flat_map(|h| h.pool.bills(fleet));
-        let stranded = fleet.stranded.iter().map(|s| fleet.bill(s));
-        let mut t = Totals { time: fleet.usage.values().sum(), ..Totals::default() };
-        t.time += self.guard.helped.values().map(|h| h.pool.running_time()).sum::<Duration>() + fleet.stranded_time();
-        for b in fleet.bills.iter().cloned().chain(running).chain(stranded) {
-            t.dollars += b.dollars - b.egress;
-            t.egress_dollars += b.egress;
-            t.bytes_out += b.used.bytes_out;
-            // An instance stopped and started again by this process has a bill for each time.
-            let i = t.instances.entry(b.id).or_default();
-            i.region = b.region;
-            i.seconds += b.used.seconds;
-            i.bytes_out += b.used.bytes_out;
-            i.dollars += b.dollars;
-        }
-        t
-    }
-
     /// Adds what was used since the last count to the month's budget; where it stands (`None` if
     /// not counted, or its file cannot be used: said once).
     pub(super) fn count_usage(&mut self) -> Option<Standing> {
         let budget = self.budget?;
-        let totals = self.totals();
+        let totals = self.guard.totals();
         match self.meter.tick(budget, totals) {
             Ok(s) => {
                 self.warned.budget_file = false;
@@ -56,7 +34,7 @@ impl Loop<'_> {
         if self.guard.fleet.pools.is_empty() {
             return None;
         }
-        let t = self.totals();
+        let t = self.guard.totals();
         Some(Money {
             run: t.dollars + t.egress_dollars,
             month: standing.map(|s| s.dollars),

@@ -13,7 +13,7 @@ use crate::helpers::testing::{FakeAgents, FakeEc2};
 use crate::ledger::{now_secs, Ledger};
 use crate::observe::{Count, Subject};
 use crate::output::Printer;
-use crate::policy::{Counts, ExitReason, Params, Placement};
+use crate::policy::{Counts, EmptyHelpers, ExitReason, Params, Placement};
 use crate::price::Prices;
 use crate::target::Target;
 use odseed_proto::bencode::Owned;
@@ -109,6 +109,7 @@ impl World {
             stranded: Vec::new(),
             deadline: None,
             connect: Arc::new(self.agents.clone()),
+            download_kbps: 0,
         }
     }
 
@@ -141,6 +142,7 @@ fn run_options(ratio: f64) -> Options {
         run: true,
         params: Params { ratio, min_size: 0, max_time: Duration::from_secs(600), cooldown: Duration::ZERO },
         placement: Placement::Fill,
+        empty_helpers: EmptyHelpers::WithOtherSeeders,
         interval: Duration::from_secs(1),
         first_counts: None,
         once: false,

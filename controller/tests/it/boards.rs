@@ -59,6 +59,7 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         torrents: 1,
         leecher_clients: Vec::new(),
         piece_size: None,
+        empty_boards: 0,
     };
     let (swarm, cfg) = w.swarm(&spec);
     let (torrent, cfg) = (swarm.torrent_file().to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
@@ -91,4 +92,36 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         assert!(out.contains(want), "{want} in {out}");
     }
     assert_eq!(swarm.boards[0].client().get(&hash).unwrap(), None, "released at max_time");
+}
+
+#[test]
+fn a_board_that_holds_the_torrent_is_engaged_and_an_empty_one_not_while_the_origin_alone_seeds() {
+    let w = world("holders");
+    // Two boards: board0 was given a copy of the content, board1 starts empty.
+    let spec = Spec { empty_boards: 1, ..crate::end_to_end_spec() };
+    let (swarm, cfg) = w.swarm(&spec);
+    let hash = swarm.torrent().meta.info_hash;
+    let held = |i: usize| swarm.boards[i].client().content().unwrap().torrents.iter().any(|t| t.info_hash == hash);
+    assert!(held(0) && !held(1), "board0 holds it, board1 does not");
+    let (torrent, cfg_s) = (swarm.torrent_file().to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());
+    let once = |cfg: &str| {
+        let o = w.odseed(&["run", &torrent, "1", "--once", "--min-size", "0", "--json", "--config", cfg]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (lines, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // Three leechers and only the origin: two helpers wanted, only the one that holds it engaged.
+    let (lines, log) = once(&cfg_s);
+    let engaged: Vec<&str> = named(&lines, "engage").iter().filter_map(|e| e["helper"].as_str()).collect();
+    assert_eq!(engaged, ["board0"], "{lines:?}");
+    let poll = named(&lines, "poll")[0];
+    assert_eq!((poll["held"].as_u64(), poll["seeders"].as_u64()), (Some(1), Some(1)), "{poll}");
+    assert!(log.contains("do(es) not hold it whole"), "the user is told why: {log}");
+    // `always`: the empty one too.
+    let always = w.write_config(&format!("[policy]\nempty_helpers = \"always\"\n{}", swarm.controller_config()));
+    let (lines, _) = once(always.to_str().unwrap());
+    let mut engaged: Vec<&str> = named(&lines, "engage").iter().filter_map(|e| e["helper"].as_str()).collect();
+    engaged.sort();
+    assert_eq!(engaged, ["board0", "board1"], "{lines:?}");
 }

@@ -15,6 +15,7 @@ mod lab;
 mod money;
 mod provision;
 mod publisher;
+mod stage;
 mod tls;
 mod tracker;
 mod watch;
@@ -131,6 +132,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         torrents: 1,
         leecher_clients: Vec::new(),
         piece_size: None,
+        empty_boards: 0,
     }
 }
 

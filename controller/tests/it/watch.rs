@@ -30,6 +30,7 @@ fn catalogue(w: &World, cooldown: u64) -> Catalogue {
     let torrents = w.dir.path().join("torrents");
     std::fs::create_dir_all(&torrents).unwrap();
     let mut made = Vec::new();
+    let mut metas = Vec::new();
     for (i, name) in ["a.bin", "b.bin", "c.bin"].into_iter().enumerate() {
         std::fs::create_dir_all(&content).unwrap();
         let m = odseed_lab::content::make(&content, name, 256 << 10, 7 + i as u64, std::slice::from_ref(&announce_url))
@@ -37,9 +38,9 @@ fn catalogue(w: &World, cooldown: u64) -> Catalogue {
         let file = torrents.join(format!("{name}.torrent"));
         std::fs::write(&file, &m.bytes).unwrap();
         made.push((m.meta.info_hash, file));
+        metas.push(m);
     }
     let hashes: Vec<InfoHash> = made.iter().map(|(h, _)| *h).collect();
-    let tracker = Tracker::start(&w.dir.path().join("tracker"), tracker_ip, 6969, &hashes).unwrap();
     let mut boards = Vec::new();
     let mut cfg = format!(
         "[watch]\nratio = 0.5\ndir = \"{}\"\n[policy]\nmin_size = 0\ncooldown = {cooldown}\n",
@@ -55,6 +56,8 @@ fn catalogue(w: &World, cooldown: u64) -> Catalogue {
         }
         let o = AgentOptions { host: ip, listen: ip, ..AgentOptions::default() };
         let a = Agent::start(&odseed_lab::testing::agent_bin(), &root, &o).unwrap();
+        // Each board checks its copies, so that it says it holds them.
+        a.register(&metas.iter().collect::<Vec<_>>()).unwrap();
         cfg += &format!(
             "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
             a.url,
@@ -62,6 +65,8 @@ fn catalogue(w: &World, cooldown: u64) -> Catalogue {
         );
         boards.push(a);
     }
+    // After the boards checked their copies: none of their announces reached it.
+    let tracker = Tracker::start(&w.dir.path().join("tracker"), tracker_ip, 6969, &hashes).unwrap();
     let cfg = w.write_config(&cfg);
     Catalogue { tracker, boards, hashes, files: made.into_iter().map(|(_, f)| f).collect(), cfg }
 }
