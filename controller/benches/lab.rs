@@ -1,11 +1,14 @@
 //! The lab benchmark: the lab's default swarm (`odseed lab --help`: 64 MiB, 6 leechers alternating
-//! Transmission and libtorrent, uploads capped below downloads) with 0, 1, 2 and 4 helpers: mean
+//! Transmission and libtorrent, uploads capped below downloads) with 0, 1, 2 and 4 helpers given a
+//! copy by hand, 4 that start empty (`--cold-helpers`, "4 cold") and 4 that `odseed stage` fills
+//! before the leechers come (`--stage`, "4 staged", with what staging took): mean
 //! and max completion next to the fluid bound, where the time went (first byte, first trade
 //! between leechers, the share of the servers' bytes that were new to the swarm), the speed-up over
 //! the origin alone; and one picture with the runs side by side. Prints a table; asserts nothing.
 //!
 //! Run: `scripts/bench lab` (or `cargo bench -p odseed --bench lab`, root). BENCH_LAB_LEECHERS,
-//! BENCH_LAB_SIZE (8388608 for a quick look), BENCH_LAB_HELPERS (e.g. "0,1,2,4") and
+//! BENCH_LAB_SIZE (8388608 for a quick look), BENCH_LAB_HELPERS (e.g. "0,1,2,4,4c,4s": c cold, s
+//! staged) and
 //! BENCH_LAB_ARGS (more `odseed lab` flags, space-separated) change the swarm; BENCH_LAB_SVG where
 //! the picture goes (default target/bench-lab.svg).
 
@@ -16,10 +19,17 @@ use serde_json::Value;
 use std::process::Command;
 
 fn main() {
-    let helpers: Vec<usize> = std::env::var("BENCH_LAB_HELPERS")
-        .unwrap_or_else(|_| "0,1,2,4".into())
+    let helpers: Vec<(usize, &str)> = std::env::var("BENCH_LAB_HELPERS")
+        .unwrap_or_else(|_| "0,1,2,4,4c,4s".into())
         .split(',')
-        .filter_map(|h| h.trim().parse().ok())
+        .filter_map(|h| {
+            let h = h.trim();
+            let (k, how) = match h.strip_suffix('c').or_else(|| h.strip_suffix('s')) {
+                Some(k) => (k, if h.ends_with('c') { "cold" } else { "staged" }),
+                None => (h, ""),
+            };
+            Some((k.parse().ok()?, how))
+        })
         .collect();
     let mut swarm: Vec<String> = Vec::new();
     for (var, flag) in [("BENCH_LAB_LEECHERS", "--leechers"), ("BENCH_LAB_SIZE", "--size")] {
@@ -37,7 +47,7 @@ fn main() {
         swarm.join(" ")
     );
     println!(
-        "{:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>10} {:>11} {:>7} {:>8} {:>8} {:>10} {:>10}",
+        "{:>9} {:>7} {:>7} {:>7} {:>10} {:>9} {:>10} {:>11} {:>7} {:>8} {:>8} {:>10} {:>10}",
         "helpers",
         "mean s",
         "max s",
@@ -54,17 +64,30 @@ fn main() {
     );
     let mut baseline: Option<f64> = None;
     let mut runs: Vec<(String, Trace, Value)> = Vec::new();
-    for k in helpers {
-        let (r, trace) = match lab(k, &swarm, scratch.path(), &path) {
+    for (k, how) in helpers {
+        let label = format!("{k}{}{how}", if how.is_empty() { "" } else { " " });
+        let (r, trace) = match lab(k, how, &swarm, scratch.path(), &path) {
             Ok(found) => found,
             Err(why) => {
-                println!("{k:>7} failed: {why}");
+                println!("{label:>9} failed: {why}");
                 continue;
             }
         };
         let mean = r["mean"].as_f64().unwrap_or(f64::NAN);
-        row(k, &r, *baseline.get_or_insert(mean));
-        let title = svg::helpers(k);
+        row(&label, &r, *baseline.get_or_insert(mean));
+        if let Some(s) = r.get("staging") {
+            println!(
+                "{:>9} staging took {:.1} s: {:.2} copies from the origin, {:.2} from one another",
+                "",
+                s["seconds"].as_f64().unwrap_or(f64::NAN),
+                s["origin_copies"].as_f64().unwrap_or(f64::NAN),
+                s["from_helpers_copies"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        let title = match how {
+            "" => svg::helpers(k),
+            how => format!("{} ({how})", svg::helpers(k)),
+        };
         match serde_json::from_value::<Trace>(trace["trace"].clone()) {
             Ok(t) => runs.push((title, t, r)),
             Err(e) => println!("        (its trace cannot be read: {e})"),
@@ -92,15 +115,21 @@ fn main() {
     }
 }
 
-/// One `odseed lab` with `k` helpers: its report and its trace, or why not.
-fn lab(k: usize, swarm: &[String], scratch: &std::path::Path, path: &str) -> Result<(Value, Value), String> {
+/// One `odseed lab` with `k` helpers (`how`: "" given a copy, "cold" or "staged"): its report and
+/// its trace, or why not.
+fn lab(k: usize, how: &str, swarm: &[String], scratch: &std::path::Path, path: &str) -> Result<(Value, Value), String> {
     let mut args = vec!["lab".to_string(), "--json".into()];
     args.extend(swarm.iter().cloned());
     match k {
         0 => args.push("--no-helpers".into()),
         k => args.extend(["--helpers".into(), k.to_string()]),
     }
-    args.extend(["--svg".into(), scratch.join(format!("{k}.svg")).to_string_lossy().into_owned()]);
+    match how {
+        "cold" => args.push("--cold-helpers".into()),
+        "staged" => args.push("--stage".into()),
+        _ => {}
+    }
+    args.extend(["--svg".into(), scratch.join(format!("{k}{how}.svg")).to_string_lossy().into_owned()]);
     let out = Command::new(env!("CARGO_BIN_EXE_odseed"))
         .args(&args)
         .env("PATH", path)
@@ -117,7 +146,7 @@ fn lab(k: usize, swarm: &[String], scratch: &std::path::Path, path: &str) -> Res
 }
 
 /// A run's line of the table; `base` is the mean completion with no helpers.
-fn row(k: usize, r: &Value, base: f64) {
+fn row(k: &str, r: &Value, base: f64) {
     let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
     let mean = f("mean");
     let by = |client: &str| {
@@ -125,7 +154,7 @@ fn row(k: usize, r: &Value, base: f64) {
         c.and_then(|c| c["mean"].as_f64()).unwrap_or(f64::NAN)
     };
     println!(
-        "{k:>7} {mean:>7.1} {:>7.1} {:>7.1} {:>10.2} {:>9.1} {:>10.2} {:>11.1} {:>7.1} {:>7.0}% {:>8.2} {:>9.2}x {:>10.2}",
+        "{k:>9} {mean:>7.1} {:>7.1} {:>7.1} {:>10.2} {:>9.1} {:>10.2} {:>11.1} {:>7.1} {:>7.0}% {:>8.2} {:>9.2}x {:>10.2}",
         f("max"),
         f("bound"),
         f("mean_over_bound"),

@@ -86,6 +86,10 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
                       ceil(N x (K - i) / K) of the N leechers) sharing the helpers, helped by
                       `odseed watch`; a report per torrent
     --no-helpers      the same swarm without odseed (the baseline)
+    --cold-helpers    the boards start empty, as fresh boards do (odseed engages none while the
+                      origin is the only seeder: [policy] empty_helpers)
+    --stage           the boards start empty and `odseed stage` fills them before the leechers come;
+                      the report says how long that took and what the origin sent for it
     --transmission PATH  the transmission-daemon of the origin, the Transmission leechers and the
                       boards (default: the one on PATH), e.g. scripts/transmission-daemon-4
     --crowd           a flash crowd: `odseed watch` (default interval, the origin as the publisher's
@@ -159,6 +163,10 @@ pub struct LabArgs {
     pub svg: Option<PathBuf>,
     /// The leechers come at once after a quiet start, to a controller already watching.
     pub crowd: bool,
+    /// The boards start empty, as fresh boards do.
+    pub cold_helpers: bool,
+    /// The boards start empty and `odseed stage` fills them before the leechers come.
+    pub stage: bool,
 }
 
 impl Default for LabArgs {
@@ -178,7 +186,18 @@ impl Default for LabArgs {
             piece_size: None,
             empty_boards: 0,
         };
-        LabArgs { spec, ratio: 1.0, no_helpers: false, keep: false, json: false, timeout: 900, svg: None, crowd: false }
+        LabArgs {
+            spec,
+            ratio: 1.0,
+            no_helpers: false,
+            keep: false,
+            json: false,
+            timeout: 900,
+            svg: None,
+            crowd: false,
+            cold_helpers: false,
+            stage: false,
+        }
     }
 }
 
@@ -354,6 +373,8 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "svg" => a.svg = Some(PathBuf::from(value()?)),
             "no-helpers" => a.no_helpers = true,
             "crowd" => a.crowd = true,
+            "cold-helpers" => a.cold_helpers = true,
+            "stage" => a.stage = true,
             "transmission" => a.spec.daemon = Some(PathBuf::from(value()?)),
             "piece-size" => a.spec.piece_size = Some(piece_size(&value()?)?),
             "keep" => a.keep = true,
@@ -366,6 +387,15 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
     }
     if a.spec.size == 0 {
         return Err("--size must be at least 1 byte".into());
+    }
+    if [a.no_helpers, a.cold_helpers, a.stage].iter().filter(|x| **x).count() > 1 {
+        return Err("give one of --no-helpers, --cold-helpers and --stage".into());
+    }
+    if a.crowd && a.stage {
+        return Err("--stage stages before the leechers come; --crowd is a quiet start of its own: give one".into());
+    }
+    if a.cold_helpers || a.stage {
+        a.spec.empty_boards = a.spec.boards;
     }
     if !(1..=20).contains(&a.spec.torrents) {
         return Err("--torrents must be 1 to 20".into());

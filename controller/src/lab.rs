@@ -12,11 +12,12 @@ use crate::error::Error;
 use crate::guard::End;
 use crate::helpers::ec2::Fleet;
 use crate::ledger::Ledger;
-use crate::policy::{Params, Placement};
+use crate::policy::{ExitReason, Params, Placement};
 use crate::run;
 use crate::settings::Settings;
+use crate::stage::StageArgs;
 use crate::watch;
-use odseed_lab::report::{Report, Setup};
+use odseed_lab::report::{Report, Setup, Staging};
 use odseed_lab::svg::{self, Panel};
 use odseed_lab::swarm::{Spec, Swarm};
 use odseed_lab::trace::{Servers, Trace};
@@ -50,6 +51,13 @@ fn run_lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
     }
     let spec = Spec { boards: if a.no_helpers { 0 } else { a.spec.boards }, ..a.spec.clone() };
     let mut swarm = build(&ns, dir.path(), &spec, a.json)?;
+    let staging = match a.stage {
+        true => match stage(a, &swarm, dir.path(), stop)? {
+            Some(s) => s,
+            None => return Ok(Outcome::Interrupted),
+        },
+        false => Vec::new(),
+    };
     let mut controller = None;
     if a.crowd && !a.no_helpers {
         // A quiet start: the controller's first round sees no leecher; then the crowd comes at once.
@@ -82,7 +90,7 @@ fn run_lab(a: &LabArgs, stop: &mpsc::Receiver<()>) -> Result<Outcome, String> {
     }
     match watched? {
         Watched::Finished(seen) => {
-            let reports = report(a, &swarm, &seen)?;
+            let reports = report(a, &swarm, &seen, &staging)?;
             let picture = picture(a, &swarm, &seen.traces, &reports);
             Ok(Outcome::Done(reports, picture))
         }
@@ -114,18 +122,7 @@ struct Controller {
 
 impl Controller {
     fn start(swarm: &Swarm, a: &LabArgs, dir: &Path) -> Controller {
-        let boards = (swarm.boards.iter().enumerate())
-            .map(|(i, b)| BoardConfig {
-                name: format!("board{i}"),
-                url: b.url.clone(),
-                token_file: b.root.join("token"),
-                token: b.token.clone(),
-                cert_sha256: b.pin,
-                plain_http: false,
-                slots: 1,
-                upload_kbps: a.spec.helper_kbps,
-            })
-            .collect();
+        let boards = boards(swarm, a);
         let policy = PolicyConfig { interval: 1, min_size: 0, cooldown: 10, ..PolicyConfig::default() };
         let ledger = Ledger::at(&dir.join("ledger.json"));
         let (stop, stop_rx) = mpsc::channel();
@@ -195,6 +192,57 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// The controller's `[[board]]`s: the lab's boards.
+fn boards(swarm: &Swarm, a: &LabArgs) -> Vec<BoardConfig> {
+    (swarm.boards.iter().enumerate())
+        .map(|(i, b)| BoardConfig {
+            name: format!("board{i}"),
+            url: b.url.clone(),
+            token_file: b.root.join("token"),
+            token: b.token.clone(),
+            cert_sha256: b.pin,
+            plain_http: false,
+            slots: 1,
+            upload_kbps: a.spec.helper_kbps,
+        })
+        .collect()
+}
+
+/// `--stage`: `odseed stage` puts every torrent on every board before the leechers come; per
+/// torrent, what it took (`None`: interrupted).
+fn stage(a: &LabArgs, swarm: &Swarm, dir: &Path, stop: &mpsc::Receiver<()>) -> Result<Option<Vec<Staging>>, String> {
+    let cfg = Config { boards: boards(swarm, a), ..Config::default() };
+    let ledger = Ledger::at(&dir.join("ledger.json"));
+    let uploaded =
+        || -> u64 { swarm.boards.iter().filter_map(|b| b.client().usage().ok()).map(|u| u.uploaded_bytes).sum() };
+    let mut staged = Vec::new();
+    for (torrent, file) in swarm.torrents.iter().zip(&swarm.torrent_files) {
+        let hash = torrent.meta.info_hash;
+        let (origin_before, helpers_before, start) = (swarm.origin.upload(&hash).1, uploaded(), Instant::now());
+        let args = StageArgs {
+            torrent: file.to_string_lossy().into_owned(),
+            max_time: a.timeout,
+            interval: 1,
+            json: a.json,
+            ..StageArgs::default()
+        };
+        match crate::stage::stage(&args, &cfg, Fleet::none(), &ledger, None, stop) {
+            Ok(End::Normal(ExitReason::Staged)) => {}
+            Ok(End::Interrupted) => return Ok(None),
+            Ok(End::Normal(r)) => return Err(format!("staging {} ended: {}", torrent.meta.name, r.as_str())),
+            Err(e) => return Err(format!("staging {}: {e}", torrent.meta.name)),
+        }
+        let size = torrent.meta.total_size.max(1) as f64;
+        staged.push(Staging {
+            seconds: start.elapsed().as_secs_f64(),
+            helpers: swarm.boards.len(),
+            origin_copies: swarm.origin.upload(&hash).1.saturating_sub(origin_before) as f64 / size,
+            from_helpers_copies: uploaded().saturating_sub(helpers_before) as f64 / size,
+        });
+    }
+    Ok(Some(staged))
 }
 
 /// What the lab saw while the leechers downloaded, per torrent.
@@ -291,7 +339,7 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
 /// A report per torrent, once every leecher's files are checked byte for byte against the
 /// origin's. With several torrents each one's bound is the bound it would have alone (the origin's
 /// upload is shared): a lower bound still, a looser one.
-fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen) -> Result<Vec<Report>, String> {
+fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen, staging: &[Staging]) -> Result<Vec<Report>, String> {
     let differ = swarm.mismatched()?;
     if !differ.is_empty() {
         return Err(format!("{} finished with a file that differs from the origin's", differ.join(", ")));
@@ -300,10 +348,15 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen) -> Result<Vec<Report>, String
     let mut reports = Vec::new();
     for (i, torrent) in swarm.torrents.iter().enumerate() {
         let (_, origin_uploaded) = swarm.origin.upload(&torrent.meta.info_hash);
+        let staged = staging.get(i);
+        // What the origin sent to stage is not what it sent the leechers.
+        let origin_uploaded =
+            origin_uploaded.saturating_sub(staged.map_or(0, |s| (s.origin_copies * spec.size as f64) as u64));
         let setup = Setup {
             size: spec.size,
             leechers: swarm.demand[i],
             helpers: seen.most_engaged[i],
+            helpers_empty: if a.cold_helpers { seen.most_engaged[i] } else { 0 },
             origin_up: rate(spec.origin_kbps),
             helper_up: rate(spec.helper_kbps),
             leecher_down: rate(spec.leecher_kbps),
@@ -316,6 +369,7 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen) -> Result<Vec<Report>, String
         if swarm.torrents.len() > 1 {
             r.torrent = Some(torrent.meta.name.clone());
         }
+        r.staging = staged.cloned();
         reports.push(r);
     }
     Ok(reports)

@@ -18,6 +18,9 @@ pub struct Setup {
     pub size: u64,
     pub leechers: usize,
     pub helpers: usize,
+    /// Of the helpers, how many started empty: they add no server capacity (every piece they
+    /// pass on left the origin first), only upload the swarm can trade with.
+    pub helpers_empty: usize,
     pub origin_up: Option<f64>,
     pub helper_up: Option<f64>,
     pub leecher_down: Option<f64>,
@@ -29,12 +32,14 @@ pub fn fluid_bound(s: &Setup) -> Option<f64> {
     let f = s.size as f64;
     let n = s.leechers as f64;
     let u_s = s.origin_up?;
-    let helpers = if s.helpers == 0 { Some(0.0) } else { s.helper_up.map(|u| u * s.helpers as f64) };
-    let servers = helpers.map(|h| u_s + h);
+    let upload = |k: usize| if k == 0 { Some(0.0) } else { s.helper_up.map(|u| u * k as f64) };
+    let empty = s.helpers_empty.min(s.helpers);
+    // Servers: the origin and the helpers that hold the file; every piece leaves one of them.
+    let servers = upload(s.helpers - empty).map(|h| u_s + h);
     let t_download = s.leecher_down.map_or(0.0, |d| f / d);
     let t_servers = servers.map_or(0.0, |c| f / c);
-    let t_swarm = match (servers, s.leecher_up) {
-        (Some(c), Some(u_l)) => n * f / (c + n * u_l),
+    let t_swarm = match (servers, s.leecher_up, upload(empty)) {
+        (Some(c), Some(u_l), Some(e)) => n * f / (c + n * u_l + e),
         _ => 0.0,
     };
     Some(t_download.max(t_servers).max(t_swarm))
@@ -75,6 +80,22 @@ pub struct Report {
     /// Per leecher client: how many, their mean completion and mean first byte.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_client: Vec<ByClient>,
+    /// `--stage`: how the helpers got the content before the leechers came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging: Option<Staging>,
+}
+
+/// Staging before the leechers came (`odseed lab --stage`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Staging {
+    /// Seconds until every helper held the file whole.
+    pub seconds: f64,
+    /// How many helpers staged.
+    pub helpers: usize,
+    /// What the helpers got from the origin meanwhile, in copies of the file.
+    pub origin_copies: f64,
+    /// What they got from one another (what they uploaded meanwhile), in copies of the file.
+    pub from_helpers_copies: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -120,6 +141,7 @@ impl Report {
             floor: None,
             mean_over_floor: None,
             by_client: Vec::new(),
+            staging: None,
         }
     }
 
@@ -178,6 +200,12 @@ impl Report {
             mib(self.helpers_uploaded),
             self.helpers_engaged
         );
+        if let Some(st) = &self.staging {
+            println!(
+                "  staged on {} helper(s) before the leechers came, in {:.1} s: {:.2} copies from the origin, {:.2} from one another",
+                st.helpers, st.seconds, st.origin_copies, st.from_helpers_copies
+            );
+        }
         match (self.bound, self.mean_over_bound, self.max_over_bound) {
             (Some(b), Some(m), Some(x)) => println!("  fluid bound {b:.1} s; mean / bound {m:.2}, max / bound {x:.2}"),
             _ => println!("  fluid bound: none (the origin's upload is not capped)"),
@@ -249,6 +277,7 @@ mod tests {
             helper_up: Some(200_000.0),
             leecher_down: Some(1_000_000.0),
             leecher_up: None,
+            helpers_empty: 0,
         }
     }
 
@@ -263,6 +292,11 @@ mod tests {
         // Capped leecher uploads: N F / (servers + N u_l) = 32 MB / (200 kB/s + 4 x 50 kB/s) = 80 s.
         assert_eq!(fluid_bound(&Setup { leecher_up: Some(50_000.0), ..setup(0) }), Some(80.0));
         assert_eq!(fluid_bound(&Setup { origin_up: None, ..setup(0) }), None);
+        // Two helpers that start empty add no server: the origin's 40 s binds, as with none.
+        assert_eq!(fluid_bound(&Setup { helpers_empty: 2, ..setup(2) }), Some(40.0));
+        // ... but their upload counts for the swarm: 32 MB / (200 + 200 + 2 x 200 kB/s) = 40 s.
+        let capped = Setup { leecher_up: Some(50_000.0), helpers_empty: 2, ..setup(2) };
+        assert_eq!(fluid_bound(&capped), Some(40.0));
     }
 
     #[test]

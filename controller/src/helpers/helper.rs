@@ -47,9 +47,11 @@ pub enum State {
     /// Engaged since `since`, its agent answering: what it last said of the torrent, and when that
     /// last changed (to tell a stalled one).
     Engaged { since: Instant, session: Option<Torrent>, changed: Option<(TorrentState, u64, Instant)> },
-    /// Engaged since `since`, its agent silent: not counted until it answers again, and given
-    /// nothing new before `until`. Released (or tried again) like an engaged one.
-    Lost { since: Instant, until: Instant },
+    /// Engaged since `since`, its agent silent: given nothing new before `until`, released (or
+    /// tried again) like an engaged one. If it was `seeding` when it went silent, trackers may
+    /// still count it as a seeder (a helper that dies sends no "stopped"): it still counts as ours,
+    /// never as a natural seeder.
+    Lost { since: Instant, until: Instant, seeding: bool },
 }
 
 /// An engagement that failed, and whether the agent may have taken the torrent all the same (the
@@ -98,6 +100,11 @@ impl Helper {
 
     pub fn lost(&self) -> bool {
         matches!(self.state, State::Lost { .. })
+    }
+
+    /// Lost while it seeded: trackers may still count it.
+    pub fn lost_seeding(&self) -> bool {
+        matches!(self.state, State::Lost { seeding: true, .. })
     }
 
     /// When it was engaged.
@@ -197,7 +204,9 @@ impl Helper {
 
     /// Marks an engaged helper unreachable; the one line that says so.
     pub(super) fn lose(&mut self, why: &str, now: Instant) -> Event {
-        self.state = State::Lost { since: self.since().unwrap_or(now), until: now + UNHEALTHY_FOR };
+        let seeding = self.torrent_state() == Some(TorrentState::Seeding)
+            || matches!(self.state, State::Lost { seeding: true, .. });
+        self.state = State::Lost { since: self.since().unwrap_or(now), until: now + UNHEALTHY_FOR, seeding };
         Event::Fault(format!("{}: lost ({why}); another helper will be used", self.label()))
     }
 
@@ -242,6 +251,13 @@ mod tests {
         let e = h.lose("timed out", t0 + Duration::from_secs(5));
         assert!(matches!(e, Event::Fault(m) if m.contains("board pi1: lost (timed out)")));
         assert!(h.engaged() && !h.active() && h.lost());
+        assert!(!h.lost_seeding(), "it had said nothing yet");
+        // Lost while seeding: the trackers may still count it, so it stays ours (twice lost too).
+        let mut s = helper();
+        s.state = State::Engaged { since: t0, session: Some(torrent(TorrentState::Seeding, 1.0)), changed: None };
+        s.lose("timed out", t0);
+        s.lose("still", t0 + Duration::from_secs(1));
+        assert!(s.lost_seeding());
         assert!(h.resting(t0 + Duration::from_secs(60)) && !h.resting(t0 + Duration::from_secs(130)));
         assert_eq!(h.since(), Some(t0), "still engaged since then");
         // Found again: engaged as before, counted again.

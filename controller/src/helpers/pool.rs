@@ -112,7 +112,9 @@ impl Pool {
     pub fn engaged(&self) -> policy::Helpers {
         let active: Vec<&Helper> = self.helpers.iter().filter(|h| h.active()).collect();
         let state = |h: &&&Helper| h.torrent_state();
-        let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32;
+        let seeding = active.iter().filter(|h| state(h) == Some(TorrentState::Seeding)).count() as u32
+            // A lost one that seeded may still be counted by the trackers: ours, not natural.
+            + self.helpers.iter().filter(|h| h.lost_seeding()).count() as u32;
         // Only a helper that downloads has announced itself as a leecher (a queued one has not yet).
         let downloading = active.iter().filter(|h| state(h) == Some(TorrentState::Downloading)).count() as u32;
         policy::Helpers { seeding, downloading, engaged: active.len() as u32, capacity: 0 }

@@ -173,3 +173,33 @@ fn a_crowd_after_a_quiet_start_gets_helpers_in_seconds_not_at_the_next_interval(
     assert!(at("first_helper_byte") >= engaged, "{r}");
     assert_eq!(named(&ev, "engage").len(), named(&ev, "release").len(), "{}", lab.log_tail(30));
 }
+
+#[test]
+fn cold_helpers_are_not_engaged_and_staged_ones_are() {
+    let w = world("labcold");
+    let run = |name: &str, extra: &str| {
+        let args: Vec<&str> = SMALL.iter().copied().chain([extra]).collect();
+        let mut lab = with_agent_on_path(&w, name, &args);
+        let status = lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("no end\n{}", lab.log_tail(40)));
+        assert!(status.success(), "{status}\n{}", lab.log_tail(40));
+        let ev = events(&lab);
+        (named(&ev, "report")[0].clone(), ev, lab.log_tail(60))
+    };
+    // Empty boards and the origin alone: none engaged; the bound is the origin's, F / u_s = 30 s.
+    let (r, _, log) = run("cold", "--cold-helpers");
+    assert_eq!(r["helpers_engaged"], 0, "{log}");
+    assert!((r["bound"].as_f64().unwrap() - 30.0).abs() < 0.01, "{r}");
+    assert!(r.get("staging").is_none());
+    // Staged first: both boards fill up before the leechers come, then they are engaged.
+    let (r, ev, log) = run("staged", "--stage");
+    let staging = &r["staging"];
+    assert_eq!(staging["helpers"], 2, "{r}");
+    let origin = staging["origin_copies"].as_f64().unwrap();
+    let traded = staging["from_helpers_copies"].as_f64().unwrap();
+    assert!(
+        origin >= 1.0 && origin + traded >= 1.9,
+        "each board got a whole copy, at least one from the origin: {staging}"
+    );
+    assert!(r["helpers_engaged"].as_u64() >= Some(1), "{log}");
+    assert_eq!(named(&ev, "staged").len(), 2, "{log}");
+}
