@@ -112,17 +112,17 @@ impl Inventory {
         let released_dir = state_dir.join("released");
         std::fs::create_dir_all(&released_dir)?;
         let file = state_dir.join("content.json");
+        let set_aside = |why: String| {
+            let aside = file.with_extension("json.bad");
+            let moved = std::fs::rename(&file, &aside).map_err(|e| e.to_string());
+            log::warn!("content: {} is unreadable ({why}); set aside ({moved:?}); figures start again", file.display());
+            BTreeMap::new()
+        };
         let mut records: BTreeMap<InfoHash, Record> = match read_bounded(&file, MAX_FILE_BYTES) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                let aside = file.with_extension("json.bad");
-                let moved = std::fs::rename(&file, &aside).map_err(|e| e.to_string());
-                log::warn!(
-                    "content: {} is unreadable ({e}); set aside ({moved:?}); figures start again",
-                    file.display()
-                );
-                BTreeMap::new()
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| set_aside(e.to_string())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            // Too large, or not a regular file: not the agent's; the agent starts all the same.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => set_aside(e.to_string()),
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", file.display()))),
         };
         let inv = Inventory {
@@ -247,10 +247,20 @@ impl Inventory {
             .iter()
             .map(|(h, e)| (e.size, inner.records.get(h).map_or(0, |r| r.have_bytes)))
             .collect();
+        // Released content whose files are this torrent's is now this torrent's: never evicted for
+        // it (that would delete its files), and forgotten before it is recorded.
+        let taken: Vec<InfoHash> = inner
+            .records
+            .keys()
+            .filter(|h| **h != hash && !self.desired.contains(h))
+            .filter(|h| inner.records[*h].name == meta.name)
+            .filter(|h| self.released_meta(h).is_ok_and(|(m, _)| overlap(meta, &m).is_some()))
+            .copied()
+            .collect();
         let released: Vec<(InfoHash, u64, u64)> = inner
             .records
             .iter()
-            .filter(|(h, _)| **h != hash && !self.desired.contains(h))
+            .filter(|(h, _)| **h != hash && !self.desired.contains(h) && !taken.contains(h))
             .map(|(h, r)| (*h, r.last_used_ms, r.footprint()))
             .collect();
         let held = inner.records.get(&hash).map_or_else(|| self.disk_of(meta), Record::footprint);
@@ -261,26 +271,19 @@ impl Inventory {
                 meta.total_size, self.quota.max_content_bytes, self.quota.min_free_bytes
             ))
         })?;
-        // Released content whose files are this torrent's is now this torrent's.
-        let taken: Vec<InfoHash> = inner
-            .records
-            .keys()
-            .filter(|h| **h != hash && !self.desired.contains(h))
-            .filter(|h| inner.records[*h].name == meta.name)
-            .filter(|h| self.released_meta(h).is_ok_and(|(m, _)| overlap(meta, &m).is_some()))
-            .copied()
-            .collect();
-        let new = self.desired.insert(meta, bytes, bounds).map_err(AdmitError::Insert)?;
-        let _ = std::fs::remove_file(self.released_file(&hash));
-        for h in taken {
-            let _ = std::fs::remove_file(self.released_file(&h));
-            if let Some(r) = inner.records.remove(&h) {
+        // Forgotten first: a crash after the new one is recorded must not bring them back as
+        // released content that could be evicted (deleting the new one's files).
+        for h in &taken {
+            let _ = std::fs::remove_file(self.released_file(h));
+            if let Some(r) = inner.records.remove(h) {
                 log::info!(
                     "content: {h} ({:?}) released here shares files with {hash}: forgotten, its files kept",
                     r.name
                 );
             }
         }
+        let new = self.desired.insert(meta, bytes, bounds).map_err(AdmitError::Insert)?;
+        let _ = std::fs::remove_file(self.released_file(&hash));
         for h in evict {
             self.evict(&mut inner, &h, "to make room");
         }
@@ -330,10 +333,16 @@ impl Inventory {
         match self.released_meta(hash) {
             Ok((m, _)) => match check_paths(&self.data_dir, &m) {
                 Ok(()) => {
+                    let kept = self.seeded_paths(&m.name);
+                    let protected = |p: &Path| p.ancestors().any(|a| kept.contains(a));
                     for (p, _) in &m.files {
                         let at = self.data_dir.join(p);
-                        let _ = std::fs::remove_file(&at);
-                        let _ = std::fs::remove_file(part(&at));
+                        if !protected(p) {
+                            let _ = std::fs::remove_file(&at);
+                        }
+                        if !protected(&part(p)) {
+                            let _ = std::fs::remove_file(part(&at));
+                        }
                         // Directories its files leave empty go too (remove_dir fails on any other).
                         for dir in p.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
                             if std::fs::remove_dir(self.data_dir.join(dir)).is_err() {
@@ -348,6 +357,25 @@ impl Inventory {
             Err(e) => log::warn!("content: cannot read the metainfo of {hash} ({e}); forgotten, its files stay"),
         }
         let _ = std::fs::remove_file(self.released_file(hash));
+    }
+
+    /// Every file path (and its `.part` name) of the seeded torrents named `name` or `name.part`:
+    /// only those can share a path (or a `.part` one) with a torrent of that name, and none of them
+    /// is ever deleted.
+    fn seeded_paths(&self, name: &str) -> std::collections::BTreeSet<PathBuf> {
+        let mut kept = std::collections::BTreeSet::new();
+        let part_name = format!("{name}.part");
+        let same = |e: &crate::state::Entry| e.name == name || e.name == part_name;
+        for (h, e) in self.desired.snapshot().into_iter().filter(|(_, e)| same(e)) {
+            match self.desired.metainfo(&h).ok().and_then(|b| metainfo::parse(&b).ok()) {
+                Some(m) => kept.extend(m.files.into_iter().flat_map(|(p, _)| [part(&p), p])),
+                // Not readable: keep the whole name's tree rather than guess.
+                None => {
+                    kept.insert(PathBuf::from(&e.name));
+                }
+            }
+        }
+        kept
     }
 
     /// Takes in the daemon's figures: `(info hash, haveValid)` of torrents it seeds.
@@ -492,5 +520,42 @@ mod tests {
         assert_eq!(plan(Q, 1000, &[(70, 70)], (35, 0), vec![(h(1), 1, 30)]), Err(5));
         // Free space short: 40 free, 35 needed, 10 to keep: 5 missing.
         assert_eq!(plan(Q, 40, &[], (35, 0), vec![]), Err(5));
+    }
+
+    #[test]
+    fn eviction_never_deletes_a_seeded_torrents_file() {
+        use odseed_proto::bencode::Owned;
+        let root = std::env::temp_dir().join(format!("odseed-evict-{}", odseed_proto::fsutil::random_hex(4).unwrap()));
+        let (state, data) = (root.join("state"), root.join("data"));
+        std::fs::create_dir_all(&data).unwrap();
+        let torrent = |name: &str| {
+            let info = Owned::dict([
+                ("name", Owned::str(name)),
+                ("length", Owned::Int(1)),
+                ("piece length", Owned::Int(16384)),
+                ("pieces", Owned::Bytes(vec![0; 20])),
+            ]);
+            let bytes = Owned::dict([("info", info)]).encode();
+            (metainfo::parse(&bytes).unwrap(), bytes)
+        };
+        let desired = Arc::new(Desired::open(&state).unwrap());
+        let quota = Quota { max_content_bytes: 1 << 30, min_free_bytes: 0 };
+        let inv = Inventory::open(&state, &data, quota, desired.clone()).unwrap();
+        let bounds = Bounds { max_torrents: 10, max_total_bytes: 1 << 20 };
+        // "x" is released, its partial file "x.part" on disk; "x.part", another torrent, is seeded.
+        let (x, x_bytes) = torrent("x");
+        let (xp, xp_bytes) = torrent("x.part");
+        inv.admit(&x, &x_bytes, bounds).unwrap();
+        assert!(inv.release(&x.info_hash).unwrap());
+        inv.admit(&xp, &xp_bytes, bounds).unwrap();
+        std::fs::write(data.join("x.part"), b"y").unwrap();
+        std::fs::write(data.join("x"), b"z").unwrap();
+        let mut inner = inv.lock();
+        inv.evict(&mut inner, &x.info_hash, "in a test");
+        drop(inner);
+        assert!(data.join("x.part").exists(), "the seeded torrent's file stays");
+        assert!(!data.join("x").exists(), "the evicted one's own file goes");
+        assert!(!inv.list().torrents.iter().any(|t| t.info_hash == x.info_hash));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -11,7 +11,7 @@
 //!    one more helper, so a first helper where none is goes before a second one elsewhere.
 //! 3. **Boards before instances** (placement `fill`). Boards cost nothing more; an instance is used
 //!    only when no board has a free slot, within `max_instances` (0 once the month's budget is
-//!    spent). Placement `seed`, the original's rule: a torrent that wants fewer than 3 helpers gets
+//!    spent), and, its content not being known, only where an empty helper may be engaged. Placement `seed`, the original's rule: a torrent that wants fewer than 3 helpers gets
 //!    boards only, one that wants more gets instances only.
 //! 4. A board that failed lately (resting) keeps its torrents and is given no new one.
 //! 5. A board seeds a torrent at most once, and at most `slots` torrents at once; the neediest
@@ -145,7 +145,11 @@ pub fn allocate(demands: &[Demand], supply: &Supply, current: &Plan) -> Plan {
             if let Some(b) = board.filter(|_| use_boards) {
                 plan.boards.push((b.name.clone(), d.hash));
                 gave = true;
-            } else if use_instances && instances(&plan) < max_instances {
+            } else if use_instances
+                && instances(&plan) < max_instances
+                // An instance's content is not known: taken as empty (a fresh one is).
+                && policy::worth_engaging(Some(0.0), d.seeders, supply.empty_helpers)
+            {
                 *plan.instances.entry(d.hash).or_insert(0) += 1;
                 gave = true;
             }
@@ -396,6 +400,12 @@ mod tests {
             want.sort();
             assert_eq!(got, want, "{what}");
         }
+        // Instances are taken as empty: none while the origin alone seeds, unless `always`.
+        let s = Supply { boards: &[], max_instances: 3, placement: Placement::Fill, empty_helpers: with };
+        let p = allocate(&[Demand { hash: h(1), leechers: 9, seeders: 1, wanted: 2 }], &s, &Plan::default());
+        assert_eq!(p.instances.get(&h(1)), None);
+        let p = allocate(&[Demand { hash: h(1), leechers: 9, seeders: 2, wanted: 2 }], &s, &Plan::default());
+        assert_eq!(p.instances.get(&h(1)), Some(&2));
         // Engaged helpers stay, whatever they hold (the rule is for new engagements).
         let current = Plan { boards: vec![("empty".into(), h(1))], instances: BTreeMap::new() };
         let demand = Demand { hash: h(1), leechers: 9, seeders: 1, wanted: 1 };

@@ -27,6 +27,8 @@ pub enum Error {
     Lab(String),
     /// The system refused something (signal handlers, a helper process).
     System(String),
+    /// `odseed stage` could stage the torrent on no helper.
+    Stage(String),
 }
 
 impl fmt::Display for Error {
@@ -38,6 +40,7 @@ impl fmt::Display for Error {
             | Error::Held(m)
             | Error::Torrent(m)
             | Error::Lab(m)
+            | Error::Stage(m)
             | Error::System(m) => f.write_str(m),
             Error::Stranded(ids) => write!(
                 f,

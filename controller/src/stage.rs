@@ -116,8 +116,10 @@ pub fn stage(
 
     // Boards, then instances for the rest.
     let mut events = Vec::new();
-    for (b, _) in candidates.iter().take(wanted as usize) {
-        if signal.seen() {
+    // Down the list until `wanted` are engaged: one that cannot be is replaced by the next board,
+    // not by an instance.
+    for (b, _) in &candidates {
+        if signal.seen() || pool.helpers.iter().filter(|h| h.engaged()).count() as u32 >= wanted {
             break;
         }
         if let Some(h) = pool.helpers.iter().find(|h| h.name == *b) {
@@ -149,6 +151,7 @@ pub fn stage(
     guard.helped.insert(hash, Helped { pool, item, last_change: Instant::now() });
 
     let start = Instant::now();
+    let mut staged = 0u32;
     let end = loop {
         let Some(h) = guard.helped.get_mut(&hash) else { break End::Normal(ExitReason::Staged) };
         let events = h.pool.refresh_helpers(&mut guard.fleet);
@@ -165,6 +168,7 @@ pub fn stage(
                 cap(x, 0);
             }
             printer.staged(name, start.elapsed());
+            staged += 1;
             for e in h.pool.release_helper(&mut guard.fleet, name) {
                 printer.helper(&e, &h.item, false);
             }
@@ -188,9 +192,10 @@ pub fn stage(
             break End::Interrupted;
         }
     };
-    // Whatever did not finish: caps lifted, released.
+    // Whatever did not finish: caps lifted (on every board, engaged or set aside by a failure;
+    // an instance is capped only while it runs), released.
     if let Some(h) = guard.helped.get(&hash) {
-        for x in h.pool.helpers.iter().filter(|x| x.engaged()) {
+        for x in h.pool.helpers.iter().filter(|x| x.engaged() || x.kind == Kind::Board) {
             cap(x, 0);
         }
     }
@@ -201,6 +206,12 @@ pub fn stage(
     let stranded = guard.stranded();
     if !stranded.is_empty() {
         return Err(Error::Stranded(stranded));
+    }
+    if staged == 0 && matches!(end, End::Normal(ExitReason::Staged)) && wanted > 0 && !candidates.is_empty() {
+        return Err(Error::Stage(format!("no helper could stage {name}: none was engaged, or each one failed")));
+    }
+    if staged < wanted.min(candidates.len() as u32) && matches!(end, End::Normal(ExitReason::Staged)) {
+        log::warn!("{staged} of the {wanted} helper(s) wanted hold {name} whole");
     }
     printer.exit(end.as_str());
     Ok(end)

@@ -44,8 +44,9 @@ impl Cloud {
 
     /// `[ec2]` with one pool per region, through `endpoint` (moto, or a proxy in front of it).
     pub fn config(&self, endpoint: &str, regions: &[&str], max_instances: u32, boot_timeout: u64) -> String {
+        // The instances' agents hold the content, but nothing says so to odseed: engaged as empty.
         let mut c = format!(
-            "[ec2]\nendpoint_url = \"{endpoint}\"\nmax_instances = {max_instances}\nboot_timeout = {boot_timeout}\nrequest_timeout = 3\n"
+            "[policy]\nmin_size = 0\nempty_helpers = \"always\"\n[ec2]\nendpoint_url = \"{endpoint}\"\nmax_instances = {max_instances}\nboot_timeout = {boot_timeout}\nrequest_timeout = 3\n"
         );
         for r in regions {
             c += &format!("[[ec2.pool]]\nregion = \"{r}\"\ntoken_file = \"{}\"\n", self.token_file.display());

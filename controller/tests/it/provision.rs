@@ -147,7 +147,11 @@ fn provision_two_regions_run_over_tls_then_deprovision_leaves_nothing() {
     // Only the Paris pool for the run (the Virginia instances have no agent here).
     let paris_only = w.dir.path().join("paris.toml");
     let pool = written.split("[[ec2.pool]]").find(|p| p.contains("eu-west-3")).unwrap();
-    let paris = format!("[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}", moto.url());
+    // Provisioned instances start empty (these hold a copy): engaged all the same.
+    let paris = format!(
+        "[policy]\nempty_helpers = \"always\"\n[ec2]\nendpoint_url = \"{}\"\nmax_instances = 2\n[[ec2.pool]]{pool}",
+        moto.url()
+    );
     std::fs::write(&paris_only, paris).unwrap();
     let mut run = w.spawn_run("run", swarm.torrent_file(), &paris_only);
     wait_engaged(&run, 2);

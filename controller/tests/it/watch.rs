@@ -203,7 +203,7 @@ fn the_ec2_budget_is_kept_across_restarts_and_stops_the_instances_once_spent() {
     let ids = cloud.instances_for("eu-west-3", &mut agents);
     // 0.001 h = 3.6 s of instance time a month.
     let cfg = format!(
-        "[watch]\ndir = \"{}\"\n[policy]\nmin_size = 0\n[budget]\ninstance_hours_per_month = 0.001\n{}",
+        "[watch]\ndir = \"{}\"\n[budget]\ninstance_hours_per_month = 0.001\n{}",
         torrents.display(),
         cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 60)
     );
