@@ -114,7 +114,9 @@ pub fn stage(
         }
     };
 
-    // Boards, then instances for the rest.
+    // Boards, then instances for the rest. The boards capped here, to lift their caps at the end
+    // (and only theirs: another run may have capped a board for its own staging).
+    let mut capped: Vec<String> = Vec::new();
     let mut events = Vec::new();
     // Down the list until `wanted` are engaged: one that cannot be is replaced by the next board,
     // not by an instance.
@@ -124,11 +126,13 @@ pub fn stage(
         }
         if let Some(h) = pool.helpers.iter().find(|h| h.name == *b) {
             cap(h, a.down_kbps);
+            capped.push(b.clone());
         }
         let got = pool.engage_board_named(&guard.fleet, b);
         if !got.iter().any(|e| matches!(e, Event::Engaged(_))) {
             if let Some(h) = pool.helpers.iter().find(|h| h.name == *b) {
                 cap(h, 0);
+                capped.retain(|c| c != b);
             }
         }
         events.extend(got);
@@ -166,6 +170,7 @@ pub fn stage(
         for (name, _) in &done {
             if let Some(x) = h.pool.helpers.iter().find(|x| x.name == *name) {
                 cap(x, 0);
+                capped.retain(|c| c != name);
             }
             printer.staged(name, start.elapsed());
             staged += 1;
@@ -192,10 +197,11 @@ pub fn stage(
             break End::Interrupted;
         }
     };
-    // Whatever did not finish: caps lifted (on every board, engaged or set aside by a failure;
-    // an instance is capped only while it runs), released.
+    // Whatever did not finish: caps lifted (on every board capped here, engaged or set aside by a
+    // failure; on every instance still running), released.
     if let Some(h) = guard.helped.get(&hash) {
-        for x in h.pool.helpers.iter().filter(|x| x.engaged() || x.kind == Kind::Board) {
+        let instance = |x: &&crate::helpers::Helper| matches!(x.kind, Kind::Instance { .. }) && x.engaged();
+        for x in h.pool.helpers.iter().filter(|x| capped.contains(&x.name) || instance(x)) {
             cap(x, 0);
         }
     }
