@@ -402,11 +402,6 @@ impl Inventory {
         }
     }
 
-    /// Whether `hash`'s content is known here with at least one byte held.
-    pub fn holds(&self, hash: &InfoHash) -> bool {
-        self.lock().records.get(hash).is_some_and(|r| r.have_bytes.max(r.disk_bytes) > 0)
-    }
-
     /// `GET /v1/content`.
     pub fn list(&self) -> Content {
         let inner = self.lock();

@@ -163,11 +163,11 @@ pub fn stage(
             printer.helper(e, &h.item, false);
         }
         // Whole: its cap is lifted and it is released at once.
-        let done: Vec<(String, bool)> = (h.pool.helpers.iter())
+        let done: Vec<String> = (h.pool.helpers.iter())
             .filter(|x| x.engaged() && x.torrent_state() == Some(TorrentState::Seeding))
-            .map(|x| (x.name.clone(), matches!(x.kind, Kind::Instance { .. })))
+            .map(|x| x.name.clone())
             .collect();
-        for (name, _) in &done {
+        for name in &done {
             if let Some(x) = h.pool.helpers.iter().find(|x| x.name == *name) {
                 cap(x, 0);
                 capped.retain(|c| c != name);
