@@ -193,6 +193,8 @@ impl Agent {
 
     /// Makes the agent know the content of `torrents` already in its data dir (copied there by
     /// hand): each is put, checked whole by its daemon, and released, as a staged helper's would be.
+    /// Restart the agent afterwards ([`Agent::restart`]) before a tracker comes up: Transmission 3
+    /// was seen to announce a released torrent as a seeder to a tracker that came up a moment later.
     pub fn register(&self, torrents: &[&crate::content::Made]) -> Result<(), String> {
         let c = self.client();
         for t in torrents {
@@ -207,6 +209,13 @@ impl Agent {
             c.delete(&hash).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Stops the agent (and its daemon) and starts it again. From the thread that owns the agent:
+    /// a child is sent SIGTERM when the thread that started it ends.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.terminate(Duration::from_secs(30)).ok_or("the agent did not stop")?;
+        self.launch()
     }
 
     /// Gives the agent `token` (as instances of one EC2 pool share one): restarts it with that token.

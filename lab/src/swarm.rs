@@ -164,6 +164,7 @@ impl Swarm {
             let checks: Vec<_> = boards.iter().take(full).map(|b| s.spawn(|| b.register(&all))).collect();
             checks.into_iter().try_for_each(|c| c.join().unwrap_or_else(|_| Err("a board's check panicked".into())))
         })?;
+        boards.iter_mut().take(full).try_for_each(Agent::restart)?;
         let hashes: Vec<_> = torrents.iter().map(|t| t.meta.info_hash).collect();
         let tracker = Tracker::start(&dir.join("tracker"), tracker_ip(), 6969, &hashes)?;
         for t in &torrents {

@@ -55,9 +55,10 @@ fn catalogue(w: &World, cooldown: u64) -> Catalogue {
             std::fs::copy(content.join(name), root.join("data").join(name)).unwrap();
         }
         let o = AgentOptions { host: ip, listen: ip, ..AgentOptions::default() };
-        let a = Agent::start(&odseed_lab::testing::agent_bin(), &root, &o).unwrap();
+        let mut a = Agent::start(&odseed_lab::testing::agent_bin(), &root, &o).unwrap();
         // Each board checks its copies, so that it says it holds them.
         a.register(&metas.iter().collect::<Vec<_>>()).unwrap();
+        a.restart().unwrap();
         cfg += &format!(
             "[[board]]\nname = \"board{i}\"\nurl = \"{}\"\ntoken_file = \"{}\"\n",
             a.url,
