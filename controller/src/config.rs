@@ -52,11 +52,17 @@ pub struct WatchConfig {
     pub dir: Option<PathBuf>,
     /// More torrents than this are not watched (the first ones by info hash are).
     pub max_torrents: usize,
+    /// Boards that should hold every torrent whole before a crowd comes: while a torrent's swarm
+    /// needs no helper, boards that do not hold it download it, one torrent at a time (0: none).
+    pub stage: u32,
+    /// Each staging board's download cap in kB/s, so that the origin keeps serving its own
+    /// leechers (0: none).
+    pub stage_down_kbps: u32,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { ratio: 0.5, label: None, dir: None, max_torrents: 10_000 }
+        WatchConfig { ratio: 0.5, label: None, dir: None, max_torrents: 10_000, stage: 0, stage_down_kbps: 0 }
     }
 }
 
@@ -374,6 +380,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
     if !(1..=100_000).contains(&w.max_torrents) {
         return Err("`watch.max_torrents` must be from 1 to 100000".into());
     }
+    if w.stage > 100 {
+        return Err(format!("`watch.stage` is a number of boards, from 0 to 100, got {}", w.stage));
+    }
     w.dir = w.dir.as_ref().map(|d| resolve(base, d));
     if cfg.budget.instance_hours_per_month.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
         return Err("`budget.instance_hours_per_month` must be a number of hours, 0 or more".into());
@@ -552,6 +561,8 @@ mod tests {
             ("[ec2]\nendpoint_url = \"localhost:5000\"\n[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pi1.token\"\n", "ec2.endpoint_url"),
             ("[watch]\nratio = 2\n", "watch.ratio"),
             ("[watch]\nlabel = \"a\"\ndir = \"b\"\n", "exclude each other"),
+            ("[watch]\nstage = 1000\n", "watch.stage"),
+            ("[watch]\nstage = -1\n", "stage"),
             ("[budget]\ninstance_hours_per_month = -1\n", "budget.instance_hours_per_month"),
             ("[budget]\ndollars_per_month = -5\n", "budget.dollars_per_month"),
             ("[budget]\ndollars_per_month = \"twenty\"\n", "dollars_per_month"),

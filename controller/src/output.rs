@@ -312,12 +312,25 @@ impl Printer {
         }
     }
 
-    /// A helper of `odseed stage` holds the torrent whole, `after` its start.
-    pub fn staged(&self, helper: &str, after: Duration) {
+    /// A helper staging `name` holds it whole, `after` its start.
+    pub fn staged(&self, helper: &str, (hash, name): (&InfoHash, &str), after: Duration) {
         if self.json {
-            return self.json(json!({"event": "staged", "helper": helper, "seconds": after.as_secs()}));
+            let v = json!({"event": "staged", "helper": helper, "info_hash": hash, "torrent": name, "seconds": after.as_secs()});
+            return self.json(v);
         }
-        self.line(format!("           {helper} holds it whole after {} s", after.as_secs()));
+        self.line(format!("           {helper} holds {name} whole after {} s", after.as_secs()));
+    }
+
+    /// `watch` starts staging `name` on `helper` (it is engaged next), or stops before it is whole.
+    pub fn staging(&self, helper: &str, (hash, name): (&InfoHash, &str), stopped: Option<&str>) {
+        match (stopped, self.json) {
+            (None, true) => self.json(json!({"event": "stage", "helper": helper, "info_hash": hash, "torrent": name})),
+            (Some(why), true) => self.json(
+                json!({"event": "stage_stopped", "helper": helper, "info_hash": hash, "torrent": name, "reason": why}),
+            ),
+            (None, false) => self.line(format!("           staging {name} on {helper}")),
+            (Some(why), false) => self.line(format!("           {helper} stops staging {name}: {why}")),
+        }
     }
 
     pub fn exit(&self, reason: &str) {

@@ -44,6 +44,7 @@ pub fn run(
         dry_run: s.dry_run,
         json: s.json,
         metrics_file: None,
+        stage: Default::default(),
     };
     rounds::keep(&o, cfg, Catalogue::one(target, client), fleet, ledger, budget, stop)
 }

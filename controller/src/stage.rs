@@ -172,7 +172,7 @@ pub fn stage(
                 cap(x, 0);
                 capped.retain(|c| c != name);
             }
-            printer.staged(name, start.elapsed());
+            printer.staged(name, (&hash, &h.item.name), start.elapsed());
             staged += 1;
             for e in h.pool.release_helper(&mut guard.fleet, name) {
                 printer.helper(&e, &h.item, false);

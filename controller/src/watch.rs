@@ -52,6 +52,7 @@ pub fn watch(
         dry_run: o.dry_run,
         json: o.json,
         metrics_file: o.metrics_file.clone(),
+        stage: rounds::StageOptions { boards: cfg.watch.stage, down_kbps: cfg.watch.stage_down_kbps },
     };
     rounds::keep(&l, cfg, catalogue, fleet, ledger, Some(budget), stop)
 }

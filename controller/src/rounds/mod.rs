@@ -11,6 +11,7 @@
 
 mod act;
 mod money;
+mod stage;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub use stage::StageOptions;
+
 /// How the loop goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -51,6 +54,8 @@ pub struct Options {
     pub json: bool,
     /// `watch`: a Prometheus textfile written each round.
     pub metrics_file: Option<std::path::PathBuf>,
+    /// `watch`: boards to stage every torrent on while its swarm is quiet.
+    pub stage: StageOptions,
 }
 
 /// Keeps `catalogue` healthy until the end. `fleet` is `[ec2]` with its credentials; `budget` the
@@ -75,6 +80,7 @@ pub fn keep(
             Ok(Some(end)) => break end,
             Ok(None) => {}
             Err(e) => {
+                l.end_staging();
                 l.guard.release();
                 l.count_usage();
                 return Err(e);
@@ -101,6 +107,7 @@ pub fn keep(
             pace::Next::Round => {}
         }
     };
+    l.end_staging();
     l.guard.release();
     l.count_usage();
     let stranded = l.guard.stranded();
@@ -146,6 +153,8 @@ struct Loop<'a> {
     board_agents: Vec<Box<dyn Agent>>,
     /// What each board holds of each torrent (0.0 to 1.0), as it said this round (None: it did not).
     holdings: HashMap<String, Option<BTreeMap<InfoHash, f64>>>,
+    /// Boards staging a torrent (`[watch] stage`).
+    staging: Vec<stage::Staging>,
 }
 
 /// One torrent's round: its counts (or why there are none), the policy's decision, what it wants.
@@ -188,6 +197,7 @@ impl<'a> Loop<'a> {
             warned: Warned::default(),
             board_agents,
             holdings: HashMap::new(),
+            staging: Vec::new(),
         }
     }
 
@@ -252,7 +262,7 @@ impl<'a> Loop<'a> {
         let boards = self.boards(&entries);
         let supply =
             Supply { boards: &boards, max_instances, placement: self.o.placement, empty_helpers: self.o.empty_helpers };
-        let plan = allocate::allocate(&demands, &supply, &self.current());
+        let mut plan = allocate::allocate(&demands, &supply, &self.current());
         self.warn_short(&decided, &plan, &supply);
         if let Some(end) = self.report(&decided, &plan, &supply, (standing, money), elapsed) {
             return Ok(Some(end));
@@ -261,6 +271,7 @@ impl<'a> Loop<'a> {
         if self.o.dry_run {
             return Ok(None);
         }
+        self.stage(&decided, &mut plan, &boards);
         let items: HashMap<InfoHash, &Item> = listing.items.iter().map(|i| (i.hash, i)).collect();
         // A board that could not be engaged rests: the others are tried in its place at once.
         let mut short = self.act(&plan, &items);
@@ -270,7 +281,9 @@ impl<'a> Loop<'a> {
             }
             let boards = self.boards(&entries);
             let supply = Supply { boards: &boards, ..supply };
-            short = self.act(&allocate::allocate(&demands, &supply, &self.current()), &items);
+            let mut plan = allocate::allocate(&demands, &supply, &self.current());
+            self.keep_staging(&mut plan, &boards);
+            short = self.act(&plan, &items);
         }
         Ok(None)
     }
@@ -332,8 +345,10 @@ impl<'a> Loop<'a> {
                 };
                 let since_change = helped.map_or(Duration::MAX, |h| h.last_change.elapsed());
                 let ours = view.seeding + view.downloading;
+                // Boards staging it are not helpers it wants, nor leechers of its crowd.
+                let view = self.without_staging(&item.hash, view);
                 let c = match counts {
-                    Ok(c) => c,
+                    Ok(c) => Counts { leechers: c.leechers.saturating_sub(self.staging_of(&item.hash)), ..c },
                     // Blind: its helpers stay as they are.
                     Err(why) => return Decided { item, seen: Err(why), wanted: view.engaged, ours },
                 };
@@ -478,11 +493,13 @@ impl<'a> Loop<'a> {
     }
 
     /// Who seeds what now (helpers that answer; a lost one is replaced), the longest engaged
-    /// first: the allocation keeps those first, so the last engaged is the first released.
+    /// first: the allocation keeps those first, so the last engaged is the first released. Boards
+    /// staging are not: a torrent that comes to want helpers gets them by what they hold.
     fn current(&self) -> Plan {
         let mut plan = Plan::default();
         for (hash, h) in &self.guard.helped {
-            let mut active: Vec<_> = h.pool.helpers.iter().filter(|x| x.active()).collect();
+            let mut active: Vec<_> =
+                h.pool.helpers.iter().filter(|x| x.active() && !self.is_staging(&x.name, hash)).collect();
             active.sort_by_key(|x| x.since());
             for x in active {
                 match x.kind {

@@ -151,6 +151,7 @@ fn run_options(ratio: f64) -> Options {
         dry_run: false,
         json: true,
         metrics_file: None,
+        stage: Default::default(),
     }
 }
 
