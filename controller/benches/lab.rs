@@ -1,14 +1,15 @@
 //! The lab benchmark: the lab's default swarm (`odseed lab --help`: 64 MiB, 6 leechers alternating
 //! Transmission and libtorrent, uploads capped below downloads) with 0, 1, 2 and 4 helpers given a
 //! copy by hand, 4 that start empty (`--cold-helpers`, "4 cold") and 4 that `odseed stage` fills
-//! before the leechers come (`--stage`, "4 staged", with what staging took): mean
+//! before the leechers come (`--stage`, "4 staged", with what staging took), and no helper but a
+//! web seed of 800 kB/s, the capacity of the 4 helpers (`--webseed 800`, "webseed 800"): mean
 //! and max completion next to the fluid bound, where the time went (first byte, first trade
 //! between leechers, the share of the servers' bytes that were new to the swarm), the speed-up over
 //! the origin alone; and one picture with the runs side by side. Prints a table; asserts nothing.
 //!
 //! Run: `scripts/bench lab` (or `cargo bench -p odseed --bench lab`, root). BENCH_LAB_LEECHERS,
-//! BENCH_LAB_SIZE (8388608 for a quick look), BENCH_LAB_HELPERS (e.g. "0,1,2,4,4c,4s": c cold, s
-//! staged) and
+//! BENCH_LAB_SIZE (8388608 for a quick look), BENCH_LAB_HELPERS (e.g. "0,1,2,4,4c,4s,w800": c cold,
+//! s staged, wK a web seed of K kB/s and no helper) and
 //! BENCH_LAB_ARGS (more `odseed lab` flags, space-separated) change the swarm; BENCH_LAB_SVG where
 //! the picture goes (default target/bench-lab.svg).
 
@@ -19,16 +20,19 @@ use serde_json::Value;
 use std::process::Command;
 
 fn main() {
-    let helpers: Vec<(usize, &str)> = std::env::var("BENCH_LAB_HELPERS")
-        .unwrap_or_else(|_| "0,1,2,4,4c,4s".into())
+    let helpers: Vec<(usize, String)> = std::env::var("BENCH_LAB_HELPERS")
+        .unwrap_or_else(|_| "0,1,2,4,4c,4s,w800".into())
         .split(',')
         .filter_map(|h| {
             let h = h.trim();
+            if let Some(kbps) = h.strip_prefix('w') {
+                return Some((0, format!("webseed {}", kbps.parse::<u32>().ok()?)));
+            }
             let (k, how) = match h.strip_suffix('c').or_else(|| h.strip_suffix('s')) {
                 Some(k) => (k, if h.ends_with('c') { "cold" } else { "staged" }),
                 None => (h, ""),
             };
-            Some((k.parse().ok()?, how))
+            Some((k.parse().ok()?, how.to_string()))
         })
         .collect();
     let mut swarm: Vec<String> = Vec::new();
@@ -65,8 +69,12 @@ fn main() {
     let mut baseline: Option<f64> = None;
     let mut runs: Vec<(String, Trace, Value)> = Vec::new();
     for (k, how) in helpers {
-        let label = format!("{k}{}{how}", if how.is_empty() { "" } else { " " });
-        let (r, trace) = match lab(k, how, &swarm, scratch.path(), &path) {
+        let label = match how.as_str() {
+            w if w.starts_with("webseed") => w.to_string(),
+            "" => k.to_string(),
+            how => format!("{k} {how}"),
+        };
+        let (r, trace) = match lab(k, &how, &swarm, scratch.path(), &path) {
             Ok(found) => found,
             Err(why) => {
                 println!("{label:>9} failed: {why}");
@@ -84,8 +92,9 @@ fn main() {
                 s["from_helpers_copies"].as_f64().unwrap_or(f64::NAN)
             );
         }
-        let title = match how {
+        let title = match how.as_str() {
             "" => svg::helpers(k),
+            w if w.starts_with("webseed") => format!("{w} kB/s, no helper"),
             how => format!("{} ({how})", svg::helpers(k)),
         };
         match serde_json::from_value::<Trace>(trace["trace"].clone()) {
@@ -115,21 +124,24 @@ fn main() {
     }
 }
 
-/// One `odseed lab` with `k` helpers (`how`: "" given a copy, "cold" or "staged"): its report and
-/// its trace, or why not.
+/// One `odseed lab` with `k` helpers (`how`: "" given a copy, "cold", "staged", or "webseed KBPS"
+/// and no helper): its report and its trace, or why not.
 fn lab(k: usize, how: &str, swarm: &[String], scratch: &std::path::Path, path: &str) -> Result<(Value, Value), String> {
     let mut args = vec!["lab".to_string(), "--json".into()];
     args.extend(swarm.iter().cloned());
-    match k {
-        0 => args.push("--no-helpers".into()),
-        k => args.extend(["--helpers".into(), k.to_string()]),
+    let webseed = how.strip_prefix("webseed ");
+    match (k, webseed) {
+        (_, Some(kbps)) => args.extend(["--webseed".into(), kbps.to_string()]),
+        (0, None) => args.push("--no-helpers".into()),
+        (k, None) => args.extend(["--helpers".into(), k.to_string()]),
     }
     match how {
         "cold" => args.push("--cold-helpers".into()),
         "staged" => args.push("--stage".into()),
         _ => {}
     }
-    args.extend(["--svg".into(), scratch.join(format!("{k}{how}.svg")).to_string_lossy().into_owned()]);
+    let svg = scratch.join(format!("{k}{}.svg", how.replace(' ', "-")));
+    args.extend(["--svg".into(), svg.to_string_lossy().into_owned()]);
     let out = Command::new(env!("CARGO_BIN_EXE_odseed"))
         .args(&args)
         .env("PATH", path)

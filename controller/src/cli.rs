@@ -90,6 +90,8 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
                       origin is the only seeder: [policy] empty_helpers)
     --stage           the boards start empty and `odseed stage` fills them before the leechers come;
                       the report says how long that took and what the origin sent for it
+    --webseed KBPS    no helpers: the torrent's url-list names a web seed of the origin's file
+                      capped at KBPS kB/s (BEP 19), what a publisher could rent instead
     --transmission PATH  the transmission-daemon of the origin, the Transmission leechers and the
                       boards (default: the one on PATH), e.g. scripts/transmission-daemon-4
     --crowd           a flash crowd: `odseed watch` (default interval, the origin as the publisher's
@@ -185,6 +187,7 @@ impl Default for LabArgs {
             leecher_clients: vec![Kind::Transmission, Kind::Libtorrent],
             piece_size: None,
             empty_boards: 0,
+            webseed_kbps: None,
         };
         LabArgs {
             spec,
@@ -375,6 +378,13 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
             "crowd" => a.crowd = true,
             "cold-helpers" => a.cold_helpers = true,
             "stage" => a.stage = true,
+            "webseed" => {
+                let kbps = count(&value()?, "--webseed")?;
+                if kbps == 0 {
+                    return Err("--webseed: give the web seed's capacity in kB/s, 1 or more".into());
+                }
+                a.spec.webseed_kbps = Some(kbps);
+            }
             "transmission" => a.spec.daemon = Some(PathBuf::from(value()?)),
             "piece-size" => a.spec.piece_size = Some(piece_size(&value()?)?),
             "keep" => a.keep = true,
@@ -388,9 +398,15 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
     if a.spec.size == 0 {
         return Err("--size must be at least 1 byte".into());
     }
-    if [a.no_helpers, a.cold_helpers, a.stage].iter().filter(|x| **x).count() > 1 {
-        return Err("give one of --no-helpers, --cold-helpers and --stage".into());
+    let webseed = a.spec.webseed_kbps.is_some();
+    if [a.no_helpers, a.cold_helpers, a.stage, webseed].iter().filter(|x| **x).count() > 1 {
+        return Err("give one of --no-helpers, --cold-helpers, --stage and --webseed".into());
     }
+    if webseed && a.crowd {
+        return Err("--webseed runs without odseed: --crowd has nothing to show then".into());
+    }
+    // A web seed instead of helpers.
+    a.no_helpers |= webseed;
     if a.crowd && a.stage {
         return Err("--stage stages before the leechers come; --crowd is a quiet start of its own: give one".into());
     }

@@ -299,8 +299,9 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
             let origin = origin.unwrap_or_default();
             origin_bps += origin.rate_upload().unwrap_or(0);
             let helper_bytes = seen.helper_uploaded[i].iter().sum::<u64>();
+            let webseed = swarm.webseed.as_ref().map_or(0, |w| w.sent(&torrent.meta.name));
             let servers = Servers {
-                bytes: origin.uploaded_ever().unwrap_or(0) + helper_bytes,
+                bytes: origin.uploaded_ever().unwrap_or(0) + helper_bytes + webseed,
                 helper_bytes,
                 engaged: on_it,
                 origin_leechers: origin.local_leechers().unwrap_or(0),
@@ -361,6 +362,7 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen, staging: &[Staging]) -> Resul
             helper_up: rate(spec.helper_kbps),
             leecher_down: rate(spec.leecher_kbps),
             leecher_up: rate(spec.leecher_up_kbps),
+            webseed_up: spec.webseed_kbps.map_or(0.0, |k| f64::from(k) * 1000.0),
         };
         let helpers_uploaded = seen.helper_uploaded[i].iter().sum();
         let mut r =
@@ -370,6 +372,7 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen, staging: &[Staging]) -> Resul
             r.torrent = Some(torrent.meta.name.clone());
         }
         r.staging = staged.cloned();
+        r.webseed_uploaded = swarm.webseed.as_ref().map(|w| w.sent(&torrent.meta.name));
         reports.push(r);
     }
     Ok(reports)

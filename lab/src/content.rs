@@ -117,6 +117,22 @@ pub fn libtorrent_torrent(path: &Path, trackers: &[String], flavour: Flavour) ->
     Ok(out.stdout)
 }
 
+/// `made` with a BEP 19 `url-list` of one URL (a web seed): a key after `info`, so the info hash
+/// stays what it was.
+pub fn with_url_list(made: Made, url: &str) -> Result<Made, String> {
+    let mut bytes = made.bytes;
+    // The metainfo is a canonical dictionary whose last key is `info` (checked by parsing again).
+    if bytes.pop() != Some(b'e') {
+        return Err("a metainfo that is not a dictionary".into());
+    }
+    bytes.extend_from_slice(format!("8:url-list{}:{url}e", url.len()).as_bytes());
+    let meta = metainfo::parse(&bytes).map_err(|e| format!("url-list: {e}"))?;
+    if meta.info_hash != made.meta.info_hash {
+        return Err("url-list: the info hash changed".into());
+    }
+    Ok(Made { bytes, meta })
+}
+
 #[cfg(test)]
 mod tests {
     /// The sizes `transmission-create` 3.00 was seen to choose (transmission-show "Piece Size").

@@ -22,6 +22,7 @@ pub mod swarm;
 pub mod testing;
 pub mod trace;
 pub mod tracker;
+pub mod webseed;
 
 use std::time::{Duration, Instant};
 

@@ -25,6 +25,8 @@ pub struct Setup {
     pub helper_up: Option<f64>,
     pub leecher_down: Option<f64>,
     pub leecher_up: Option<f64>,
+    /// A web seed's capacity in bytes/s (0: none): a server that holds the file.
+    pub webseed_up: f64,
 }
 
 /// The fluid-model lower bound on the time for every leecher to finish, in seconds.
@@ -35,7 +37,7 @@ pub fn fluid_bound(s: &Setup) -> Option<f64> {
     let upload = |k: usize| if k == 0 { Some(0.0) } else { s.helper_up.map(|u| u * k as f64) };
     let empty = s.helpers_empty.min(s.helpers);
     // Servers: the origin and the helpers that hold the file; every piece leaves one of them.
-    let servers = upload(s.helpers - empty).map(|h| u_s + h);
+    let servers = upload(s.helpers - empty).map(|h| u_s + h + s.webseed_up);
     let t_download = s.leecher_down.map_or(0.0, |d| f / d);
     let t_servers = servers.map_or(0.0, |c| f / c);
     let t_swarm = match (servers, s.leecher_up, upload(empty)) {
@@ -83,6 +85,9 @@ pub struct Report {
     /// `--stage`: how the helpers got the content before the leechers came.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staging: Option<Staging>,
+    /// `--webseed`: what the web seed sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webseed_uploaded: Option<u64>,
 }
 
 /// Staging before the leechers came (`odseed lab --stage`).
@@ -142,6 +147,7 @@ impl Report {
             mean_over_floor: None,
             by_client: Vec::new(),
             staging: None,
+            webseed_uploaded: None,
         }
     }
 
@@ -200,6 +206,9 @@ impl Report {
             mib(self.helpers_uploaded),
             self.helpers_engaged
         );
+        if let Some(w) = self.webseed_uploaded {
+            println!("  the web seed sent {}", mib(w));
+        }
         if let Some(st) = &self.staging {
             println!(
                 "  staged on {} helper(s) before the leechers came, in {:.1} s: {:.2} copies from the origin, {:.2} from one another",
@@ -278,6 +287,7 @@ mod tests {
             leecher_down: Some(1_000_000.0),
             leecher_up: None,
             helpers_empty: 0,
+            webseed_up: 0.0,
         }
     }
 
@@ -297,6 +307,8 @@ mod tests {
         // ... but their upload counts for the swarm: 32 MB / (200 + 200 + 2 x 200 kB/s) = 40 s.
         let capped = Setup { leecher_up: Some(50_000.0), helpers_empty: 2, ..setup(2) };
         assert_eq!(fluid_bound(&capped), Some(40.0));
+        // A web seed of 600 kB/s is a server: 8 MB / 800 kB/s.
+        assert_eq!(fluid_bound(&Setup { webseed_up: 600_000.0, ..setup(0) }), Some(10.0));
     }
 
     #[test]

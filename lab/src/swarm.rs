@@ -4,6 +4,7 @@
 
 use crate::content::{self, Made};
 use crate::leecher::{Kind, Leecher};
+use crate::webseed::WebSeed;
 use crate::{Agent, AgentOptions, Netns, Peer, Tracker};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -38,6 +39,9 @@ pub struct Spec {
     /// How many boards (the last ones) start empty, as fresh boards do; the others are given a
     /// copy of the content before the run.
     pub empty_boards: usize,
+    /// A web seed of the origin's files at this many kB/s, in every torrent's `url-list` (None:
+    /// none).
+    pub webseed_kbps: Option<u32>,
 }
 
 impl Spec {
@@ -76,6 +80,8 @@ pub struct Swarm {
     pub torrent_files: Vec<PathBuf>,
     /// How many leechers want each torrent ([`Spec::demand`]).
     pub demand: Vec<usize>,
+    /// The web seed (`Spec::webseed_kbps`).
+    pub webseed: Option<WebSeed>,
     dir: PathBuf,
 }
 
@@ -91,6 +97,9 @@ pub fn leecher_ip(i: usize) -> Ipv4Addr {
 }
 pub fn board_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 2, 10 + i as u8)
+}
+pub fn webseed_ip() -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 3)
 }
 
 fn limit(direction: &str, kbps: u32) -> serde_json::Value {
@@ -115,6 +124,13 @@ impl Swarm {
         let torrents_dir = dir.join("torrents");
         std::fs::create_dir_all(&torrents_dir).map_err(|e| format!("torrents dir: {e}"))?;
         let (mut torrents, mut torrent_files) = (Vec::new(), Vec::new());
+        let webseed = match spec.webseed_kbps {
+            Some(kbps) => {
+                ns.add_host(webseed_ip())?;
+                Some(WebSeed::start(webseed_ip(), 8080, &origin.data_dir, kbps)?)
+            }
+            None => None,
+        };
         for i in 0..spec.torrent_count() {
             let name = content_name(i);
             let made = content::make_in_pieces(
@@ -125,6 +141,10 @@ impl Swarm {
                 std::slice::from_ref(&announce),
                 spec.piece_size.unwrap_or_else(|| content::piece_size(spec.size)),
             )?;
+            let made = match &webseed {
+                Some(w) => content::with_url_list(made, &w.url())?,
+                None => made,
+            };
             let file = torrents_dir.join(name.replace(".bin", ".torrent"));
             std::fs::write(&file, &made.bytes).map_err(|e| format!("torrent file: {e}"))?;
             torrents.push(made);
@@ -172,7 +192,17 @@ impl Swarm {
         }
         let leechers = Vec::new();
         let demand = (0..torrents.len()).map(|i| spec.demand(i)).collect();
-        Ok(Swarm { tracker, origin, leechers, boards, torrents, torrent_files, demand, dir: dir.to_path_buf() })
+        Ok(Swarm {
+            tracker,
+            origin,
+            leechers,
+            boards,
+            torrents,
+            torrent_files,
+            demand,
+            webseed,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The first torrent (the only one unless `Spec::torrents` says more).

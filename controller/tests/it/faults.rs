@@ -22,6 +22,7 @@ fn spec(boards: usize) -> Spec {
         leecher_clients: Vec::new(),
         piece_size: None,
         empty_boards: 0,
+        webseed_kbps: None,
     }
 }
 

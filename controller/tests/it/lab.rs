@@ -203,3 +203,23 @@ fn cold_helpers_are_not_engaged_and_staged_ones_are() {
     assert!(r["helpers_engaged"].as_u64() >= Some(1), "{log}");
     assert_eq!(named(&ev, "staged").len(), 2, "{log}");
 }
+
+#[test]
+fn a_web_seed_serves_the_leechers_in_place_of_helpers() {
+    let w = world("labweb");
+    let args: Vec<&str> = SMALL.iter().copied().chain(["--webseed", "100"]).collect();
+    let mut lab = with_agent_on_path(&w, "web", &args);
+    let status = lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("no end\n{}", lab.log_tail(40)));
+    assert!(status.success(), "{status}\n{}", lab.log_tail(40));
+    let ev = events(&lab);
+    let r = named(&ev, "report")[0];
+    assert_eq!(r["helpers_engaged"], 0, "no helper: {r}");
+    assert!(named(&ev, "engage").is_empty());
+    // The web seed is a server of the file: F / (u_s + w) = 3 MB / 200 kB/s = 15 s binds.
+    assert!((r["bound"].as_f64().unwrap() - 15.0).abs() < 0.01, "{r}");
+    let sent = r["webseed_uploaded"].as_u64().unwrap_or(0);
+    assert!(sent > 0, "the leechers used the web seed: {r}");
+    // Its bytes are the servers' too.
+    let servers = r["server_copies"].as_f64().unwrap() * 3_000_000.0;
+    assert!(servers >= (r["origin_uploaded"].as_u64().unwrap() + sent) as f64 * 0.99, "{r}");
+}

@@ -133,6 +133,7 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         leecher_clients: Vec::new(),
         piece_size: None,
         empty_boards: 0,
+        webseed_kbps: None,
     }
 }
 

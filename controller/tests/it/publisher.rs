@@ -25,6 +25,7 @@ fn the_publishers_client_finds_the_torrent_and_tells_when_nobody_is_connected(d:
         leecher_clients: Vec::new(),
         piece_size: None,
         empty_boards: 0,
+        webseed_kbps: None,
     };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
     swarm.wait_announced(Duration::from_secs(60)).unwrap();
