@@ -91,6 +91,10 @@ fn main() {
                 s["origin_copies"].as_f64().unwrap_or(f64::NAN),
                 s["from_helpers_copies"].as_f64().unwrap_or(f64::NAN)
             );
+            let shares: Vec<String> = (s["from_origin"].as_array().into_iter().flatten())
+                .map(|h| format!("{} {:.0}%", h[0].as_str().unwrap_or("?"), h[1].as_f64().unwrap_or(f64::NAN) * 100.0))
+                .collect();
+            println!("{:>9} from the origin, per helper: {}", "", shares.join(", "));
         }
         let title = match how.as_str() {
             "" => svg::helpers(k),

@@ -228,18 +228,48 @@ fn stage(a: &LabArgs, swarm: &Swarm, dir: &Path, stop: &mpsc::Receiver<()>) -> R
             json: a.json,
             ..StageArgs::default()
         };
-        match crate::stage::stage(&args, &cfg, Fleet::none(), &ledger, None, stop) {
+        // The origin's rate to each board, summed twice a second while they stage.
+        let sampling = std::sync::atomic::AtomicBool::new(true);
+        let (ended, sent) = std::thread::scope(|s| {
+            let sampler = s.spawn(|| {
+                let mut sent = vec![0.0f64; swarm.boards.len()];
+                let mut last = Instant::now();
+                while sampling.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let dt = last.elapsed().as_secs_f64();
+                    last = Instant::now();
+                    for (address, rate) in swarm.origin.sending_to(&hash) {
+                        let board =
+                            (0..swarm.boards.len()).find(|i| odseed_lab::swarm::board_ip(*i).to_string() == address);
+                        if let Some(i) = board {
+                            sent[i] += rate as f64 * dt;
+                        }
+                    }
+                }
+                sent
+            });
+            let ended = crate::stage::stage(&args, &cfg, Fleet::none(), &ledger, None, stop);
+            sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+            (ended, sampler.join().unwrap_or_default())
+        });
+        match ended {
             Ok(End::Normal(ExitReason::Staged)) => {}
             Ok(End::Interrupted) => return Ok(None),
             Ok(End::Normal(r)) => return Err(format!("staging {} ended: {}", torrent.meta.name, r.as_str())),
             Err(e) => return Err(format!("staging {}: {e}", torrent.meta.name)),
         }
         let size = torrent.meta.total_size.max(1) as f64;
+        let origin_sent = swarm.origin.upload(&hash).1.saturating_sub(origin_before) as f64;
+        let sampled: f64 = sent.iter().sum();
+        let scale = if sampled > 0.0 { origin_sent / sampled } else { 0.0 };
+        let from_origin =
+            sent.iter().enumerate().map(|(i, b)| (format!("board{i}"), (b * scale / size).min(1.0))).collect();
         staged.push(Staging {
             seconds: start.elapsed().as_secs_f64(),
             helpers: swarm.boards.len(),
-            origin_copies: swarm.origin.upload(&hash).1.saturating_sub(origin_before) as f64 / size,
+            origin_copies: origin_sent / size,
             from_helpers_copies: uploaded().saturating_sub(helpers_before) as f64 / size,
+            from_origin,
         });
     }
     Ok(Some(staged))

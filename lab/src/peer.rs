@@ -82,6 +82,15 @@ impl Peer {
         )
     }
 
+    /// Who it sends `hash` to now: each peer's address and bytes per second to it.
+    pub fn sending_to(&self, hash: &InfoHash) -> Vec<(String, u64)> {
+        let args = json!({"ids": [hash.to_string()], "fields": ["peers"]});
+        let Ok(answer) = self.client.call("torrent-get", args) else { return Vec::new() };
+        (answer["torrents"][0]["peers"].as_array().into_iter().flatten())
+            .filter_map(|p| Some((p["address"].as_str()?.to_string(), p["rateToPeer"].as_u64()?)))
+            .collect()
+    }
+
     /// 0.0 to 1.0.
     pub fn percent_done(&self, hash: &InfoHash) -> f64 {
         self.info(hash, &["percentDone"]).and_then(|t| t.percent_done()).unwrap_or(0.0)

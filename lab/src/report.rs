@@ -101,6 +101,10 @@ pub struct Staging {
     pub origin_copies: f64,
     /// What they got from one another (what they uploaded meanwhile), in copies of the file.
     pub from_helpers_copies: f64,
+    /// Per helper, what share of the file it got from the origin (the rest came from the other
+    /// helpers: no leecher is there while they stage). The origin's rate to each, sampled and
+    /// summed, then scaled to what the origin sent in all.
+    pub from_origin: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -214,6 +218,13 @@ impl Report {
                 "  staged on {} helper(s) before the leechers came, in {:.1} s: {:.2} copies from the origin, {:.2} from one another",
                 st.helpers, st.seconds, st.origin_copies, st.from_helpers_copies
             );
+            for (helper, share) in &st.from_origin {
+                println!(
+                    "    {helper}: {:.0}% of the file from the origin, {:.0}% from the other helpers",
+                    share * 100.0,
+                    (1.0 - share) * 100.0
+                );
+            }
         }
         match (self.bound, self.mean_over_bound, self.max_over_bound) {
             (Some(b), Some(m), Some(x)) => println!("  fluid bound {b:.1} s; mean / bound {m:.2}, max / bound {x:.2}"),

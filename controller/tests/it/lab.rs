@@ -200,6 +200,11 @@ fn cold_helpers_are_not_engaged_and_staged_ones_are() {
         origin >= 1.0 && origin + traded >= 1.9,
         "each board got a whole copy, at least one from the origin: {staging}"
     );
+    // Per board, what it got from the origin: shares that add up to what the origin sent.
+    let shares: Vec<f64> = staging["from_origin"].as_array().unwrap().iter().map(|h| h[1].as_f64().unwrap()).collect();
+    assert_eq!(shares.len(), 2, "{staging}");
+    assert!(shares.iter().all(|s| (0.0..=1.0).contains(s)), "{staging}");
+    assert!((shares.iter().sum::<f64>() - origin).abs() < 0.05 || shares.contains(&1.0), "{staging}");
     assert!(r["helpers_engaged"].as_u64() >= Some(1), "{log}");
     assert_eq!(named(&ev, "staged").len(), 2, "{log}");
 }
