@@ -90,6 +90,8 @@ struct Running {
     child: Child,
     client: Arc<Client>,
     since: Instant,
+    /// When a 3.x daemon started with uTP off gets it back (see [`DaemonConfig::utp_off_secs`]).
+    utp_on_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -430,6 +432,9 @@ impl Supervision<'_> {
             count_uploads(self.shared, &r.client)
         };
         self.silent_ticks = if answered { 0 } else { self.silent_ticks + 1 };
+        if r.utp_on_at.is_some_and(|t| now >= t) && utp_back_on(&r.client, self.shared.settings.daemon.utp_off_secs) {
+            r.utp_on_at = None;
+        }
         if self.silent_ticks >= HUNG_AFTER_TICKS {
             log::warn!(
                 "daemon: transmission-daemon alive but its RPC silent for {} checks; restarting it",
@@ -537,9 +542,39 @@ fn reconcile(shared: &Shared, client: &Client, after_start: bool) -> Result<(), 
 /// Starts the agent's daemon and records its pid (for `stop_leftover`).
 fn spawn(shared: &Shared) -> Result<Running, String> {
     let s = &shared.settings;
-    let (child, client) =
-        launch(&s.daemon, &s.data_dir, &s.config_dir(), &speed_settings(shared.limits()), Some(&s.pid_file()), None)?;
-    Ok(Running { child, client, since: Instant::now() })
+    let mut extra = speed_settings(shared.limits());
+    let utp_off = utp_window(shared.lock().version.as_ref(), s.daemon.utp_off_secs);
+    if utp_off.is_some() {
+        extra["utp-enabled"] = json!(false);
+    }
+    let (child, client) = launch(&s.daemon, &s.data_dir, &s.config_dir(), &extra, Some(&s.pid_file()), None)?;
+    let since = Instant::now();
+    Ok(Running { child, client, since, utp_on_at: utp_off.map(|w| since + w) })
+}
+
+/// How long a daemon of `version` starts with uTP off: only 3.x, whose uTP-first connections never
+/// reach a TCP-only peer (its TCP fallback is dropped at once; fixed in 4.0.1). A version not known
+/// is left as it is.
+fn utp_window(version: Option<&Version>, off_secs: u64) -> Option<Duration> {
+    (off_secs > 0 && version.is_some_and(|v| v.major == 3)).then(|| Duration::from_secs(off_secs))
+}
+
+/// The end of a daemon's uTP window: uTP on, and every torrent announced again, so that 3.x peers
+/// that came during the window (they could not connect to it) are now reached by it. Transmission
+/// takes the announce only once its tracker's minimum interval (2 min by default) has passed since
+/// the last one: the window is longer than that. True once done.
+fn utp_back_on(client: &Client, off_secs: u64) -> bool {
+    match client.call("session-set", json!({ "utp-enabled": true })) {
+        Ok(_) => {
+            let _ = client.call("torrent-reannounce", json!({}));
+            log::info!("daemon: uTP on again after {off_secs}s, peers asked for again (TCP-only peers already in the swarm were reached by TCP)");
+            true
+        }
+        Err(e) => {
+            log::warn!("daemon: cannot turn uTP back on yet: {e}");
+            false
+        }
+    }
 }
 
 /// Transmission's settings for `l` (`session-set` arguments and settings.json keys alike).
@@ -578,4 +613,20 @@ fn stop_leftover(s: &Settings) {
         }
     }
     let _ = std::fs::remove_file(s.pid_file());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transmission_3_starts_with_utp_off() {
+        let v = |t: &str| Version::parse(t).unwrap();
+        let window = Some(Duration::from_secs(150));
+        assert_eq!(utp_window(Some(&v("transmission-daemon 3.00 (bb6b5a062e)")), 150), window);
+        assert_eq!(utp_window(Some(&v("4.0.5 (a6fe2a64aa)")), 150), None);
+        assert_eq!(utp_window(Some(&v("4.1.0-beta.2 (ac5c9e082d)")), 150), None);
+        assert_eq!(utp_window(Some(&v("3.00 (bb6b5a062e)")), 0), None, "0: never off");
+        assert_eq!(utp_window(None, 150), None, "a version not known is left alone");
+    }
 }

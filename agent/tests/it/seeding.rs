@@ -128,17 +128,17 @@ fn leechers_that_are_not_transmission_download_from_the_agent(d: Daemon) {
 }
 }
 
-#[test]
-fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file_from_transmission_4() {
+each_daemon! {
+fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file(d: Daemon) {
     // rTorrent (libtorrent-rakshasa, the seedbox client) speaks TCP only, and announces again only
     // every tracker interval: the helper's daemon, engaged after it announced, must reach it.
-    // Transmission 4 does. Transmission 3.00 does not (it tries uTP first and closes its TCP
-    // fallback at once, its issue #4033), and turning its uTP off breaks the 3.00 leechers that
-    // come after it the same way: docs/agent.md says so.
-    let w = world_with("rtorrent", odseed_lab::testing::Daemon::T4);
-    let (tracker_ip, agent_ip, leecher_ip) =
-        (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3));
-    for ip in [tracker_ip, agent_ip, leecher_ip] {
+    // Transmission 3.00 connects by uTP first and drops its TCP fallback, so the agent starts it
+    // with uTP off for a while; a Transmission 3.00 leecher that comes then (it connects by uTP
+    // first too) is reached once the window ends, by a new announce.
+    let w = world_with("rtorrent", d);
+    let (tracker_ip, agent_ip, leecher_ip, late_ip) =
+        (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3), Ipv4Addr::new(10, 77, 0, 4));
+    for ip in [tracker_ip, agent_ip, leecher_ip, late_ip] {
         w.ns.add_host(ip).unwrap();
     }
     let agent = w.agent("agent", &AgentOptions { host: agent_ip, ..AgentOptions::default() });
@@ -188,6 +188,14 @@ fn a_tcp_only_leecher_that_was_in_the_swarm_first_gets_the_file_from_transmissio
         (std::fs::read(data.join("payload.bin")).ok()? == want).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}; the agent's session: {:?}", c.get(&hash)));
+    let late = Peer::start(w.dir.path(), "late", late_ip, json!({})).unwrap();
+    late.add(&t.bytes).unwrap();
+    wait_until(Duration::from_secs(300), "a Transmission 3.00 leecher that came later to finish", || {
+        (late.percent_done(&hash) >= 1.0).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}; the agent's session: {:?}", c.get(&hash)));
+    assert!(std::fs::read(late.data_dir.join("payload.bin")).unwrap() == want, "the late leecher's bytes differ");
+}
 }
 
 /// An info hash, percent-escaped for a tracker's query string.

@@ -37,6 +37,11 @@ pub struct DaemonConfig {
     pub idle_stop_secs: u64,
     /// After SIGTERM, how long the daemon may take to exit before SIGKILL.
     pub stop_grace_secs: u64,
+    /// Transmission 3.x only: uTP off for this long after each start of the daemon, then on again
+    /// with a new announce; 0 = never off. 3.x connects to a peer by uTP first and drops its TCP
+    /// fallback (fixed in 4.0.1), so with uTP on it never reaches a TCP-only peer (rTorrent) that
+    /// was in the swarm before it; with uTP off, no 3.x peer can connect to it.
+    pub utp_off_secs: u64,
     /// Distributed hash table and local peer discovery (off: helpers serve a known swarm).
     pub dht: bool,
     pub lpd: bool,
@@ -54,6 +59,7 @@ impl Default for DaemonConfig {
             upload_kbps: 0,
             idle_stop_secs: 300,
             stop_grace_secs: 10,
+            utp_off_secs: 150,
             dht: false,
             lpd: false,
         }
