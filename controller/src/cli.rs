@@ -24,9 +24,9 @@ USAGE:
                                                put a torrent's content on helpers before a crowd
                                                comes (see STAGE)
     odseed lab [OPTIONS]                       a whole swarm on this machine, helped by odseed
-    odseed ec2 provision --region R --count N --allow-from CIDR [OPTIONS]
+    odseed ec2 provision [--region R] --count N --allow-from CIDR [OPTIONS]
                                                make EC2 helpers from nothing (see EC2 PROVISION)
-    odseed ec2 deprovision --region R --yes [--config PATH]
+    odseed ec2 deprovision [--region R] --yes [--config PATH]
                                                terminate what provision made in R, delete its
                                                security group and the agent's S3 object
 
@@ -108,6 +108,7 @@ under $XDG_CONFIG_HOME/odseed/ec2-REGION/) and power off; waits (bounded) until 
 then adds the region's [[ec2.pool]] (with cert_sha256) to the config, or prints it.
     --allow-from CIDR     who may reach the agent's port (your controller's address); required
     --count N             instances (1 to 20)
+    --region R            (AWS_REGION, AWS_DEFAULT_REGION, else the AWS profile's region)
     --arch x86_64|arm64   (x86_64)       --instance-type T   (t3.small; t4g.small on arm64)
     --agent PATH          the odseed-agent binary for that architecture (default: beside odseed)
     --ami ID              an image instead of Debian's newest
@@ -123,8 +124,10 @@ peer (no_peers); natural seeders alone meet the ratio (ratio_met); the ratio was
 (max_time); --once (once). Exit 1: a runtime failure (helpers released first). Exit 2: usage or
 config error. Ctrl-C or SIGTERM: helpers released, exit 130.
 
-EC2 credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else a profile of
-~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE; [ec2] profile, else AWS_PROFILE, else default).
+EC2 credentials, found as AWS's tools find them: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web
+identity, a profile of ~/.aws/config and ~/.aws/credentials ([ec2] profile, else AWS_PROFILE, else
+default: keys, credential_process, role_arn with source_profile, SSO after `aws sso login`), a
+container's, an EC2 instance's role; renewed before they expire. `odseed status` says which.
 Endpoint: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, [ec2] endpoint_url, else AWS's. A run prints the
 instance-seconds it used per region.
 
@@ -469,7 +472,8 @@ fn parse_ec2(args: Vec<String>) -> Result<Command, String> {
             other => return Err(format!("invalid option '--{other}' for `odseed ec2 {what}` (try --help)")),
         }
     }
-    let region = opts.remove("region").ok_or_else(|| format!("`odseed ec2 {what}` needs --region"))?;
+    // None given: the AWS way (AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`), at the start.
+    let region = opts.remove("region").unwrap_or_default();
     let config = opts.remove("config").map(PathBuf::from);
     if what == "deprovision" {
         if let Some(k) =

@@ -84,7 +84,7 @@ pub struct BudgetConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Config {
-    /// The profile of the shared credentials file (else AWS_PROFILE, else "default").
+    /// The AWS profile (of ~/.aws/config and ~/.aws/credentials; else AWS_PROFILE, else "default").
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     /// A hard limit on instances running at once for a run.

@@ -96,7 +96,12 @@ fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
     let Some(region) = &e.region else { return Err(fault("the ledger does not say its region".into())) };
     let ec2 = cfg.and_then(|c| c.ec2.as_ref());
     let env = Env::process();
-    let creds = credentials::load(&env, ec2.and_then(|x| x.profile.as_deref())).map_err(fault)?;
+    let creds = credentials::Provider::load(
+        env.clone(),
+        ec2.and_then(|x| x.profile.as_deref()),
+        ec2.and_then(|x| x.endpoint_url.as_deref()),
+    )
+    .map_err(fault)?;
     let endpoint = match &e.endpoint {
         Some(url) if credentials::check_endpoint(url).is_err() => {
             return Err(fault(format!("the ledger's endpoint {url:?} is not a URL")))

@@ -24,11 +24,20 @@ pub struct Report {
     /// Per torrent, the boards that hold its content (whole or in part).
     pub held: Vec<HeldBy>,
     pub ec2: Vec<PoolStatus>,
+    /// Where the AWS credentials came from (never a secret) and when they expire.
+    pub aws_credentials: Option<CredentialStatus>,
     pub ledger: Vec<Engaged>,
     #[serde(skip)]
     pub ledger_path: PathBuf,
     /// This month's EC2 use, when `[ec2]` or `[budget]` is configured.
     pub budget: Option<BudgetStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CredentialStatus {
+    pub source: String,
+    /// RFC 3339; `None` for credentials that do not expire.
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,7 +233,12 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
         .map(|b| board(&b.name, AgentClient::with_trust(&b.url, &b.token, b.trust(), Duration::from_secs(5))))
         .collect();
     let held = held_by(&boards);
-    let ec2 = match Fleet::from_config(cfg.ec2.as_ref()) {
+    let fleet = Fleet::from_config(cfg.ec2.as_ref());
+    let aws_credentials =
+        fleet.as_ref().ok().and_then(|f| f.credentials.as_ref()).and_then(|c| c.source()).map(|(source, expires)| {
+            CredentialStatus { source, expires: expires.map(crate::ec2::credentials::format_time) }
+        });
+    let ec2 = match fleet {
         Err(e) => vec![PoolStatus { region: None, error: Some(e.to_string()), instances: Vec::new() }],
         Ok(fleet) => fleet
             .pools
@@ -284,7 +298,15 @@ pub fn gather(cfg: &Config, ledger: &Ledger) -> Result<Report, Error> {
             },
         }
     });
-    Ok(Report { boards, held, ec2, ledger: ledger_entries, ledger_path: ledger.path().to_path_buf(), budget })
+    Ok(Report {
+        boards,
+        held,
+        ec2,
+        aws_credentials,
+        ledger: ledger_entries,
+        ledger_path: ledger.path().to_path_buf(),
+        budget,
+    })
 }
 
 /// An instance, and for a running one its agent's transport and certificate.
@@ -372,6 +394,10 @@ impl Report {
         }
         if !self.ec2.is_empty() {
             println!();
+            if let Some(c) = &self.aws_credentials {
+                let expires = c.expires.as_ref().map(|t| format!(", expiring at {t}")).unwrap_or_default();
+                say(&format!("AWS credentials from {}{expires}", c.source));
+            }
             say(&format!("{:<16} {:<22} {:<14} {:<11} AGENT", "REGION", "INSTANCE", "STATE", "TLS"));
         }
         for p in &self.ec2 {

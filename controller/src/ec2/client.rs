@@ -2,9 +2,10 @@
 //! `aws-sigv4` crate. Throttling, 5xx answers and transport failures are retried with backoff; every
 //! other AWS error comes back typed, with AWS's code and message.
 
-use super::credentials::Credentials;
+use super::credentials::Provider;
 use super::xml::{self, Instance};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 const VERSION: &str = "2016-11-15";
@@ -36,6 +37,8 @@ pub enum Error {
     BadAnswer(String),
     /// The request could not be made (signing failed).
     Request(String),
+    /// No valid credentials to sign with (a renewal failed); `first` since they last worked.
+    Credentials { why: String, first: bool },
 }
 
 impl fmt::Display for Error {
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
             Error::Transport(m) => write!(f, "no answer ({m})"),
             Error::BadAnswer(m) => write!(f, "bad answer: {m}"),
             Error::Request(m) => write!(f, "{m}"),
+            Error::Credentials { why, .. } => write!(f, "{why}"),
         }
     }
 }
@@ -77,7 +81,7 @@ impl Error {
                     )
             }
             Error::Transport(_) | Error::BadAnswer(_) => true,
-            Error::Request(_) => false,
+            Error::Request(_) | Error::Credentials { .. } => false,
         }
     }
 }
@@ -94,7 +98,7 @@ pub struct StartFailure {
 pub struct Ec2 {
     pub region: String,
     pub endpoint: String,
-    credentials: Credentials,
+    credentials: Arc<Provider>,
     agent: ureq::Agent,
     /// DescribeInstances page size (5..=1000).
     pub page_size: u32,
@@ -103,7 +107,7 @@ pub struct Ec2 {
 }
 
 impl Ec2 {
-    pub fn new(region: &str, endpoint: &str, credentials: Credentials, timeout: Duration) -> Ec2 {
+    pub fn new(region: &str, endpoint: &str, credentials: Arc<Provider>, timeout: Duration) -> Ec2 {
         let agent = http_agent(timeout);
         Ec2 {
             region: region.into(),
@@ -157,7 +161,9 @@ impl Ec2 {
         self.change("StartInstances", ids).map_err(|(error, unsure)| {
             let refused = matches!(&error, Error::Aws { status, .. } if *status < 500)
                 || REFUSALS.contains(&error.code().unwrap_or(""));
-            StartFailure { error, maybe_started: unsure || !refused }
+            // Nothing was sent for a request that could not be signed.
+            let unsent = matches!(error, Error::Request(_) | Error::Credentials { .. });
+            StartFailure { error, maybe_started: unsure || (!refused && !unsent) }
         })
     }
 
@@ -232,8 +238,9 @@ impl Ec2 {
     /// The SigV4 headers (authorization, x-amz-date, x-amz-security-token) for a POST of `body`.
     fn sign(&self, body: &str, content_type: &str) -> Result<Vec<(String, String)>, Error> {
         let headers = [("content-type", content_type)];
+        let creds = self.credentials.get().map_err(|m| Error::Credentials { why: m.why, first: m.first })?;
         super::sign::sign_request(
-            &self.credentials,
+            &creds,
             &self.region,
             super::sign::Service::Ec2,
             "POST",

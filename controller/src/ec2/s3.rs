@@ -3,8 +3,9 @@
 //! (`<endpoint>/<bucket>/<key>`), signed with SigV4 as EC2's requests are.
 
 use super::client::Error;
-use super::credentials::Credentials;
+use super::credentials::Provider;
 use super::sign::{sign_request, Service};
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_ANSWER: u64 = 1 << 20;
@@ -13,15 +14,19 @@ pub struct S3 {
     pub region: String,
     /// `https://s3.<region>.amazonaws.com/` or a stand-in's, ending in `/`.
     pub endpoint: String,
-    credentials: Credentials,
+    credentials: Arc<Provider>,
     agent: ureq::Agent,
 }
 
 impl S3 {
-    pub fn new(region: &str, endpoint: &str, credentials: Credentials, timeout: Duration) -> S3 {
+    pub fn new(region: &str, endpoint: &str, credentials: Arc<Provider>, timeout: Duration) -> S3 {
         let agent = super::client::http_agent(timeout);
         let endpoint = if endpoint.ends_with('/') { endpoint.to_string() } else { format!("{endpoint}/") };
         S3 { region: region.into(), endpoint, credentials, agent }
+    }
+
+    fn creds(&self) -> Result<super::credentials::Credentials, Error> {
+        self.credentials.get().map_err(|m| Error::Credentials { why: m.why, first: m.first })
     }
 
     fn url(&self, bucket: &str, key: &str) -> String {
@@ -79,9 +84,8 @@ impl S3 {
     /// A URL that lets anyone GET the object for `valid_for` (SigV4 query signing).
     pub fn presigned_get(&self, bucket: &str, key: &str, valid_for: Duration) -> Result<String, Error> {
         let url = self.url(bucket, key);
-        let signed =
-            sign_request(&self.credentials, &self.region, Service::S3, "GET", &url, &[], None, Some(valid_for))
-                .map_err(Error::Request)?;
+        let signed = sign_request(&self.creds()?, &self.region, Service::S3, "GET", &url, &[], None, Some(valid_for))
+            .map_err(Error::Request)?;
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &signed.params {
             query.append_pair(k, v);
@@ -90,7 +94,7 @@ impl S3 {
     }
 
     fn send(&self, method: &str, url: &str, body: &[u8]) -> Result<Vec<u8>, Error> {
-        let signed = sign_request(&self.credentials, &self.region, Service::S3, method, url, &[], Some(body), None)
+        let signed = sign_request(&self.creds()?, &self.region, Service::S3, method, url, &[], Some(body), None)
             .map_err(Error::Request)?;
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in &signed.headers {

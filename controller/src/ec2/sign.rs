@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 pub enum Service {
     Ec2,
     S3,
+    Sts,
 }
 
 /// The headers to add (`Signature::Headers`) or query parameters to append (a presigned URL) for
@@ -43,6 +44,7 @@ pub fn sign_request(
     let mut settings = SigningSettings::default();
     let name = match service {
         Service::Ec2 => "ec2",
+        Service::Sts => "sts",
         Service::S3 => {
             settings.percent_encoding_mode = PercentEncodingMode::Single;
             settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;

@@ -6,7 +6,7 @@
 use super::agent::{Agent, Connect, Http};
 use super::helper::Event;
 use crate::config::Ec2Config;
-use crate::ec2::credentials::{self, Env};
+use crate::ec2::credentials::{self, Env, Provider};
 use crate::ec2::{Api, Ec2, Error, Instance, InstanceState};
 use crate::price::{Bill, Meter, Prices, Use};
 use odseed_proto::agent_client::Trust;
@@ -54,13 +54,20 @@ impl Ec2Pool {
         self.unusable_until.is_none_or(|t| now >= t)
     }
 
-    pub(super) fn set_aside(&mut self, why: &Error) -> Event {
+    /// Not asked for a while after `why`, and the fault to say. Without credentials (a renewal
+    /// that failed) it is tried again at the next round, and that is said once.
+    pub(super) fn set_aside(&mut self, why: &Error) -> Option<Event> {
+        if let Error::Credentials { why, first } = why {
+            return first.then(|| {
+                Event::Fault(format!("EC2: {why}; EC2 is not used until they are renewed (tried each round)"))
+            });
+        }
         self.unusable_until = Some(Instant::now() + UNUSABLE_FOR);
-        Event::Fault(format!(
+        Some(Event::Fault(format!(
             "EC2 {}: {why}; not used for {} min, other regions are",
             self.region(),
             UNUSABLE_FOR.as_secs() / 60
-        ))
+        )))
     }
 
     /// Every instance with the pool's tag, whatever its state.
@@ -104,6 +111,8 @@ pub struct Fleet {
     pub connect: Arc<dyn Connect>,
     /// The download cap (kB/s, 0: none) set on each instance engaged (`odseed stage`).
     pub download_kbps: u32,
+    /// What the pools sign with, when there are pools.
+    pub credentials: Option<Arc<Provider>>,
 }
 
 impl Fleet {
@@ -119,6 +128,7 @@ impl Fleet {
             deadline: None,
             connect: Arc::new(Http),
             download_kbps: 0,
+            credentials: None,
         }
     }
 
@@ -130,7 +140,14 @@ impl Fleet {
             log::warn!("`[ec2]` has no `[[ec2.pool]]`: no EC2 helpers (`odseed ec2 provision` makes one)");
         }
         let env = Env::process();
-        let creds = credentials::load(&env, cfg.profile.as_deref()).map_err(crate::error::Error::Config)?;
+        if cfg.pools.is_empty() {
+            return Ok(Fleet::none());
+        }
+        let creds = Provider::load(env.clone(), cfg.profile.as_deref(), cfg.endpoint_url.as_deref())
+            .map_err(crate::error::Error::Config)?;
+        if let Some((source, expires)) = creds.source() {
+            log::info!("AWS credentials from {source}{}", crate::ec2::credentials::expiry_text(expires));
+        }
         let mut pools = Vec::new();
         for p in &cfg.pools {
             let endpoint = credentials::endpoint(&env, cfg.endpoint_url.as_deref(), &p.region)
@@ -166,6 +183,7 @@ impl Fleet {
             deadline: None,
             connect: Arc::new(Http),
             download_kbps: 0,
+            credentials: Some(creds),
         })
     }
 
@@ -178,7 +196,7 @@ impl Fleet {
                 Ok(list) => p.instances = list,
                 Err(e) => {
                     p.instances.clear();
-                    events.push(p.set_aside(&e));
+                    events.extend(p.set_aside(&e));
                 }
             }
         }

@@ -95,8 +95,8 @@ impl Pool {
             Err(failure) => failure,
         };
         let ep = &mut fleet.pools[p];
-        if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) {
-            events.push(ep.set_aside(&e));
+        if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) || matches!(e, Error::Credentials { .. }) {
+            events.extend(ep.set_aside(&e));
         } else {
             // About these instances (gone since the last look, being stopped...): others will do.
             ep.failed.extend(claimed.iter().cloned());

@@ -50,14 +50,30 @@ fn aws(cfg: Option<&Config>, region: &str) -> Result<Aws, Error> {
     credentials::check_region(region).map_err(|e| Error::Usage(format!("--region {e}")))?;
     let ec2cfg = cfg.and_then(|c| c.ec2.as_ref());
     let env = Env::process();
-    let creds = credentials::load(&env, ec2cfg.and_then(|x| x.profile.as_deref())).map_err(Error::Config)?;
     let configured = ec2cfg.and_then(|x| x.endpoint_url.as_deref());
+    let creds = credentials::Provider::load(env.clone(), ec2cfg.and_then(|x| x.profile.as_deref()), configured)
+        .map_err(Error::Config)?;
     let timeout = Duration::from_secs(ec2cfg.map_or(20, |x| x.request_timeout));
     let ec2_url = credentials::endpoint(&env, configured, region).map_err(Error::Config)?;
     let s3_url = credentials::s3_endpoint(&env, configured, region).map_err(Error::Config)?;
     // The agent binary (tens of MB) goes up in one request: S3 gets more time than EC2's calls.
     let s3 = S3::new(region, &s3_url, creds.clone(), timeout.max(Duration::from_secs(600)));
     Ok(Aws { ec2: Ec2::new(region, &ec2_url, creds, timeout), s3 })
+}
+
+/// `--region`, else the region AWS's tools would use (`AWS_REGION`, `AWS_DEFAULT_REGION`, the
+/// profile's `region`).
+fn region(given: &str, cfg: Option<&Config>) -> Result<String, Error> {
+    if !given.is_empty() {
+        return Ok(given.to_string());
+    }
+    let profile = cfg.and_then(|c| c.ec2.as_ref()).and_then(|x| x.profile.as_deref());
+    match credentials::region(&Env::process(), profile).map_err(Error::Config)? {
+        Some(r) => Ok(r),
+        None => {
+            Err(Error::Usage("no region: give --region, or set AWS_REGION, or `region` in your AWS profile".into()))
+        }
+    }
 }
 
 fn load_config(path: &Path) -> Result<Option<Config>, Error> {
@@ -120,6 +136,7 @@ struct Object {
 pub fn provision(a: &ProvisionArgs, ledger: &Ledger, stop: &Receiver<()>) -> Result<Outcome, Error> {
     let config_path = a.config.clone().unwrap_or_else(crate::config::default_path);
     let cfg = load_config(&config_path)?;
+    let a = &ProvisionArgs { region: region(&a.region, cfg.as_ref())?, ..a.clone() };
     let aws = aws(cfg.as_ref(), &a.region)?;
     let (agent_path, agent) = agent_binary(a.agent.as_deref(), &a.arch)?;
     let secrets = Secrets::load_or_make(&secrets::dir(&config_path, &a.region))?;
@@ -462,6 +479,7 @@ fn toml_string(text: &str) -> String {
 pub fn deprovision(a: &DeprovisionArgs) -> Result<(), Error> {
     let config_path = a.config.clone().unwrap_or_else(crate::config::default_path);
     let cfg = load_config(&config_path)?;
+    let a = &DeprovisionArgs { region: region(&a.region, cfg.as_ref())?, ..a.clone() };
     let aws = aws(cfg.as_ref(), &a.region)?;
     let tag = format!("tag:{PROVISIONED_TAG}");
     let states = ["pending", "running", "stopping", "stopped", "shutting-down"];

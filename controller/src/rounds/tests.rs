@@ -110,6 +110,7 @@ impl World {
             deadline: None,
             connect: Arc::new(self.agents.clone()),
             download_kbps: 0,
+            credentials: None,
         }
     }
 

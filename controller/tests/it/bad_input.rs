@@ -122,14 +122,14 @@ fn bad_ec2_setups_are_refused_in_one_line_without_a_secret() {
     let pool = "[[ec2.pool]]\nregion = \"eu-west-3\"\ntoken_file = \"pool.token\"\n";
     let cases: [(&str, &str, &str); 5] = [
         ("[[ec2.pool]]\ntoken_file = \"pool.token\"\n", "", "missing field `region`"),
-        ("[ec2]\nprofile = \"nope\"\n", "", "no profile \"nope\" (it has: default)"),
+        ("[ec2]\nprofile = \"nope\"\n", "", "no AWS profile \"nope\" in"),
         ("[ec2]\nendpoint_url = \"localhost:5000\"\n", "", "`ec2.endpoint_url` \"localhost:5000\": it needs http://"),
         (
             "",
             "[default]\naws_access_key_id = AKID\nthis line holds sEcReT\n",
-            "line 3: expected `[profile]` or `key = value`",
+            "line 3: expected `[section]` or `key = value`",
         ),
-        ("", "[default]\naws_access_key_id = AKID\n", "profile \"default\" has no aws_secret_access_key"),
+        ("", "[default]\naws_access_key_id = AKID\n", "it has no aws_secret_access_key"),
     ];
     for (ec2, credentials, want) in cases {
         let cfg = w.write_config(&if ec2.contains("[[ec2.pool]]") { ec2.to_string() } else { format!("{ec2}{pool}") });

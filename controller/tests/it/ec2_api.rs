@@ -1,17 +1,13 @@
 //! The EC2 client against a real moto server: pagination, filters, start and stop, AWS's errors.
 
 use crate::world;
-use odseed::ec2::credentials::Credentials;
+use odseed::ec2::credentials::{Credentials, Provider};
 use odseed::ec2::{Ec2, Error};
 use odseed_lab::testing::Moto;
 use std::time::Duration;
 
-pub fn credentials() -> Credentials {
-    Credentials {
-        access_key_id: "AKIDODSEEDTEST".into(),
-        secret_access_key: "not-a-real-secret".into(),
-        session_token: None,
-    }
+pub fn credentials() -> std::sync::Arc<Provider> {
+    Provider::fixed(Credentials::new("AKIDODSEEDTEST", "not-a-real-secret"))
 }
 
 pub fn client(moto: &Moto, region: &str) -> Ec2 {

@@ -4,6 +4,7 @@
 #[macro_use]
 extern crate odseed_lab;
 
+mod aws_credentials;
 mod bad_input;
 mod boards;
 mod compat;
@@ -64,18 +65,24 @@ impl World {
                 .unwrap();
         }
         c.args(args).env("XDG_STATE_HOME", self.state_home()).env("XDG_CONFIG_HOME", self.dir.path().join("config"));
-        c.env("AWS_SHARED_CREDENTIALS_FILE", creds);
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_PROFILE",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_EC2",
-        ] {
+        // Nothing of the machine's AWS set-up: no variable, no file, no instance metadata.
+        for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
             c.env_remove(var);
         }
+        c.env("AWS_SHARED_CREDENTIALS_FILE", creds).env("AWS_CONFIG_FILE", self.aws_config());
+        c.env("AWS_EC2_METADATA_DISABLED", "true");
         c
+    }
+
+    /// The AWS config file odseed reads here (none unless a test writes it).
+    pub fn aws_config(&self) -> PathBuf {
+        self.dir.path().join("aws-config")
+    }
+
+    /// The AWS credentials file odseed reads here; a test that writes it first replaces the
+    /// made-up keys.
+    pub fn aws_credentials(&self) -> PathBuf {
+        self.dir.path().join("aws-credentials")
     }
 
     /// Runs odseed to its end.
