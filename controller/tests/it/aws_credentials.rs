@@ -182,8 +182,9 @@ fn bad_aws_set_ups_are_one_clear_line_and_exit_2() {
     }
 }
 
-/// A stand-in of the SSO portal's GetRoleCredentials: the role's keys for `token`, 401 otherwise.
-fn sso_portal(token: &'static str) -> (String, Arc<AtomicUsize>) {
+/// A stand-in HTTP server on loopback: `answer(request line, headers)` gives status and body. It
+/// counts the requests.
+fn stand_in(answer: impl Fn(&str, &[String]) -> (&'static str, String) + Send + 'static) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let asked = Arc::new(AtomicUsize::new(0));
@@ -198,28 +199,129 @@ fn sso_portal(token: &'static str) -> (String, Arc<AtomicUsize>) {
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
                 }
-                head.push(line);
+                head.push(line.trim_end().to_string());
             }
-            let ok =
-                head.first().is_some_and(|l| {
-                    l.starts_with("GET /federation/credentials?")
-                        && l.contains("account_id=111111111111")
-                        && l.contains("role_name=Odseed")
-                }) && head.iter().any(|h| h.to_ascii_lowercase().trim() == format!("x-amz-sso_bearer_token: {token}"));
-            let expiration = (std::time::SystemTime::now() + Duration::from_secs(3600))
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let (status, body) = if ok {
-                ("200 OK", format!("{{\"roleCredentials\":{{\"accessKeyId\":\"ASIASSO\",\"secretAccessKey\":\"sso-secret\",\"sessionToken\":\"tok\",\"expiration\":{expiration}}}}}"))
-            } else {
-                ("401 Unauthorized", "{\"message\":\"Session token not found or invalid\"}".to_string())
-            };
+            let headers: Vec<String> = head.iter().skip(1).map(|h| h.to_ascii_lowercase()).collect();
+            let (status, body) = answer(head.first().map_or("", String::as_str), &headers);
             let mut conn = conn;
-            let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     (url, asked)
+}
+
+/// In an hour, in milliseconds since the epoch and as RFC 3339.
+fn in_an_hour() -> (u128, String) {
+    let t = std::time::SystemTime::now() + Duration::from_secs(3600);
+    (t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(), credentials::format_time(t))
+}
+
+/// A stand-in of the SSO portal's GetRoleCredentials: the role's keys for `token`, 401 otherwise.
+fn sso_portal(token: &'static str) -> (String, Arc<AtomicUsize>) {
+    stand_in(move |request, headers| {
+        let ok = request.starts_with("GET /federation/credentials?")
+            && request.contains("account_id=111111111111")
+            && request.contains("role_name=Odseed")
+            && headers.iter().any(|h| *h == format!("x-amz-sso_bearer_token: {token}"));
+        if ok {
+            let body = format!(
+                "{{\"roleCredentials\":{{\"accessKeyId\":\"ASIASSO\",\"secretAccessKey\":\"sso-secret\",\"sessionToken\":\"tok\",\"expiration\":{}}}}}",
+                in_an_hour().0
+            );
+            ("200 OK", body)
+        } else {
+            ("401 Unauthorized", "{\"message\":\"Session token not found or invalid\"}".to_string())
+        }
+    })
+}
+
+#[test]
+fn web_identity_a_container_and_an_instance_role_each_give_credentials() {
+    let w = world("awsmachine");
+    let cloud = Cloud::start(&w);
+    // Web identity: STS AssumeRoleWithWebIdentity at moto, unsigned.
+    let token = w.dir.path().join("token.jwt");
+    std::fs::write(&token, "eyJhbGciOiJub25lIn0.e30.").unwrap();
+    let moto = cloud.moto.url();
+    let env = Env::with(
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+            ("AWS_ROLE_ARN", "arn:aws:iam::222222222222:role/ci"),
+            ("AWS_ENDPOINT_URL", &moto),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        w.dir.path(),
+    );
+    let found = credentials::load(&env, None, None).unwrap();
+    assert!(found.source.contains("web identity, role arn:aws:iam::222222222222:role/ci"), "{found:?}");
+    assert!(found.credentials.session_token.is_some() && found.credentials.expires.is_some(), "{found:?}");
+
+    // A container's credentials endpoint, with its authorization token.
+    let (container, _) = stand_in(|request, headers| {
+        let ok = request.starts_with("GET /creds ") && headers.iter().any(|h| h == "authorization: container-token");
+        let body = format!(
+            "{{\"AccessKeyId\":\"ASIACONTAINER\",\"SecretAccessKey\":\"s\",\"Token\":\"t\",\"Expiration\":\"{}\",\"RoleArn\":\"r\"}}",
+            in_an_hour().1
+        );
+        if ok {
+            ("200 OK", body)
+        } else {
+            ("403 Forbidden", "{}".to_string())
+        }
+    });
+    let full = format!("{container}creds");
+    let env = Env::with(
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+        ],
+        w.dir.path(),
+    );
+    let found = credentials::load(&env, None, None).unwrap();
+    assert_eq!(
+        (found.credentials.access_key_id.as_str(), found.source.as_str()),
+        ("ASIACONTAINER", "the container's credentials")
+    );
+    let env =
+        Env::with(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full), ("AWS_CONFIG_FILE", "/nonexistent")], w.dir.path());
+    let e = credentials::load(&env, None, None).unwrap_err();
+    assert!(e.contains("container credentials: HTTP 403"), "{e}");
+
+    // IMDSv2: a session token first, then the role's name, then its credentials.
+    let (imds, asked) = stand_in(|request, headers| {
+        let token = headers.iter().any(|h| h == "x-aws-ec2-metadata-token: imds-token");
+        match request.split(' ').take(2).collect::<Vec<_>>()[..] {
+            ["PUT", "/latest/api/token"] if headers.iter().any(|h| h.starts_with("x-aws-ec2-metadata-token-ttl-seconds:")) => {
+                ("200 OK", "imds-token".into())
+            }
+            ["GET", "/latest/meta-data/iam/security-credentials/"] if token => ("200 OK", "odseed-role\n".into()),
+            ["GET", "/latest/meta-data/iam/security-credentials/odseed-role"] if token => (
+                "200 OK",
+                format!(
+                    "{{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"ASIAIMDS\",\"SecretAccessKey\":\"s\",\"Token\":\"t\",\"Expiration\":\"{}\"}}",
+                    in_an_hour().1
+                ),
+            ),
+            _ => ("401 Unauthorized", String::new()),
+        }
+    });
+    let env =
+        Env::with(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds), ("AWS_CONFIG_FILE", "/nonexistent")], w.dir.path());
+    let found = credentials::load(&env, None, None).unwrap();
+    assert_eq!((found.credentials.access_key_id.as_str(), asked.load(Ordering::SeqCst)), ("ASIAIMDS", 3));
+    assert!(found.source.contains("IMDSv2"), "{found:?}");
+    // Nothing there (a laptop): the chain ends with the usual line.
+    let env = Env::with(
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"), ("AWS_CONFIG_FILE", "/nonexistent")],
+        w.dir.path(),
+    );
+    assert!(credentials::load(&env, None, None).unwrap_err().starts_with("no AWS credentials"));
 }
 
 #[test]
