@@ -404,7 +404,8 @@ fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
         return Err("`ec2.boot_timeout` must be from 1 to 86400 s and `ec2.request_timeout` from 1 to 3600 s".into());
     }
     if let Some(url) = &ec2.endpoint_url {
-        crate::ec2::credentials::check_endpoint(url).map_err(|why| format!("`ec2.endpoint_url` {url:?}: {why}"))?;
+        crate::ec2::credentials::check_endpoint(url)
+            .map_err(|why| format!("`ec2.endpoint_url` {:?}: {why}", crate::ec2::credentials::redacted(url)))?;
     }
     for (i, p) in ec2.pools.iter_mut().enumerate() {
         let at = format!("ec2 pool {}", i + 1);
@@ -442,7 +443,7 @@ fn check_url(url: &str, key: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{key} must be an http:// or https:// URL, got {url:?}"))
+        Err(format!("{key} must be an http:// or https:// URL, got {:?}", crate::ec2::credentials::redacted(url)))
     }
 }
 

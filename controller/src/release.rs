@@ -89,6 +89,25 @@ fn delete(cfg: Option<&Config>, e: &Entry) -> Result<(), AgentFailure> {
     })
 }
 
+/// The credentials every stop of this process signs with: found once (a release of many instances
+/// runs one credential_process, one AssumeRole), then renewed by the provider itself.
+fn provider(
+    env: &Env,
+    ec2: Option<&crate::config::Ec2Config>,
+) -> Result<std::sync::Arc<credentials::Provider>, String> {
+    type Key = (Option<String>, Option<String>);
+    static FOUND: std::sync::Mutex<Vec<(Key, std::sync::Arc<credentials::Provider>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key: Key = (ec2.and_then(|x| x.profile.clone()), ec2.and_then(|x| x.endpoint_url.clone()));
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = found.iter().find(|(k, _)| *k == key) {
+        return Ok(p.clone());
+    }
+    let p = credentials::Provider::load(env.clone(), key.0.as_deref(), key.1.as_deref())?;
+    found.push((key, p.clone()));
+    Ok(p)
+}
+
 /// StopInstances for an entry's instance (TerminateInstances for one provision left half set up),
 /// with the credentials found now and the endpoint it was started through.
 fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
@@ -96,15 +115,10 @@ fn stop(cfg: Option<&Config>, e: &Entry) -> Result<(), Event> {
     let Some(region) = &e.region else { return Err(fault("the ledger does not say its region".into())) };
     let ec2 = cfg.and_then(|c| c.ec2.as_ref());
     let env = Env::process();
-    let creds = credentials::Provider::load(
-        env.clone(),
-        ec2.and_then(|x| x.profile.as_deref()),
-        ec2.and_then(|x| x.endpoint_url.as_deref()),
-    )
-    .map_err(fault)?;
+    let creds = provider(&env, ec2).map_err(fault)?;
     let endpoint = match &e.endpoint {
         Some(url) if credentials::check_endpoint(url).is_err() => {
-            return Err(fault(format!("the ledger's endpoint {url:?} is not a URL")))
+            return Err(fault(format!("the ledger's endpoint {:?} is not a URL", credentials::redacted(url))))
         }
         Some(url) => url.clone(),
         None => credentials::endpoint(&env, ec2.and_then(|x| x.endpoint_url.as_deref()), region).map_err(fault)?,

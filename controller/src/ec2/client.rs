@@ -2,7 +2,7 @@
 //! `aws-sigv4` crate. Throttling, 5xx answers and transport failures are retried with backoff; every
 //! other AWS error comes back typed, with AWS's code and message.
 
-use super::credentials::Provider;
+use super::credentials::{Missing, Provider};
 use super::xml::{self, Instance};
 use std::fmt;
 use std::sync::Arc;
@@ -37,8 +37,8 @@ pub enum Error {
     BadAnswer(String),
     /// The request could not be made (signing failed).
     Request(String),
-    /// No valid credentials to sign with (a renewal failed); `first` since they last worked.
-    Credentials { why: String, first: bool },
+    /// No valid credentials to sign with (a renewal failed).
+    Credentials(Missing),
 }
 
 impl fmt::Display for Error {
@@ -49,7 +49,7 @@ impl fmt::Display for Error {
             Error::Transport(m) => write!(f, "no answer ({m})"),
             Error::BadAnswer(m) => write!(f, "bad answer: {m}"),
             Error::Request(m) => write!(f, "{m}"),
-            Error::Credentials { why, .. } => write!(f, "{why}"),
+            Error::Credentials(m) => write!(f, "{}", m.why),
         }
     }
 }
@@ -81,7 +81,7 @@ impl Error {
                     )
             }
             Error::Transport(_) | Error::BadAnswer(_) => true,
-            Error::Request(_) | Error::Credentials { .. } => false,
+            Error::Request(_) | Error::Credentials(_) => false,
         }
     }
 }
@@ -162,7 +162,7 @@ impl Ec2 {
             let refused = matches!(&error, Error::Aws { status, .. } if *status < 500)
                 || REFUSALS.contains(&error.code().unwrap_or(""));
             // Nothing was sent for a request that could not be signed.
-            let unsent = matches!(error, Error::Request(_) | Error::Credentials { .. });
+            let unsent = matches!(error, Error::Request(_) | Error::Credentials(_));
             StartFailure { error, maybe_started: unsure || (!refused && !unsent) }
         })
     }
@@ -238,7 +238,7 @@ impl Ec2 {
     /// The SigV4 headers (authorization, x-amz-date, x-amz-security-token) for a POST of `body`.
     fn sign(&self, body: &str, content_type: &str) -> Result<Vec<(String, String)>, Error> {
         let headers = [("content-type", content_type)];
-        let creds = self.credentials.get().map_err(|m| Error::Credentials { why: m.why, first: m.first })?;
+        let creds = self.credentials.get().map_err(Error::Credentials)?;
         super::sign::sign_request(
             &creds,
             &self.region,

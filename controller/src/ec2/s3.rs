@@ -26,7 +26,7 @@ impl S3 {
     }
 
     fn creds(&self) -> Result<super::credentials::Credentials, Error> {
-        self.credentials.get().map_err(|m| Error::Credentials { why: m.why, first: m.first })
+        self.credentials.get().map_err(Error::Credentials)
     }
 
     fn url(&self, bucket: &str, key: &str) -> String {

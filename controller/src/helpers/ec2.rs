@@ -57,9 +57,11 @@ impl Ec2Pool {
     /// Not asked for a while after `why`, and the fault to say. Without credentials (a renewal
     /// that failed) it is tried again at the next round, and that is said once.
     pub(super) fn set_aside(&mut self, why: &Error) -> Option<Event> {
-        if let Error::Credentials { why, first } = why {
-            return first.then(|| {
-                Event::Fault(format!("EC2: {why}; EC2 is not used until they are renewed (tried each round)"))
+        if let Error::Credentials(missing) = why {
+            // Not asked again in this round; the next round tries a renewal again.
+            self.unusable_until = Some(Instant::now() + Duration::from_secs(1));
+            return missing.first().then(|| {
+                Event::Fault(format!("EC2: {}; EC2 is not used until they are renewed (tried each round)", missing.why))
             });
         }
         self.unusable_until = Some(Instant::now() + UNUSABLE_FOR);

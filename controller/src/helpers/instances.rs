@@ -95,7 +95,7 @@ impl Pool {
             Err(failure) => failure,
         };
         let ep = &mut fleet.pools[p];
-        if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) || matches!(e, Error::Credentials { .. }) {
+        if e.retryable() || e.code().is_some_and(|c| REFUSALS.contains(&c)) || matches!(e, Error::Credentials(_)) {
             events.extend(ep.set_aside(&e));
         } else {
             // About these instances (gone since the last look, being stopped...): others will do.

@@ -119,29 +119,35 @@ fn a_credential_process_is_run_again_as_its_keys_expire_and_a_failing_one_is_sai
     let cfg = w.write_config(&cloud.config(&cloud.moto.url(), &["eu-west-3"], 1, 30));
     let (torrent, cfg) = (torrent.to_str().unwrap(), cfg.to_str().unwrap());
 
-    let mut run = w.spawn("run", &run_args(torrent, cfg, &["--max-time", "40"]));
+    let mut run = w.spawn("run", &run_args(torrent, cfg, &["--max-time", "60"]));
     wait_engaged(&run, 1);
     assert_eq!(states(&ec2, &ids), ["running"], "{}", run.log_text());
     // Renewed before each expiry while the rounds go on.
     odseed_lab::wait_until(Duration::from_secs(30), "three renewals", || (runs_of(&count) >= 4).then_some(()))
         .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
     // The process breaks: said once, EC2 set aside, the run goes on; it heals: EC2 is used again.
-    let script = std::fs::read_to_string(w.dir.path().join("creds.sh")).unwrap();
-    std::fs::write(w.dir.path().join("creds.sh"), "#!/bin/sh\necho broken >&2\nexit 1\n").unwrap();
-    odseed_lab::wait_until(Duration::from_secs(30), "a fault about the renewal", || {
-        named(&events(&run), "fault")
-            .iter()
-            .any(|f| f["message"].as_str().unwrap_or("").contains("cannot renew"))
-            .then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
+    let path = w.dir.path().join("creds.sh");
+    let script = std::fs::read_to_string(&path).unwrap();
+    // Replaced whole (a rename), never rewritten while odseed may be running it.
+    let replace = |text: &str| {
+        let tmp = w.dir.path().join("creds.sh.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    replace("#!/bin/sh\necho broken >&2\nexit 1\n");
+    let said = |run: &odseed_lab::Proc| -> usize {
+        let ev = events(run);
+        let faults = named(&ev, "fault");
+        faults.iter().filter(|f| f["message"].as_str().unwrap_or("").contains("EC2 is not used until")).count()
+    };
+    odseed_lab::wait_until(Duration::from_secs(40), "a fault about the renewal", || (said(&run) > 0).then_some(()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
     std::thread::sleep(Duration::from_secs(3)); // rounds that find no credentials (one a second)
-    std::fs::write(w.dir.path().join("creds.sh"), script).unwrap();
+    replace(&script);
     let status = run.wait_exit(Duration::from_secs(90)).expect("the run ends");
     assert!(status.success(), "{}", run.log_text());
-    let ev = events(&run);
-    let faults: Vec<String> = named(&ev, "fault").iter().map(|f| f["message"].to_string()).collect();
-    assert_eq!(faults.iter().filter(|f| f.contains("cannot renew")).count(), 1, "said once: {faults:?}");
+    assert_eq!(said(&run), 1, "said once\n{}", run.log_text());
     assert!(!run.log_text().contains("proc-secret"), "no secret in the log");
     assert!(ec2.describe(&[]).unwrap().iter().all(|i| i.state.to_string() != "running"), "{}", run.log_text());
 }

@@ -54,6 +54,25 @@ pub fn container(env: &Env) -> Option<Result<Credentials, String>> {
 
 fn container_at(env: &Env, url: &str) -> Result<Credentials, String> {
     super::check_endpoint(url).map_err(|why| format!("the container credentials URL is not a URL: {why}"))?;
+    // As AWS's tools: plain HTTP (the token in clear) only to this machine or the container agents.
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        let host =
+            host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let allowed = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                ip.is_loopback()
+                    || ["169.254.170.2", "169.254.170.23", "fd00:ec2::23"].contains(&ip.to_string().as_str())
+            }
+            Err(_) => host == "localhost",
+        };
+        if !allowed {
+            return Err(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI over http:// must be this machine or 169.254.170.2/23".into()
+            );
+        }
+    }
     let token = match (env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"), env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN"))
     {
         (Some(file), _) => Some(

@@ -141,10 +141,18 @@ impl Chain<'_> {
         }
         let explicit = profile.map(str::to_string).or_else(|| env.var("AWS_PROFILE"));
         let name = explicit.clone().unwrap_or_else(|| "default".into());
-        if self.files.profile(&name).is_some() {
-            return self.profile(&name, &mut Vec::new());
-        }
-        if explicit.is_some() {
+        // A profile with only settings (a `region`) gives no credentials: the chain goes on, as in
+        // AWS's tools (the machine's role may be what it is for).
+        let mut empty_profile = None;
+        if let Some(p) = self.files.profile(&name) {
+            if gives_credentials(p) {
+                return self.profile(&name, &mut Vec::new());
+            }
+            empty_profile = Some(format!(
+                "profile {name:?} in {} gives no credentials (no aws_access_key_id, credential_process, role_arn or sso_session)",
+                p.file_of("region").map_or_else(|| self.files.where_(), |f| f.display().to_string())
+            ));
+        } else if explicit.is_some() {
             let known = self.files.names();
             return Err(format!(
                 "no AWS profile {name:?} in {} (it has: {})",
@@ -159,6 +167,9 @@ impl Chain<'_> {
         if let Some(c) = metadata::instance(env) {
             let c = c?;
             return Ok(Found { credentials: c, source: "this EC2 instance's role (IMDSv2)".into() });
+        }
+        if let Some(why) = empty_profile {
+            return Err(format!("no AWS credentials: {why}, and no container or instance role"));
         }
         Err(format!(
             "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or write profile \"default\" in {}",
@@ -321,7 +332,10 @@ impl Chain<'_> {
             arn,
             session_name: &session_name,
             external_id: None,
-            duration_secs: duration.and_then(|d| d.parse().ok()),
+            duration_secs: duration
+                .map(|d| d.parse::<u64>().ok().filter(|d| (900..=43200).contains(d)))
+                .map(|d| d.ok_or("duration_seconds is not a number of seconds from 900 to 43200"))
+                .transpose()?,
         };
         sts::assume_role_with_web_identity(&self.sts_endpoint(&region)?, token.trim(), &role, CALL_TIMEOUT)
     }
@@ -355,11 +369,28 @@ impl Chain<'_> {
         if let Some(url) = endpoint_override(self.env, "STS")? {
             return Ok(url);
         }
+        // `[ec2] endpoint_url` is EC2's; a stand-in that serves every service (moto, LocalStack) is
+        // asked for STS too, never another AWS endpoint (a VPC or FIPS one of EC2's).
         match self.configured {
-            Some(url) => normalized(url, "`ec2.endpoint_url`"),
-            None => Ok(format!("https://sts.{region}.amazonaws.com/")),
+            Some(url) if !url.contains(".amazonaws.com") => normalized(url, "`ec2.endpoint_url`"),
+            _ => Ok(format!("https://sts.{region}.amazonaws.com/")),
         }
     }
+}
+
+/// Whether a profile says where credentials come from (else it holds only settings).
+fn gives_credentials(p: &files::Profile) -> bool {
+    [
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "credential_process",
+        "role_arn",
+        "sso_session",
+        "sso_start_url",
+        "web_identity_token_file",
+    ]
+    .iter()
+    .any(|k| p.get(k).is_some())
 }
 
 fn default_session_name() -> String {
@@ -389,7 +420,7 @@ pub fn endpoint_override(env: &Env, service: &str) -> Result<Option<String>, Str
 }
 
 fn normalized(url: &str, from: &str) -> Result<String, String> {
-    check_endpoint(url).map_err(|why| format!("{from} {url:?} is not an endpoint URL: {why}"))?;
+    check_endpoint(url).map_err(|why| format!("{from} {:?} is not an endpoint URL: {why}", redacted(url)))?;
     Ok(if url.ends_with('/') { url.to_string() } else { format!("{url}/") })
 }
 
@@ -411,6 +442,15 @@ fn service_endpoint(env: &Env, service: &str, configured: Option<&str>, region: 
     match configured {
         Some(u) => normalized(u, "`ec2.endpoint_url`"),
         None => Ok(format!("https://{}.{region}.amazonaws.com/", service.to_ascii_lowercase())),
+    }
+}
+
+/// `url` without what may be a user and password (`scheme://user:password@host`).
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        (None, Some(at)) => format!("…@{}", &url[at + 1..]),
+        _ => url.to_string(),
     }
 }
 
@@ -509,6 +549,7 @@ mod tests {
         assert!(e.contains("needs a source_profile or a credential_source"), "{e}");
         let e = key(&env, Some("empty")).unwrap_err();
         assert!(e.contains("gives no credentials") && e.contains(".aws/config"), "{e}");
+        assert!(e.contains("and no container or instance role"), "the chain went on: {e}");
         std::fs::write(home.join(".aws/credentials"), "[default]\naws_secret_access_key sEcReT9\n").unwrap();
         let e = key(&env, None).unwrap_err();
         assert!(e.contains("line 2") && !e.contains("sEcReT"), "{e}");
@@ -562,8 +603,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         };
         assert!(missing.why.contains("credential_process: it failed"), "{missing:?}");
-        assert!(missing.first, "the first time none are handed out is said");
-        assert!(!p.get().unwrap_err().first, "and only the first");
+        assert!(missing.first(), "the first time none are handed out is said");
+        assert!(!p.get().unwrap_err().first(), "and only the first");
         std::fs::remove_dir_all(home).unwrap();
     }
 
@@ -585,6 +626,7 @@ mod tests {
         for bad in ["127.0.0.1:5000", "http://", "http://h:99999", "http://h:x", "http://a b", "http://u:p@h"] {
             let e = endpoint(&Env::with(&[], &home), Some(bad), "x").unwrap_err();
             assert!(e.contains("is not an endpoint URL"), "{bad}: {e}");
+            assert!(!e.contains("u:p@"), "no user or password in the message: {e}");
         }
         assert!(check_region("eu-west-3").is_ok());
         for bad in ["", "EU", "eu west", "-x"] {

@@ -47,14 +47,7 @@ pub fn run(command: &str, timeout: Duration) -> Result<Credentials, String> {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
-                // Its whole group: what it started too.
-                if let Ok(pid) = i32::try_from(child.id()) {
-                    // SAFETY: kill(2) of a process group; no memory effects on this process.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                    }
-                }
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!("it did not finish within {}s", timeout.as_secs()));
@@ -63,8 +56,11 @@ pub fn run(command: &str, timeout: Duration) -> Result<Credentials, String> {
             Err(e) => return Err(format!("cannot wait for it: {e}")),
         }
     };
-    // It exited: its stdout is closed unless a child of its own holds it; that is bounded too.
-    let out = wait_reader(reader, deadline).ok_or("its output did not end (a process it started holds it open)")?;
+    // It exited: its stdout is closed unless a child of its own holds it; that is bounded too, and
+    // what it left behind goes with its group.
+    let out = wait_reader(reader, deadline);
+    kill_group(child.id());
+    let out = out.ok_or("its output did not end (a process it started holds it open)")?;
     let out = out.map_err(|e| format!("cannot read its output: {e}"))?;
     // Too much output first: what is not read ends it with SIGPIPE.
     if out.len() as u64 > MAX_OUTPUT {
@@ -93,6 +89,17 @@ pub fn run(command: &str, timeout: Duration) -> Result<Credentials, String> {
         session_token: o.session_token.filter(|t| !t.is_empty()),
         expires,
     })
+}
+
+/// SIGKILL to the process group `pid` leads (the command and whatever it started).
+fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) of a process group; no memory effects on this process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
 }
 
 fn wait_reader<T>(reader: std::thread::JoinHandle<T>, deadline: Instant) -> Option<T> {
