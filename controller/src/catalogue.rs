@@ -6,14 +6,14 @@
 //! leechers getting from it) come with each listing, and between rounds for a crowd.
 
 use crate::config::Config;
+use crate::publisher::{Entry, Publisher};
 use crate::target::{self, Target};
 use odseed_proto::metainfo;
-use odseed_proto::transmission::{Client, Status, TorrentInfo};
 use odseed_proto::InfoHash;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Entries of `dir` looked at, at most (the rest are left out, with a warning).
 const MAX_DIR_ENTRIES: usize = 200_000;
@@ -35,7 +35,7 @@ pub struct Item {
 /// peers), when it is configured and answered.
 pub struct Listing {
     pub items: Vec<Item>,
-    pub local: HashMap<InfoHash, TorrentInfo>,
+    pub local: HashMap<InfoHash, Entry>,
 }
 
 enum Source {
@@ -47,17 +47,9 @@ enum Source {
     One(Box<Target>),
 }
 
-/// The publisher's Transmission, if `[transmission]` names it.
-pub fn publisher(cfg: &Config) -> Option<Arc<Client>> {
-    cfg.transmission.as_ref().map(|t| {
-        let creds = t.username.as_deref().map(|u| (u, t.password.as_deref().unwrap_or("")));
-        Arc::new(Client::new(&t.url, creds, Duration::from_secs(20)))
-    })
-}
-
 pub struct Catalogue {
     source: Source,
-    client: Option<Arc<Client>>,
+    client: Option<Arc<dyn Publisher>>,
     max: usize,
     /// `dir`'s files as last parsed, by path: (modified, length, what it gave).
     parsed: HashMap<PathBuf, (SystemTime, u64, Result<Item, String>)>,
@@ -67,29 +59,10 @@ pub struct Catalogue {
     local_failing: bool,
 }
 
-/// What is asked of the publisher's client between rounds.
-const LOCAL_FIELDS: [&str; 3] = ["hashString", "peersGettingFromUs", "peers"];
-
-/// What is asked of Transmission about each torrent.
-const FIELDS: [&str; 12] = [
-    "hashString",
-    "name",
-    "totalSize",
-    "trackers",
-    "labels",
-    "torrentFile",
-    "status",
-    "percentDone",
-    "peersConnected",
-    "peersGettingFromUs",
-    "peers",
-    "trackerStats",
-];
-
 impl Catalogue {
     /// The catalogue `cfg` describes; an error (for the user) if it describes none.
     pub fn from_config(cfg: &Config) -> Result<Catalogue, String> {
-        let client = publisher(cfg);
+        let client = crate::publisher::from_config(cfg);
         let source = match (&cfg.watch.dir, &client) {
             (Some(dir), _) => Source::Dir(dir.clone()),
             (None, Some(_)) => Source::Transmission { label: cfg.watch.label.clone() },
@@ -103,11 +76,11 @@ impl Catalogue {
     }
 
     /// `odseed run`'s catalogue: its one torrent, with the publisher's client if there is one.
-    pub fn one(target: Target, client: Option<Arc<Client>>) -> Catalogue {
+    pub fn one(target: Target, client: Option<Arc<dyn Publisher>>) -> Catalogue {
         Catalogue::of(Source::One(Box::new(target)), client, 1)
     }
 
-    fn of(source: Source, client: Option<Arc<Client>>, max: usize) -> Catalogue {
+    fn of(source: Source, client: Option<Arc<dyn Publisher>>, max: usize) -> Catalogue {
         Catalogue { source, client, max, parsed: HashMap::new(), warned_max: false, local_failing: false }
     }
 
@@ -125,13 +98,13 @@ impl Catalogue {
     pub fn list(&mut self) -> Result<Listing, String> {
         let entries = match (&self.client, &self.source) {
             (Some(c), Source::Transmission { .. }) => {
-                Some(c.torrent_get(None, &FIELDS).map_err(|e| format!("cannot list the torrents: {e}"))?)
+                Some(c.entries(None).map_err(|e| format!("cannot list the torrents: {e}"))?)
             }
-            // Otherwise, Transmission only adds its peers: without it the trackers count.
-            (Some(c), _) => match c.torrent_get(self.hashes().as_deref(), &FIELDS) {
+            // Otherwise, the client only adds its peers: without it the trackers count.
+            (Some(c), _) => match c.entries(self.hashes().as_deref()) {
                 Ok(list) => {
                     if std::mem::replace(&mut self.local_failing, false) {
-                        log::info!("Transmission at {} answers again", c.url());
+                        log::info!("{} answers again", c.name());
                     }
                     Some(list)
                 }
@@ -166,7 +139,7 @@ impl Catalogue {
             }
             items.truncate(self.max);
         }
-        let local = entries.unwrap_or_default().into_iter().filter_map(|t| Some((t.hash()?, t))).collect();
+        let local = entries.unwrap_or_default().into_iter().map(|e| (e.hash, e)).collect();
         Ok(Listing { items, local })
     }
 
@@ -179,9 +152,7 @@ impl Catalogue {
     /// no answer): cheap, asked between rounds for a crowd.
     pub fn local_leechers(&self) -> HashMap<InfoHash, u32> {
         let Some(c) = &self.client else { return HashMap::new() };
-        let entries = c.torrent_get(self.hashes().as_deref(), &LOCAL_FIELDS).unwrap_or_default();
-        let count = |t: &TorrentInfo| Some((t.hash()?, t.local_leechers()?.min(u64::from(u32::MAX)) as u32));
-        entries.iter().filter_map(count).collect()
+        c.leechers(self.hashes().as_deref()).unwrap_or_default()
     }
 
     /// The hashes to ask Transmission about (`None`: all).
@@ -250,20 +221,20 @@ fn parse_file(path: &Path, len: u64) -> Result<Item, String> {
     })
 }
 
-/// The torrents Transmission seeds (complete, seeding or queued to), with `label` if given.
-fn seeding(entries: &[TorrentInfo], label: Option<&str>) -> Vec<Item> {
+/// The torrents the publisher's client seeds (complete, seeding or queued to), with `label` if
+/// given.
+fn seeding(entries: &[Entry], label: Option<&str>) -> Vec<Item> {
     entries
         .iter()
-        .filter(|t| matches!(t.status(), Some(Status::Seeding | Status::QueuedToSeed)))
-        .filter(|t| t.percent_done().is_some_and(|p| p >= 1.0))
-        .filter(|t| label.is_none_or(|l| t.labels().any(|x| x == l)))
-        .filter_map(|t| {
+        .filter(|e| e.seeding)
+        .filter(|e| label.is_none_or(|l| e.groups.iter().any(|g| g == l)))
+        .filter_map(|e| {
             Some(Item {
-                hash: t.hash()?,
-                name: t.name().unwrap_or_default().to_string(),
-                size: t.total_size().unwrap_or(0),
-                trackers: t.announce_urls().map(str::to_string).collect(),
-                file: t.torrent_file()?.into(),
+                hash: e.hash,
+                name: e.name.clone(),
+                size: e.size,
+                trackers: e.trackers.clone(),
+                file: e.file.clone()?,
             })
         })
         .collect()
@@ -272,26 +243,34 @@ fn seeding(entries: &[TorrentInfo], label: Option<&str>) -> Vec<Item> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn transmission_torrents_that_seed_with_the_label() {
-        let t = |hash: char, status: i64, done: f64, labels: &[&str]| {
-            TorrentInfo::from_json(json!({
-                "hashString": hash.to_string().repeat(40), "name": format!("t{hash}"), "totalSize": 7,
-                "trackers": [{"announce": "http://t/announce", "id": 0, "tier": 0}], "labels": labels,
-                "torrentFile": format!("/x/{hash}.torrent"), "status": status, "percentDone": done,
-            }))
+    fn the_torrents_the_client_seeds_with_the_label() {
+        let e = |hash: u8, seeding: bool, labels: &[&str], file: bool| Entry {
+            hash: InfoHash::from_bytes([hash; 20]),
+            name: format!("t{hash}"),
+            size: 7,
+            seeding,
+            groups: labels.iter().map(|l| l.to_string()).collect(),
+            trackers: vec!["http://t/announce".into()],
+            file: file.then(|| PathBuf::from(format!("/x/{hash}.torrent"))),
+            peers_connected: None,
+            leechers: None,
+            tracker_counts: None,
         };
-        let entries =
-            [t('a', 6, 1.0, &["odseed"]), t('b', 5, 1.0, &[]), t('c', 4, 0.5, &["odseed"]), t('d', 0, 1.0, &[])];
+        let entries = [
+            e(1, true, &["odseed"], true),
+            e(2, true, &[], true),
+            e(3, false, &["odseed"], true),
+            e(4, true, &[], false),
+        ];
         let names = |items: Vec<Item>| items.into_iter().map(|i| i.name).collect::<Vec<_>>();
-        assert_eq!(names(seeding(&entries, None)), ["ta", "tb"]);
-        assert_eq!(names(seeding(&entries, Some("odseed"))), ["ta"]);
+        assert_eq!(names(seeding(&entries, None)), ["t1", "t2"], "seeding, and with a .torrent file");
+        assert_eq!(names(seeding(&entries, Some("odseed"))), ["t1"]);
         let a = &seeding(&entries, None)[0];
         assert_eq!(
             (a.size, a.trackers.as_slice(), a.file.as_path()),
-            (7, &["http://t/announce".to_string()][..], Path::new("/x/a.torrent"))
+            (7, &["http://t/announce".to_string()][..], Path::new("/x/1.torrent"))
         );
     }
 }

@@ -24,6 +24,7 @@ pub mod pace;
 pub mod policy;
 pub mod price;
 pub mod provision;
+pub mod publisher;
 pub mod release;
 pub mod rounds;
 pub mod run;

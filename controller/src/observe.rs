@@ -7,8 +7,8 @@
 //! "All trackers down" is an observation (`Err`), not a crash: the run keeps its helpers and retries.
 
 use crate::policy::Counts;
+use crate::publisher::Entry;
 use crate::tracker::{Scrape, Scraper, TrackerError};
-use odseed_proto::transmission::TorrentInfo;
 use odseed_proto::InfoHash;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -27,9 +27,9 @@ pub struct Subject<'a> {
     pub hash: InfoHash,
     pub size: u64,
     pub trackers: &'a [String],
-    /// The publisher's `torrent-get` entry for it (`peersConnected`, `peersGettingFromUs`,
-    /// `trackerStats`): `None` when its client is not observed, `Err` when it should be and is not.
-    pub local: Option<Result<&'a TorrentInfo, String>>,
+    /// The publisher's client's entry for it (peers connected, leechers, its trackers' counts):
+    /// `None` when its client is not observed, `Err` when it should be and is not.
+    pub local: Option<Result<&'a Entry, String>>,
 }
 
 /// What counts each round's torrents: the [`Survey`], or a script in unit tests.
@@ -177,13 +177,13 @@ fn counts_of(s: &Subject, answers: &HashMap<String, Answer>) -> Result<Counts, S
         Some(Ok(entry)) => entry,
     };
     let num = |n: Option<u64>| n.map(|n| n.min(u64::from(u32::MAX)) as u32);
-    let (seeders, leechers) = match best.map(|b| (b.seeders, b.leechers)).or_else(|| entry.tracker_counts()) {
+    let (seeders, leechers) = match best.map(|b| (b.seeders, b.leechers)).or(entry.tracker_counts) {
         Some(c) => c,
         None => return Err(all_down(s.trackers, failed)),
     };
     // A leecher connected to us is a leecher even if the tracker has not counted it yet.
-    let leechers = leechers.max(num(entry.local_leechers()).unwrap_or(0));
-    Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected()), size })
+    let leechers = leechers.max(num(entry.leechers).unwrap_or(0));
+    Ok(Counts { seeders, leechers, peers_connected: num(entry.peers_connected), size })
 }
 
 fn all_down(trackers: &[String], failed: usize) -> String {

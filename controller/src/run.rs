@@ -3,7 +3,7 @@
 //! catalogue of one, its torrent resolved first ([`crate::target`]).
 
 use crate::budget::Budget;
-use crate::catalogue::{self, Catalogue};
+use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::End;
@@ -23,7 +23,7 @@ pub fn run(
     budget: Option<&Budget>,
     stop: &mpsc::Receiver<()>,
 ) -> Result<End, Error> {
-    let client = catalogue::publisher(cfg);
+    let client = crate::publisher::from_config(cfg);
     let target = crate::target::resolve(&s.torrent, client.as_deref())?;
     let meta = &target.meta;
     log::info!(

@@ -9,7 +9,7 @@
 //! (their disks keep the content). Every way out releases everything and resets the caps.
 
 use crate::budget::{Budget, Meter};
-use crate::catalogue::{self, Item};
+use crate::catalogue::Item;
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{End, Guard, Helped, Signal};
@@ -64,7 +64,7 @@ pub fn stage(
 ) -> Result<End, Error> {
     let printer = Printer { json: a.json };
     crate::release::leftovers(ledger, cfg, &printer);
-    let client = catalogue::publisher(cfg);
+    let client = crate::publisher::from_config(cfg);
     let target = crate::target::resolve(&a.torrent, client.as_deref())?;
     let (hash, name) = (target.meta.info_hash, target.meta.name.clone());
     let item = Item {

@@ -2,8 +2,8 @@
 //! the publisher's Transmission (by its `torrentFile`; only the two fields needed are fetched).
 
 use crate::error::Error;
+use crate::publisher::{Entry, Publisher};
 use odseed_proto::metainfo::{self, Metainfo};
-use odseed_proto::transmission::{Client, TorrentInfo};
 use odseed_proto::InfoHash;
 use std::path::Path;
 
@@ -14,43 +14,41 @@ pub struct Target {
     pub bytes: Vec<u8>,
 }
 
-/// Resolves TORRENT. `rpc` is the publisher's Transmission, if configured.
-pub fn resolve(arg: &str, rpc: Option<&Client>) -> Result<Target, Error> {
+/// Resolves TORRENT. `rpc` is the publisher's client, if configured.
+pub fn resolve(arg: &str, rpc: Option<&dyn Publisher>) -> Result<Target, Error> {
     find(arg, rpc).map_err(Error::Torrent)
 }
 
-fn find(arg: &str, rpc: Option<&Client>) -> Result<Target, String> {
+fn find(arg: &str, rpc: Option<&dyn Publisher>) -> Result<Target, String> {
     let path = Path::new(arg);
     if path.is_file() {
         return from_file(path);
     }
-    let lookup = |what: &str| -> Result<&Client, String> {
+    let lookup = |what: &str| -> Result<&dyn Publisher, String> {
         rpc.ok_or_else(|| format!("{arg:?} is not a .torrent file; finding {what} needs [transmission] in the config"))
     };
-    let fields = ["hashString", "name", "torrentFile"];
-    let entries: Vec<TorrentInfo> = if let Ok(hash) = InfoHash::from_hex_any_case(arg) {
+    let entries: Vec<Entry> = if let Ok(hash) = InfoHash::from_hex_any_case(arg) {
         let c = lookup("a torrent by info hash")?;
-        let found = c.torrent_get(Some(&[hash]), &fields).map_err(|e| e.to_string())?;
+        let found = c.entries(Some(&[hash]))?;
         if found.is_empty() {
-            return Err(format!("no torrent with info hash {hash} in Transmission at {}", c.url()));
+            return Err(format!("no torrent with info hash {hash} in {}", c.name()));
         }
         found
     } else {
         let c = lookup("a torrent by name")?;
-        let all = c.torrent_get(None, &fields).map_err(|e| e.to_string())?;
-        let named: Vec<TorrentInfo> = all.into_iter().filter(|t| t.name() == Some(arg)).collect();
+        let named: Vec<Entry> = c.entries(None)?.into_iter().filter(|t| t.name == arg).collect();
         match named.len() {
-            0 => return Err(format!("no torrent named {arg:?} in Transmission at {} (and no such file)", c.url())),
+            0 => return Err(format!("no torrent named {arg:?} in {} (and no such file)", c.name())),
             1 => named,
             n => return Err(format!("{n} torrents are named {arg:?}; pass the info hash or the .torrent file")),
         }
     };
     let entry = &entries[0];
-    let file = entry.torrent_file().unwrap_or_default();
-    let t = from_file(Path::new(file))
-        .map_err(|e| format!("{e} (Transmission's copy of the torrent; pass the .torrent file instead)"))?;
-    if Some(t.meta.info_hash) != entry.hash() {
-        return Err(format!("{file} is not the torrent Transmission reports for {arg:?}"));
+    let file = entry.file.clone().unwrap_or_default();
+    let t = from_file(&file)
+        .map_err(|e| format!("{e} (the client's copy of the torrent; pass the .torrent file instead)"))?;
+    if t.meta.info_hash != entry.hash {
+        return Err(format!("{} is not the torrent the client reports for {arg:?}", file.display()));
     }
     Ok(t)
 }
