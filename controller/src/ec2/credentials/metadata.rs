@@ -5,7 +5,7 @@
 //! skips it, `AWS_EC2_METADATA_SERVICE_ENDPOINT` moves it). Short timeouts: on a laptop nothing
 //! answers there, and the chain goes on.
 
-use super::{parse_time, Credentials, Env};
+use super::{Credentials, Env};
 use crate::ec2::client::{http_agent, read_answer};
 use serde::Deserialize;
 use std::time::Duration;
@@ -27,19 +27,8 @@ struct Answer {
 
 fn read(bytes: &[u8], what: &str) -> Result<Credentials, String> {
     let a: Answer = serde_json::from_slice(bytes).map_err(|_| format!("{what}'s answer has no credentials in it"))?;
-    if a.access_key_id.is_empty() || a.secret_access_key.is_empty() {
-        return Err(format!("{what}'s answer has empty credentials"));
-    }
-    let expires = match a.expiration.as_deref() {
-        Some(t) => Some(parse_time(t).map_err(|e| format!("{what}'s Expiration: {e}"))?),
-        None => None,
-    };
-    Ok(Credentials {
-        access_key_id: a.access_key_id,
-        secret_access_key: a.secret_access_key,
-        session_token: a.session_token.filter(|t| !t.is_empty()),
-        expires,
-    })
+    let what = format!("{what}'s answer");
+    Credentials::from_parts(a.access_key_id, a.secret_access_key, a.session_token, a.expiration.as_deref(), &what)
 }
 
 /// A container's credentials, if the environment says where they are.

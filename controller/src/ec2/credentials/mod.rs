@@ -40,6 +40,32 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// Credentials as AWS's services and tools write them: neither key empty, an empty token as
+    /// none, the expiry in RFC 3339. `what` names the answer in an error ("its output").
+    pub fn from_parts(
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+        expiration: Option<&str>,
+        what: &str,
+    ) -> Result<Credentials, String> {
+        if access_key_id.is_empty() || secret_access_key.is_empty() {
+            return Err(format!("{what} has empty credentials"));
+        }
+        let expires = match expiration {
+            Some(t) => Some(parse_time(t).map_err(|e| format!("{what}'s Expiration: {e}"))?),
+            None => None,
+        };
+        Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: session_token.filter(|t| !t.is_empty()),
+            expires,
+        })
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")

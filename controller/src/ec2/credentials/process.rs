@@ -4,7 +4,7 @@
 //! that exits with an error, hangs or prints anything else is one line saying so, never what it
 //! printed on stdout (that may hold a secret). Its stderr goes where odseed's goes.
 
-use super::{parse_time, Credentials};
+use super::Credentials;
 use serde::Deserialize;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -76,19 +76,13 @@ pub fn run(command: &str, timeout: Duration) -> Result<Credentials, String> {
     if o.version != 1 {
         return Err(format!("its output has Version {}; only 1 is known", o.version));
     }
-    if o.access_key_id.is_empty() || o.secret_access_key.is_empty() {
-        return Err("its output has an empty AccessKeyId or SecretAccessKey".into());
-    }
-    let expires = match o.expiration.as_deref() {
-        Some(t) => Some(parse_time(t).map_err(|e| format!("its output's Expiration: {e}"))?),
-        None => None,
-    };
-    Ok(Credentials {
-        access_key_id: o.access_key_id,
-        secret_access_key: o.secret_access_key,
-        session_token: o.session_token.filter(|t| !t.is_empty()),
-        expires,
-    })
+    Credentials::from_parts(
+        o.access_key_id,
+        o.secret_access_key,
+        o.session_token,
+        o.expiration.as_deref(),
+        "its output",
+    )
 }
 
 /// SIGKILL to the process group `pid` leads (the command and whatever it started).

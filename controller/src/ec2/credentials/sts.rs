@@ -3,7 +3,7 @@
 //! Answers are bounded and read for their `<Credentials>`; an STS error comes back with its code
 //! and message.
 
-use super::{parse_time, Credentials};
+use super::Credentials;
 use crate::ec2::client::{http_agent, read_answer};
 use serde::Deserialize;
 use std::time::Duration;
@@ -141,19 +141,13 @@ struct ErrorBody {
 fn credentials(xml: &str) -> Result<Credentials, String> {
     let a: Answer = quick_xml::de::from_str(xml).map_err(|_| "an answer without credentials in it".to_string())?;
     let raw = a.assume_role_result.credentials;
-    if raw.access_key_id.is_empty() || raw.secret_access_key.is_empty() {
-        return Err("an answer with empty credentials".into());
-    }
-    let expires = match raw.expiration.as_deref() {
-        Some(t) => Some(parse_time(t).map_err(|e| format!("its Expiration: {e}"))?),
-        None => None,
-    };
-    Ok(Credentials {
-        access_key_id: raw.access_key_id,
-        secret_access_key: raw.secret_access_key,
-        session_token: raw.session_token.filter(|t| !t.is_empty()),
-        expires,
-    })
+    Credentials::from_parts(
+        raw.access_key_id,
+        raw.secret_access_key,
+        raw.session_token,
+        raw.expiration.as_deref(),
+        "its answer",
+    )
 }
 
 /// An STS `<ErrorResponse>`'s code and message.
