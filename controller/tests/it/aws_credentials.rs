@@ -143,7 +143,13 @@ fn a_credential_process_is_run_again_as_its_keys_expire_and_a_failing_one_is_sai
     };
     odseed_lab::wait_until(Duration::from_secs(40), "a fault about the renewal", || (said(&run) > 0).then_some(()))
         .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
-    std::thread::sleep(Duration::from_secs(3)); // rounds that find no credentials (one a second)
+    // Rounds that find no credentials go by before it heals.
+    let polls = || named(&events(&run), "poll").len();
+    let before = polls();
+    odseed_lab::wait_until(Duration::from_secs(30), "three rounds without credentials", || {
+        (polls() >= before + 3).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", run.log_text()));
     replace(&script);
     let status = run.wait_exit(Duration::from_secs(90)).expect("the run ends");
     assert!(status.success(), "{}", run.log_text());
