@@ -30,6 +30,9 @@ pub struct AgentOptions {
     /// `max_content_bytes` and `min_free_bytes`, when not the agent's defaults.
     pub max_content_bytes: Option<u64>,
     pub min_free_bytes: Option<u64>,
+    /// `daemon.utp_off_secs`, when not the agent's default (tests where Transmission 3's uTP window
+    /// is not the subject set 0 and need not wait it out).
+    pub utp_off_secs: Option<u64>,
 }
 
 impl Default for AgentOptions {
@@ -47,6 +50,7 @@ impl Default for AgentOptions {
             port: None,
             max_content_bytes: None,
             min_free_bytes: None,
+            utp_off_secs: None,
         }
     }
 }
@@ -74,7 +78,7 @@ impl Agent {
         let config = root.join("agent.toml");
         let text = format!(
             "listen = \"{}:{port}\"\ntoken_file = \"{}\"\ndata_dir = \"{}\"\nstate_dir = \"{}\"\nmax_torrent_bytes = {}\n{}\
-             [daemon]\nprogram = \"{}\"\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n",
+             [daemon]\nprogram = \"{}\"\nbind_address = \"{}\"\npeer_port = 51413\nidle_stop_secs = {}\nupload_kbps = {}\nstop_grace_secs = {}\n{}",
             o.listen,
             root.join("token").display(),
             data_dir.display(),
@@ -92,6 +96,7 @@ impl Agent {
             o.idle_stop_secs,
             o.upload_kbps,
             o.stop_grace_secs,
+            o.utp_off_secs.map(|s| format!("utp_off_secs = {s}\n")).unwrap_or_default(),
         ) + &if o.tls {
             let tls = root.join("tls");
             format!(
