@@ -1,8 +1,8 @@
 //! The torrents a loop keeps healthy: for `odseed watch` (`[watch]`), every torrent the
-//! publisher's Transmission seeds, or those with `label`, or the `.torrent` files of `dir`; for
+//! publisher's client seeds, or those with `label`, or the `.torrent` files of `dir`; for
 //! `odseed run`, its one torrent. Listed every round; only what a round needs is kept (hash, name,
 //! size, trackers, where the .torrent is). A torrent's metainfo is read when it is to be helped
-//! ([`Catalogue::target`]). The publisher's Transmission is asked here only: its entries (peers,
+//! ([`Catalogue::target`]). The publisher's client is asked here only: its entries (peers,
 //! leechers getting from it) come with each listing, and between rounds for a crowd.
 
 use crate::config::Config;
@@ -17,8 +17,7 @@ use std::time::SystemTime;
 
 /// Entries of `dir` looked at, at most (the rest are left out, with a warning).
 const MAX_DIR_ENTRIES: usize = 200_000;
-/// A `.torrent` in `dir` larger than this is not read (the agents take 10 MiB by default).
-const MAX_TORRENT_BYTES: u64 = 16 << 20;
+use crate::publisher::MAX_TORRENT_BYTES;
 
 /// One watched torrent.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +26,12 @@ pub struct Item {
     pub name: String,
     pub size: u64,
     pub trackers: Vec<String>,
-    /// Its .torrent file (Transmission's copy, or the one in `dir`).
-    pub file: PathBuf,
+    /// Its .torrent file: the one in `dir`, or the client's copy if it says where (None: the
+    /// client gives it, [`Publisher::torrent`]).
+    pub file: Option<PathBuf>,
 }
 
-/// A round's listing: the torrents, and the publisher's Transmission entries by hash (for its
+/// A round's listing: the torrents, and the publisher's client's entries by hash (for its
 /// peers), when it is configured and answered.
 pub struct Listing {
     pub items: Vec<Item>,
@@ -39,7 +39,8 @@ pub struct Listing {
 }
 
 enum Source {
-    Transmission {
+    /// What the publisher's client seeds, with `label` (its label, category or tag) if given.
+    Client {
         label: Option<String>,
     },
     Dir(PathBuf),
@@ -55,7 +56,7 @@ pub struct Catalogue {
     parsed: HashMap<PathBuf, (SystemTime, u64, Result<Item, String>)>,
     /// Whether "more than max" was said already.
     warned_max: bool,
-    /// Transmission did not answer last round (with `dir`).
+    /// The client did not answer last round (with `dir`).
     local_failing: bool,
 }
 
@@ -65,9 +66,9 @@ impl Catalogue {
         let client = crate::publisher::from_config(cfg);
         let source = match (&cfg.watch.dir, &client) {
             (Some(dir), _) => Source::Dir(dir.clone()),
-            (None, Some(_)) => Source::Transmission { label: cfg.watch.label.clone() },
+            (None, Some(_)) => Source::Client { label: cfg.watch.label.clone() },
             (None, None) => {
-                return Err("`odseed watch` needs a catalogue: [transmission] (its seeding torrents), or \
+                return Err("`odseed watch` needs a catalogue: [client] (the torrents it seeds), or \
                             [watch] dir = \"a directory of .torrent files\""
                     .into())
             }
@@ -84,11 +85,12 @@ impl Catalogue {
         Catalogue { source, client, max, parsed: HashMap::new(), warned_max: false, local_failing: false }
     }
 
-    /// "the torrents Transmission seeds (label x)", "the .torrent files of DIR".
+    /// "the torrents qBittorrent at URL seeds (with label x)", "the .torrent files of DIR".
     pub fn describe(&self) -> String {
+        let client = || self.client.as_ref().map(|c| c.name()).unwrap_or_default();
         match &self.source {
-            Source::Transmission { label: None } => "the torrents Transmission seeds".into(),
-            Source::Transmission { label: Some(l) } => format!("the torrents Transmission seeds with label {l:?}"),
+            Source::Client { label: None } => format!("the torrents {} seeds", client()),
+            Source::Client { label: Some(l) } => format!("the torrents {} seeds with label {l:?}", client()),
             Source::Dir(d) => format!("the .torrent files of {}", d.display()),
             Source::One(t) => format!("{} ({})", t.meta.name, t.meta.info_hash),
         }
@@ -97,7 +99,7 @@ impl Catalogue {
     /// This round's torrents (at most `max_torrents`, the lowest info hashes first).
     pub fn list(&mut self) -> Result<Listing, String> {
         let entries = match (&self.client, &self.source) {
-            (Some(c), Source::Transmission { .. }) => {
+            (Some(c), Source::Client { .. }) => {
                 Some(c.entries(None).map_err(|e| format!("cannot list the torrents: {e}"))?)
             }
             // Otherwise, the client only adds its peers: without it the trackers count.
@@ -118,7 +120,7 @@ impl Catalogue {
             (None, _) => None,
         };
         let mut items = match &self.source {
-            Source::Transmission { label } => seeding(entries.as_deref().unwrap_or_default(), label.as_deref()),
+            Source::Client { label } => seeding(entries.as_deref().unwrap_or_default(), label.as_deref()),
             Source::Dir(dir) => {
                 let dir = dir.clone();
                 self.read_dir(&dir)?
@@ -128,7 +130,7 @@ impl Catalogue {
                 name: t.meta.name.clone(),
                 size: t.meta.total_size,
                 trackers: t.meta.trackers.clone(),
-                file: PathBuf::new(),
+                file: None,
             }],
         };
         items.sort_by_key(|i| i.hash);
@@ -143,19 +145,19 @@ impl Catalogue {
         Ok(Listing { items, local })
     }
 
-    /// Whether the publisher's Transmission is asked.
+    /// Whether the publisher's client is asked.
     pub fn observes_local(&self) -> bool {
         self.client.is_some()
     }
 
-    /// The leechers the publisher's Transmission sees now, per torrent (empty: none configured, or
+    /// The leechers the publisher's client sees now, per torrent (empty: none configured, or
     /// no answer): cheap, asked between rounds for a crowd.
     pub fn local_leechers(&self) -> HashMap<InfoHash, u32> {
         let Some(c) = &self.client else { return HashMap::new() };
         c.leechers(self.hashes().as_deref()).unwrap_or_default()
     }
 
-    /// The hashes to ask Transmission about (`None`: all).
+    /// The hashes to ask the client about (`None`: all).
     fn hashes(&self) -> Option<Vec<InfoHash>> {
         match &self.source {
             Source::One(t) => Some(vec![t.meta.info_hash]),
@@ -163,14 +165,18 @@ impl Catalogue {
         }
     }
 
-    /// A torrent's metainfo, read from its file and checked against the listing's hash.
+    /// A torrent's metainfo, read from its file (or asked of the client) and checked against the
+    /// listing's hash.
     pub fn target(&self, item: &Item) -> Result<Target, String> {
-        let t = match &self.source {
-            Source::One(t) => return Ok(t.as_ref().clone()),
-            _ => target::from_file(&item.file)?,
+        let t = match (&self.source, &self.client) {
+            (Source::One(t), _) => return Ok(t.as_ref().clone()),
+            (Source::Client { .. }, Some(c)) => target::from_client(c.as_ref(), &item.hash, item.file.as_deref())?,
+            _ => target::from_file(item.file.as_deref().unwrap_or(Path::new("")))?,
         };
         if t.meta.info_hash != item.hash {
-            return Err(format!("{} is not the torrent listed as {}", item.file.display(), item.hash));
+            let file =
+                item.file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "the client's copy".into());
+            return Err(format!("{file} is not the torrent listed as {}", item.hash));
         }
         Ok(t)
     }
@@ -217,25 +223,23 @@ fn parse_file(path: &Path, len: u64) -> Result<Item, String> {
         name: meta.name,
         size: meta.total_size,
         trackers: meta.trackers,
-        file: path.into(),
+        file: Some(path.into()),
     })
 }
 
-/// The torrents the publisher's client seeds (complete, seeding or queued to), with `label` if
-/// given.
+/// The torrents the publisher's client seeds (complete, seeding or queued to), with `label` (among
+/// its groups: label, category or tag) if given.
 fn seeding(entries: &[Entry], label: Option<&str>) -> Vec<Item> {
     entries
         .iter()
         .filter(|e| e.seeding)
         .filter(|e| label.is_none_or(|l| e.groups.iter().any(|g| g == l)))
-        .filter_map(|e| {
-            Some(Item {
-                hash: e.hash,
-                name: e.name.clone(),
-                size: e.size,
-                trackers: e.trackers.clone(),
-                file: e.file.clone()?,
-            })
+        .map(|e| Item {
+            hash: e.hash,
+            name: e.name.clone(),
+            size: e.size,
+            trackers: e.trackers.clone(),
+            file: e.file.clone(),
         })
         .collect()
 }
@@ -265,12 +269,12 @@ mod tests {
             e(4, true, &[], false),
         ];
         let names = |items: Vec<Item>| items.into_iter().map(|i| i.name).collect::<Vec<_>>();
-        assert_eq!(names(seeding(&entries, None)), ["t1", "t2"], "seeding, and with a .torrent file");
+        assert_eq!(names(seeding(&entries, None)), ["t1", "t2", "t4"], "seeding");
         assert_eq!(names(seeding(&entries, Some("odseed"))), ["t1"]);
         let a = &seeding(&entries, None)[0];
         assert_eq!(
-            (a.size, a.trackers.as_slice(), a.file.as_path()),
-            (7, &["http://t/announce".to_string()][..], Path::new("/x/1.torrent"))
+            (a.size, a.trackers.as_slice(), a.file.as_deref()),
+            (7, &["http://t/announce".to_string()][..], Some(Path::new("/x/1.torrent")))
         );
     }
 }

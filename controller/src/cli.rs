@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::stage::StageArgs;
 use odseed_lab::leecher::Kind;
+use odseed_lab::origin::OriginClient;
 use odseed_lab::swarm::Spec;
 use std::path::PathBuf;
 
@@ -94,9 +95,11 @@ LAB OPTIONS (rates in kB/s = 1000 bytes/s; 0 = no cap):
                       capped at KBPS kB/s (BEP 19), what a publisher could rent instead
     --transmission PATH  the transmission-daemon of the origin, the Transmission leechers and the
                       boards (default: the one on PATH), e.g. scripts/transmission-daemon-4
+    --origin-client NAME  the origin's client, the publisher's: transmission (default), qbittorrent
+                      (qbittorrent-nox) or deluge (deluged and deluge-web), from PATH
     --crowd           a flash crowd: `odseed watch` (default interval, the origin as the publisher's
-                      Transmission) runs over a quiet swarm, then every leecher comes at once; the
-                      report says how fast helpers were engaged and uploaded
+                      client, [client]) runs over a quiet swarm, then every leecher comes at once;
+                      the report says how fast helpers were engaged and uploaded
     --keep            keep the lab's directory (logs, data) afterwards
     --timeout SECS    give up after this long (900)
     --json            one JSON object per line
@@ -191,6 +194,8 @@ impl Default for LabArgs {
             piece_size: None,
             empty_boards: 0,
             webseed_kbps: None,
+            origin_client: OriginClient::Transmission,
+            origin_program: None,
         };
         LabArgs {
             spec,
@@ -389,6 +394,11 @@ fn parse_lab(args: Vec<String>) -> Result<Command, String> {
                 a.spec.webseed_kbps = Some(kbps);
             }
             "transmission" => a.spec.daemon = Some(PathBuf::from(value()?)),
+            "origin-client" => {
+                let v = value()?;
+                a.spec.origin_client = OriginClient::parse(&v)
+                    .ok_or_else(|| format!("--origin-client {v:?}: give transmission, qbittorrent or deluge"))?;
+            }
             "piece-size" => a.spec.piece_size = Some(piece_size(&value()?)?),
             "keep" => a.keep = true,
             "json" => a.json = true,

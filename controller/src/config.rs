@@ -27,7 +27,11 @@ token_file = "pi1.token"          # the agent's token, copied from the board
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[transmission]`, the older spelling of `[client]` with `kind = "transmission"`: moved
+    /// into `client` at load, so always `None` after [`parse`].
     pub transmission: Option<TransmissionConfig>,
+    /// The publisher's own BitTorrent client.
+    pub client: Option<ClientConfig>,
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default, rename = "board")]
@@ -40,13 +44,14 @@ pub struct Config {
 }
 
 /// `[watch]`: what `odseed watch` keeps healthy. The catalogue is every torrent the publisher's
-/// Transmission seeds (those with `label`, if set), or the `.torrent` files of `dir`.
+/// client seeds (those with `label`, if set), or the `.torrent` files of `dir`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WatchConfig {
     /// Target seeders per leecher, from 0 to 1, for every torrent.
     pub ratio: f64,
-    /// Only the Transmission torrents with this label.
+    /// Only the client's torrents with this label (Transmission, Deluge), category or tag
+    /// (qBittorrent).
     pub label: Option<String>,
     /// A directory of `.torrent` files instead of Transmission's list.
     pub dir: Option<PathBuf>,
@@ -201,16 +206,88 @@ fn default_agent_port() -> u16 {
     5050
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[transmission]`: read as `[client]` with `kind = "transmission"`.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransmissionConfig {
-    #[serde(default = "default_rpc_url")]
+    #[serde(default)]
     pub url: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for TransmissionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransmissionConfig").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// Which program the publisher runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    Transmission,
+    Qbittorrent,
+    Deluge,
+}
+
+impl ClientKind {
+    /// Its WebUI or RPC on this machine at the port it uses by default.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            ClientKind::Transmission => "http://127.0.0.1:9091/transmission/rpc",
+            ClientKind::Qbittorrent => "http://127.0.0.1:8080",
+            ClientKind::Deluge => "http://127.0.0.1:8112/json",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Transmission => "transmission",
+            ClientKind::Qbittorrent => "qbittorrent",
+            ClientKind::Deluge => "deluge",
+        }
+    }
+}
+
+/// `[client]`: the publisher's own BitTorrent client, asked for its torrents and its peers.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub kind: ClientKind,
+    /// Its RPC (Transmission), WebUI (qBittorrent) or deluge-web's `/json` (Deluge); empty: the
+    /// kind's default on 127.0.0.1, filled in at load.
+    #[serde(default)]
+    pub url: String,
+    /// Transmission and qBittorrent; Deluge's web UI has a password only.
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     /// Read from `password_file` at load; never printed.
     #[serde(skip)]
     pub password: Option<String>,
+    /// Deluge only: where deluged keeps its copy of each torrent (`HASH.torrent`), for finding a
+    /// torrent by name. Default `~/.config/deluge/state`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig").field("kind", &self.kind).field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// A client at `url` (empty: its default) with these credentials, as the lab and tests make one.
+    pub fn new(kind: ClientKind, url: &str, credentials: Option<(&str, &str)>) -> ClientConfig {
+        ClientConfig {
+            kind,
+            url: if url.is_empty() { kind.default_url().into() } else { url.into() },
+            username: credentials.map(|c| c.0.to_string()).filter(|u| !u.is_empty()),
+            password_file: None,
+            password: credentials.map(|c| c.1.to_string()),
+            state_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -300,10 +377,6 @@ impl fmt::Debug for BoardConfig {
     }
 }
 
-fn default_rpc_url() -> String {
-    "http://127.0.0.1:9091/transmission/rpc".into()
-}
-
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
@@ -339,20 +412,22 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
     if cfg.policy.interval == 0 {
         return Err("`policy.interval` must be at least 1".into());
     }
-    if let Some(t) = cfg.transmission.as_mut() {
-        check_url(&t.url, "transmission.url")?;
-        if t.url.starts_with("https://") {
-            // odseed's Transmission client speaks plain HTTP/1.1, as Transmission itself does.
-            return Err(format!(
-                "`transmission.url` {:?}: https:// is not supported (Transmission serves plain HTTP; \
-                 reach a remote one through an SSH tunnel to 127.0.0.1)",
-                t.url
-            ));
+    if let Some(t) = cfg.transmission.take() {
+        if cfg.client.is_some() {
+            return Err("[transmission] and [client] exclude each other ([transmission] is [client] with \
+                        kind = \"transmission\")"
+                .into());
         }
-        if let Some(file) = &t.password_file {
-            let file = resolve(base, file);
-            t.password = Some(read_secret(&file).map_err(|e| format!("`transmission.password_file` {e}"))?);
-        }
+        let TransmissionConfig { url, username, password_file } = t;
+        cfg.client = Some(ClientConfig {
+            url,
+            username,
+            password_file,
+            ..ClientConfig::new(ClientKind::Transmission, "", None)
+        });
+        check_client(cfg.client.as_mut().unwrap(), base, "transmission")?;
+    } else if let Some(c) = cfg.client.as_mut() {
+        check_client(c, base, "client")?;
     }
     for (i, b) in cfg.boards.iter_mut().enumerate() {
         if b.name.trim().is_empty() {
@@ -375,7 +450,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
         return Err(format!("`watch.ratio` must be from 0 to 1, got {}", w.ratio));
     }
     if w.label.is_some() && w.dir.is_some() {
-        return Err("`watch.label` and `watch.dir` exclude each other (a label picks Transmission's torrents)".into());
+        return Err("`watch.label` and `watch.dir` exclude each other (a label picks the client's torrents)".into());
     }
     if !(1..=100_000).contains(&w.max_torrents) {
         return Err("`watch.max_torrents` must be from 1 to 100000".into());
@@ -397,6 +472,38 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, String> {
         return Err(format!("two boards are named {:?}", w[0]));
     }
     Ok(cfg)
+}
+
+/// Fills in the defaults of `[client]` (or `[transmission]`, named by `section`), checks its URL
+/// and reads its password.
+fn check_client(c: &mut ClientConfig, base: &Path, section: &str) -> Result<(), String> {
+    if c.url.is_empty() {
+        c.url = c.kind.default_url().into();
+    }
+    check_url(&c.url, &format!("{section}.url"))?;
+    if c.url.starts_with("https://") {
+        // odseed speaks plain HTTP/1.1 to the client, as these clients serve it by default.
+        return Err(format!(
+            "`{section}.url` {:?}: https:// is not supported (reach a remote client through an SSH tunnel \
+             to 127.0.0.1)",
+            crate::ec2::credentials::redacted(&c.url)
+        ));
+    }
+    if c.kind == ClientKind::Deluge && c.username.is_some() {
+        return Err("`client.username`: Deluge's web UI has a password only (`password_file`)".into());
+    }
+    if c.kind != ClientKind::Deluge && c.state_dir.is_some() {
+        return Err(format!("`{section}.state_dir` is for Deluge only (other clients give odseed the torrent)"));
+    }
+    if let Some(file) = &c.password_file {
+        let file = resolve(base, file);
+        c.password = Some(read_secret(&file).map_err(|e| format!("`{section}.password_file` {e}"))?);
+    }
+    if c.kind == ClientKind::Deluge {
+        let dir = c.state_dir.clone().unwrap_or_else(|| PathBuf::from("~/.config/deluge/state"));
+        c.state_dir = Some(resolve(base, &dir));
+    }
+    Ok(())
 }
 
 fn check_ec2(ec2: &mut Ec2Config, base: &Path) -> Result<(), String> {
@@ -519,6 +626,7 @@ mod tests {
         for (section, header) in [
             ("", ""),
             ("transmission", "[transmission]"),
+            ("client", "[client]\nkind = \"deluge\""),
             ("policy", "[policy]"),
             ("board", "[[board]]"),
             ("ec2", "[ec2]"),
@@ -556,6 +664,12 @@ mod tests {
             ("[transmission]\nurl = \"localhost\"\n", "transmission.url"),
             ("[transmission]\nurl = \"https://seedbox:9091/transmission/rpc\"\n", "https:// is not supported"),
             ("[transmission]\npassword_file = \"nope\"\n", "password_file"),
+            ("[client]\nkind = \"utorrent\"\n", "utorrent"),
+            ("[client]\nurl = \"http://x\"\n", "kind"),
+            ("[client]\nkind = \"deluge\"\nusername = \"a\"\n", "password only"),
+            ("[client]\nkind = \"qbittorrent\"\nstate_dir = \"a\"\n", "Deluge only"),
+            ("[client]\nkind = \"qbittorrent\"\nurl = \"https://box:8080\"\n", "client.url"),
+            ("[client]\nkind = \"qbittorrent\"\n[transmission]\n", "exclude each other"),
             ("[[ec2.pool]]\nregion = \"EU\"\ntoken_file = \"pi1.token\"\n", "ec2 pool 1: `region`"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntag = \"x\"\ntoken_file = \"pi1.token\"\n", "`tag` must be key=value"),

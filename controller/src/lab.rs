@@ -7,7 +7,7 @@
 
 use crate::budget::Budget;
 use crate::cli::LabArgs;
-use crate::config::{BoardConfig, Config, PolicyConfig, TransmissionConfig, WatchConfig};
+use crate::config::{BoardConfig, ClientConfig, ClientKind, Config, PolicyConfig, WatchConfig};
 use crate::error::Error;
 use crate::guard::End;
 use crate::helpers::ec2::Fleet;
@@ -131,14 +131,10 @@ impl Controller {
             // .torrent files. For a crowd, at the default interval, with the origin as the
             // publisher's Transmission (asked every few seconds between rounds).
             let watch = WatchConfig { ratio: a.ratio, dir: Some(swarm.torrents_dir()), ..WatchConfig::default() };
-            let credentials = swarm.origin.credentials();
-            let transmission = a.crowd.then(|| TransmissionConfig {
-                url: swarm.origin.client().url().to_string(),
-                username: credentials.map(|c| c.0.to_string()),
-                password_file: None,
-                password: credentials.map(|c| c.1.to_string()),
+            let client = a.crowd.then(|| {
+                ClientConfig::new(client_kind(swarm.origin.kind()), &swarm.origin.url(), swarm.origin.credentials())
             });
-            let cfg = Config { policy, boards, watch, transmission, ..Config::default() };
+            let cfg = Config { policy, boards, watch, client, ..Config::default() };
             let interval = Duration::from_secs(if a.crowd { PolicyConfig::default().interval } else { 1 });
             let options = watch::Options {
                 interval,
@@ -325,16 +321,15 @@ fn watch(a: &LabArgs, swarm: &Swarm, started: Instant, stop: &mpsc::Receiver<()>
             }
             engaged += on_it;
             seen.most_engaged[i] = seen.most_engaged[i].max(on_it);
-            let origin = swarm.origin.info(&hash, &["rateUpload", "uploadedEver", "peersGettingFromUs", "peers"]);
-            let origin = origin.unwrap_or_default();
-            origin_bps += origin.rate_upload().unwrap_or(0);
+            let origin = swarm.origin.stats(&hash);
+            origin_bps += origin.rate_upload;
             let helper_bytes = seen.helper_uploaded[i].iter().sum::<u64>();
             let webseed = swarm.webseed.as_ref().map_or(0, |w| w.sent(&torrent.meta.name));
             let servers = Servers {
-                bytes: origin.uploaded_ever().unwrap_or(0) + helper_bytes + webseed,
+                bytes: origin.uploaded + helper_bytes + webseed,
                 helper_bytes,
                 engaged: on_it,
-                origin_leechers: origin.local_leechers().unwrap_or(0),
+                origin_leechers: origin.leechers,
             };
             let trace = &mut seen.traces[i];
             trace.record(t, &samples, servers);
@@ -377,6 +372,7 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen, staging: &[Staging]) -> Resul
     }
     let spec = &a.spec;
     let mut reports = Vec::new();
+    let origin_name = swarm.origin.describe();
     for (i, torrent) in swarm.torrents.iter().enumerate() {
         let (_, origin_uploaded) = swarm.origin.upload(&torrent.meta.info_hash);
         let staged = staging.get(i);
@@ -395,12 +391,14 @@ fn report(a: &LabArgs, swarm: &Swarm, seen: &Seen, staging: &[Staging]) -> Resul
             webseed_up: spec.webseed_kbps.map_or(0.0, |k| f64::from(k) * 1000.0),
         };
         let helpers_uploaded = seen.helper_uploaded[i].iter().sum();
+        let origin = &origin_name;
         let mut r =
             Report::new(seen.completion[i].clone(), origin_uploaded, helpers_uploaded, seen.most_engaged[i], &setup)
                 .with_trace(&seen.traces[i]);
         if swarm.torrents.len() > 1 {
             r.torrent = Some(torrent.meta.name.clone());
         }
+        r.origin = origin.clone();
         r.staging = staged.cloned();
         r.webseed_uploaded = swarm.webseed.as_ref().map(|w| w.sent(&torrent.meta.name));
         reports.push(r);
@@ -467,4 +465,14 @@ fn live(as_json: bool, t: f64, progress: &[Vec<f64>], engaged: usize, origin_bps
         origin_bps / 1000,
         helpers_bps / 1000
     );
+}
+
+/// odseed's name for the lab origin's client.
+fn client_kind(k: odseed_lab::origin::OriginClient) -> ClientKind {
+    use odseed_lab::origin::OriginClient as O;
+    match k {
+        O::Transmission => ClientKind::Transmission,
+        O::Qbittorrent => ClientKind::Qbittorrent,
+        O::Deluge => ClientKind::Deluge,
+    }
 }

@@ -72,7 +72,7 @@ pub fn stage(
         name: name.clone(),
         size: target.meta.total_size,
         trackers: target.meta.trackers.clone(),
-        file: PathBuf::new(),
+        file: None,
     };
 
     // What every board holds of it now: whole ones are done already, part ones go first.

@@ -13,6 +13,7 @@ pub mod content;
 pub mod dir;
 pub mod leecher;
 pub mod netns;
+pub mod origin;
 pub mod peer;
 pub mod process;
 pub mod report;

@@ -125,6 +125,11 @@ impl Peer {
         ))
     }
 
+    /// Stops its daemon (a publisher's client that goes away).
+    pub fn stop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+
     /// Asks for an announce now (the tracker's interval is long).
     pub fn reannounce(&self, hash: &InfoHash) {
         let _ = self.client.call("torrent-reannounce", json!({ "ids": [hash.to_string()] }));

@@ -54,6 +54,9 @@ pub struct Report {
     /// The torrent's name, when the lab had several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torrent: Option<String>,
+    /// The origin's client and its version ("qBittorrent v4.5.2").
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub origin: String,
     /// Seconds from the leechers' start to each one's completion.
     pub completion: Vec<f64>,
     pub mean: f64,
@@ -135,6 +138,7 @@ impl Report {
         Report {
             event: "report",
             torrent: None,
+            origin: String::new(),
             mean,
             max,
             mean_over_bound: over(mean),
@@ -189,6 +193,9 @@ impl Report {
         match &self.torrent {
             Some(name) => println!("\nlab report: {name}"),
             None => println!("\nlab report"),
+        }
+        if !self.origin.is_empty() {
+            println!("  origin: {}", self.origin);
         }
         for (i, t) in self.completion.iter().enumerate() {
             let client = self.clients.get(i).map(|c| format!(" {c:<12}")).unwrap_or_default();

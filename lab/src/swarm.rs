@@ -4,9 +4,9 @@
 
 use crate::content::{self, Made};
 use crate::leecher::{Kind, Leecher};
+use crate::origin::{Origin, OriginClient};
 use crate::webseed::WebSeed;
-use crate::{Agent, AgentOptions, Netns, Peer, Tracker};
-use serde_json::json;
+use crate::{Agent, AgentOptions, Netns, Tracker};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +42,10 @@ pub struct Spec {
     /// A web seed of the origin's files at this many kB/s, in every torrent's `url-list` (None:
     /// none).
     pub webseed_kbps: Option<u32>,
+    /// The origin's client (the publisher's), and its program (None: `daemon` for Transmission,
+    /// the other's on PATH).
+    pub origin_client: OriginClient,
+    pub origin_program: Option<PathBuf>,
 }
 
 impl Spec {
@@ -72,7 +76,7 @@ impl Spec {
 
 pub struct Swarm {
     pub tracker: Tracker,
-    pub origin: Peer,
+    pub origin: Origin,
     pub leechers: Vec<Leecher>,
     pub boards: Vec<Agent>,
     /// The torrents, and their .torrent files (all in one directory, [`Swarm::torrents_dir`]).
@@ -102,10 +106,6 @@ pub fn webseed_ip() -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, 3)
 }
 
-fn limit(direction: &str, kbps: u32) -> serde_json::Value {
-    json!({ format!("speed-limit-{direction}"): kbps, format!("speed-limit-{direction}-enabled"): kbps > 0 })
-}
-
 impl Swarm {
     /// Builds the swarm under `dir` (tracker, origin seeding, boards idle); leechers are added by
     /// [`Swarm::start_leechers`], so a test can look at the swarm before the crowd arrives.
@@ -117,9 +117,12 @@ impl Swarm {
         {
             ns.add_host(ip)?;
         }
-        let mut origin_settings = limit("up", spec.origin_kbps);
-        origin_settings["rpc-password"] = json!(odseed_proto::fsutil::random_hex(12).map_err(|e| e.to_string())?);
-        let origin = Peer::start_program(dir, "origin", origin_ip(), origin_settings, &spec.program())?;
+        let origin_program = match (&spec.origin_program, spec.origin_client) {
+            (Some(p), _) => p.clone(),
+            (None, OriginClient::Transmission) => spec.program(),
+            (None, other) => other.default_program(),
+        };
+        let origin = Origin::start(spec.origin_client, &origin_program, dir, origin_ip(), spec.origin_kbps)?;
         let announce = format!("http://{}:6969/announce", tracker_ip());
         let torrents_dir = dir.join("torrents");
         std::fs::create_dir_all(&torrents_dir).map_err(|e| format!("torrents dir: {e}"))?;
@@ -127,14 +130,14 @@ impl Swarm {
         let webseed = match spec.webseed_kbps {
             Some(kbps) => {
                 ns.add_host(webseed_ip())?;
-                Some(WebSeed::start(webseed_ip(), 8080, &origin.data_dir, kbps)?)
+                Some(WebSeed::start(webseed_ip(), 8080, origin.data_dir(), kbps)?)
             }
             None => None,
         };
         for i in 0..spec.torrent_count() {
             let name = content_name(i);
             let made = content::make_in_pieces(
-                &origin.data_dir,
+                origin.data_dir(),
                 &name,
                 spec.size,
                 0x0d5eed + i as u64,
@@ -172,7 +175,7 @@ impl Swarm {
             }
             for k in (0..torrents.len()).filter(|_| i < full) {
                 let name = content_name(k);
-                std::fs::copy(origin.data_dir.join(&name), root.join("data").join(&name))
+                std::fs::copy(origin.data_dir().join(&name), root.join("data").join(&name))
                     .map_err(|e| format!("copy content: {e}"))?;
             }
             boards.push(Agent::start(agent_bin, &root, &o)?);
@@ -277,7 +280,8 @@ impl Swarm {
         let mut differ = Vec::new();
         for i in 0..self.torrents.len() {
             let name = content_name(i);
-            let want = std::fs::read(self.origin.data_dir.join(&name)).map_err(|e| format!("origin's {name}: {e}"))?;
+            let want =
+                std::fs::read(self.origin.data_dir().join(&name)).map_err(|e| format!("origin's {name}: {e}"))?;
             for l in self.leechers.iter().take(self.demand[i]) {
                 if std::fs::read(l.data_dir.join(&name)).map_or(true, |got| got != want) {
                     differ.push(format!("{} ({name})", l.name));

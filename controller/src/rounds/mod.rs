@@ -103,7 +103,7 @@ pub fn keep(
         let interval = o.interval.min(o.params.max_time.saturating_sub(l.start.elapsed()));
         match pace::wait(stop, interval, pace::LOCAL_EVERY, crowd) {
             pace::Next::Stop => break End::Interrupted,
-            pace::Next::Crowd => log::info!("the publisher's Transmission sees more leechers: a round now"),
+            pace::Next::Crowd => log::info!("the publisher's client sees more leechers: a round now"),
             pace::Next::Round => {}
         }
     };

@@ -61,6 +61,8 @@ fn dry_run_engages_nothing_and_max_time_releases_everything() {
         piece_size: None,
         empty_boards: 0,
         webseed_kbps: None,
+        origin_client: Default::default(),
+        origin_program: None,
     };
     let (swarm, cfg) = w.swarm(&spec);
     let (torrent, cfg) = (swarm.torrent_file().to_str().unwrap().to_string(), cfg.to_str().unwrap().to_string());

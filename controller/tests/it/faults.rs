@@ -23,6 +23,8 @@ fn spec(boards: usize) -> Spec {
         piece_size: None,
         empty_boards: 0,
         webseed_kbps: None,
+        origin_client: Default::default(),
+        origin_program: None,
     }
 }
 

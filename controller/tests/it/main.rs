@@ -141,6 +141,8 @@ pub fn end_to_end_spec() -> odseed_lab::swarm::Spec {
         piece_size: None,
         empty_boards: 0,
         webseed_kbps: None,
+        origin_client: Default::default(),
+        origin_program: None,
     }
 }
 

@@ -43,7 +43,7 @@ fn stage_fills_empty_boards_within_the_cap_and_releases_each_once_whole() {
         assert!(held.complete() && !held.seeding, "board{i}: {held:?}");
         assert_eq!(c.limits().unwrap().download_kbps, 0, "board{i}'s cap lifted");
         let data = std::fs::read(b.data_dir.join(odseed_lab::swarm::content_name(0))).unwrap();
-        assert!(data == std::fs::read(swarm.origin.data_dir.join(odseed_lab::swarm::content_name(0))).unwrap());
+        assert!(data == std::fs::read(swarm.origin.data_dir().join(odseed_lab::swarm::content_name(0))).unwrap());
     }
     let ledger = std::fs::read_to_string(w.ledger()).unwrap();
     assert!(ledger.contains("\"helpers\": []"), "{ledger}");
