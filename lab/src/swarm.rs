@@ -253,10 +253,25 @@ impl Swarm {
 
     /// Waits until the origin and every leecher have announced (so a scrape counts them all).
     pub fn wait_announced(&self, timeout: std::time::Duration) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        let mut asked = 0;
         crate::wait_until(timeout, "every peer's first announce", || {
-            let origin = self.torrents.iter().all(|t| self.origin.announced(&t.meta.info_hash));
-            (origin && self.wants().all(|(t, l)| l.announced(&t.meta.info_hash))).then_some(())
+            let late: Vec<_> = self.torrents.iter().filter(|t| !self.origin.announced(&t.meta.info_hash)).collect();
+            // A client whose first announce failed waits a while before the next: ask for one
+            // every 10 s.
+            if start.elapsed().as_secs() / 10 > asked {
+                asked = start.elapsed().as_secs() / 10;
+                late.iter().for_each(|t| self.origin.reannounce(&t.meta.info_hash));
+            }
+            (late.is_empty() && self.wants().all(|(t, l)| l.announced(&t.meta.info_hash))).then_some(())
         })
+        .map_err(|e| format!("{e} (the origin, {}: announced {})", self.origin.describe(), self.origin_announced()))
+    }
+
+    /// Which torrents the origin has announced, for a message.
+    fn origin_announced(&self) -> String {
+        let done = self.torrents.iter().filter(|t| self.origin.announced(&t.meta.info_hash)).count();
+        format!("{done} of {}", self.torrents.len())
     }
 
     /// A controller config naming every board (and its token file).

@@ -30,6 +30,20 @@ fn qbittorrent_as_the_publishers_client() {
     publishers_client("qbittorrent", OriginClient::Qbittorrent, None);
 }
 
+/// qBittorrent 5.x (Debian 13's qbittorrent-nox, through scripts/qbittorrent-nox-5) as the
+/// publisher's client.
+#[test]
+fn qbittorrent_5_as_the_publishers_client() {
+    publishers_client_program("qbittorrent5", OriginClient::Qbittorrent, None, Some(qbittorrent_5()));
+}
+
+/// `$ODSEED_QBITTORRENT_5`: a test of it must not pass without it.
+fn qbittorrent_5() -> PathBuf {
+    std::env::var_os("ODSEED_QBITTORRENT_5")
+        .map(PathBuf::from)
+        .expect("ODSEED_QBITTORRENT_5 is not set (scripts/test points it at scripts/qbittorrent-nox-5)")
+}
+
 /// Deluge 2.0 (Debian 12's deluged and deluge-web) as the publisher's client.
 #[test]
 fn deluge_as_the_publishers_client() {
@@ -38,7 +52,7 @@ fn deluge_as_the_publishers_client() {
 
 /// A swarm whose origin is `origin`: one full board, no leecher yet, the origin and the board slow
 /// (20 kB/s) so that a crowd stays a while.
-fn swarm(w: &World, origin: OriginClient, daemon: Option<Daemon>) -> Swarm {
+fn swarm(w: &World, origin: OriginClient, daemon: Option<Daemon>, program: Option<PathBuf>) -> Swarm {
     let spec = Spec {
         size: 1 << 20,
         leechers: 0,
@@ -48,6 +62,7 @@ fn swarm(w: &World, origin: OriginClient, daemon: Option<Daemon>) -> Swarm {
         daemon: daemon.map(|d| d.program()),
         torrents: 1,
         origin_client: origin,
+        origin_program: program,
         ..Spec::default()
     };
     let swarm = Swarm::start(&w.ns, w.dir.path(), &spec, &agent_bin()).unwrap();
@@ -76,8 +91,20 @@ fn exit_reason(out: &[u8]) -> Value {
 }
 
 fn publishers_client(name: &str, origin: OriginClient, daemon: Option<Daemon>) {
+    publishers_client_program(name, origin, daemon, None);
+}
+
+fn publishers_client_program(name: &str, origin: OriginClient, daemon: Option<Daemon>, program: Option<PathBuf>) {
     let w = world(name);
-    let swarm = swarm(&w, origin, daemon);
+    let qbittorrent_5 = program.is_some();
+    let swarm = swarm(&w, origin, daemon, program);
+    let version = swarm.origin.describe();
+    match origin {
+        OriginClient::Qbittorrent if qbittorrent_5 => assert!(version.starts_with("qBittorrent v5."), "{version}"),
+        OriginClient::Qbittorrent => assert!(version.starts_with("qBittorrent v4."), "{version}"),
+        OriginClient::Deluge => assert!(version.starts_with("Deluge 2."), "{version}"),
+        OriginClient::Transmission => assert!(version.starts_with("Transmission "), "{version}"),
+    }
     let cfg = w.write_config(&format!("{}{}", client_section(&w, &swarm), swarm.controller_config()));
     let cfg = cfg.to_str().unwrap();
     let info_hash = swarm.torrent().meta.info_hash;
@@ -211,7 +238,7 @@ fn lines_with(stderr: &str, needle: &str) -> usize {
 /// with the trackers.
 fn refused_and_gone(name: &str, origin: OriginClient) {
     let w = world(name);
-    let mut swarm = swarm(&w, origin, None);
+    let mut swarm = swarm(&w, origin, None, None);
     let section = client_section(&w, &swarm);
     let file = torrent_file(&w, &swarm);
     std::fs::write(w.dir.path().join("wrong.password"), "not-the-password\n").unwrap();

@@ -118,7 +118,7 @@ impl Deluge {
     }
 
     pub fn version(&self) -> String {
-        self.call("daemon.info", json!([])).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        self.call("daemon.get_version", json!([])).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
     }
 
     /// Adds a torrent whose content is in `data_dir`, seeding it without a check.
@@ -146,6 +146,10 @@ impl Deluge {
 
     pub fn announced(&self, hash: &InfoHash) -> bool {
         self.status(hash, &["tracker_status"])["tracker_status"].as_str().is_some_and(|s| s.contains("Announce OK"))
+    }
+
+    pub fn reannounce(&self, hash: &InfoHash) {
+        let _ = self.call("core.force_reannounce", json!([[hash.to_string()]]));
     }
 
     /// Bytes per second it uploads now, and has uploaded in all.

@@ -131,6 +131,15 @@ impl Origin {
         }
     }
 
+    /// Asks it to announce `hash` now.
+    pub fn reannounce(&self, hash: &InfoHash) {
+        match self {
+            Origin::Transmission(p) => p.reannounce(hash),
+            Origin::Qbittorrent(q) => q.reannounce(hash),
+            Origin::Deluge(d) => d.reannounce(hash),
+        }
+    }
+
     /// Bytes per second it uploads now, and has uploaded in all.
     pub fn upload(&self, hash: &InfoHash) -> (u64, u64) {
         match self {

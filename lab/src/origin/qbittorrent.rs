@@ -142,6 +142,10 @@ impl Qbittorrent {
             .any(|r| r["url"].as_str().is_some_and(|u| u.starts_with("http")) && r["status"].as_i64() == Some(2))
     }
 
+    pub fn reannounce(&self, hash: &InfoHash) {
+        let _ = self.post("torrents/reannounce", &format!("hashes={hash}"));
+    }
+
     /// Bytes per second it uploads now, and has uploaded in all.
     pub fn upload(&self, hash: &InfoHash) -> (u64, u64) {
         let t = self.info(hash);
