@@ -97,7 +97,7 @@ fn publishers_client(name: &str, origin: OriginClient, daemon: Option<Daemon>) {
 fn publishers_client_program(name: &str, origin: OriginClient, daemon: Option<Daemon>, program: Option<PathBuf>) {
     let w = world(name);
     let qbittorrent_5 = program.is_some();
-    let swarm = swarm(&w, origin, daemon, program);
+    let mut swarm = swarm(&w, origin, daemon, program);
     let version = swarm.origin.describe();
     match origin {
         OriginClient::Qbittorrent if qbittorrent_5 => assert!(version.starts_with("qBittorrent v5."), "{version}"),
@@ -171,6 +171,17 @@ fn publishers_client_program(name: &str, origin: OriginClient, daemon: Option<Da
         // Nobody is connected to the origin: no torrent needs help.
         assert_eq!((round["torrents"].as_u64(), round["needing_help"].as_u64()), (Some(seen), Some(0)), "{label:?}");
         assert_eq!(events.last().unwrap()["reason"], "once");
+    }
+
+    // The client restarted: odseed's session is gone, and it signs in again.
+    if origin != OriginClient::Transmission {
+        swarm.origin.restart().unwrap();
+        assert_eq!(p.entries(None).unwrap().len(), 1, "signed in again");
+        // A restarted qBittorrent reads its torrents' resume data first (checkingResumeData).
+        wait_until(Duration::from_secs(60), "the origin to seed again", || {
+            p.entries(None).ok().filter(|e| e.iter().any(|e| e.seeding))
+        })
+        .unwrap();
     }
 
     // A crowd between rounds: watch at a 10-minute interval has had its first round; two leechers

@@ -25,6 +25,8 @@ pub struct Deluge {
     session: Mutex<Option<String>>,
     daemon: Proc,
     web: Proc,
+    web_program: PathBuf,
+    root: PathBuf,
 }
 
 impl Deluge {
@@ -63,6 +65,8 @@ impl Deluge {
             session: Mutex::new(None),
             daemon: daemon_proc,
             web: web_proc,
+            web_program,
+            root: root.to_path_buf(),
         };
         crate::wait_until(Duration::from_secs(60), "deluge-web connected to deluged", || d.connect().ok())
             .map_err(|e| format!("{e}: {} {}", d.daemon.log_tail(5), d.web.log_tail(5)))?;
@@ -76,6 +80,14 @@ impl Deluge {
         }
         d.call("core.set_config", json!([config]))?;
         Ok(d)
+    }
+
+    /// Stops deluge-web and starts it again: every session it had is gone.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.web.stop(Duration::from_secs(10));
+        self.web = spawn_web(&self.web_program, &self.config_dir, &self.root)?;
+        crate::wait_until(Duration::from_secs(60), "deluge-web again", || self.connect().ok())
+            .map_err(|e| format!("{e}: {}", self.web.log_tail(5)))
     }
 
     /// deluge-web's JSON-RPC URL.
@@ -180,4 +192,11 @@ impl Deluge {
 /// A count or rate Deluge gives as an integer or a float.
 fn num(v: &Value) -> u64 {
     v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)).unwrap_or(0)
+}
+
+fn spawn_web(program: &Path, config_dir: &Path, root: &Path) -> Result<Proc, String> {
+    let mut cmd = Command::new(program);
+    cmd.arg("-d").arg("-c").arg(config_dir).args(["-i", "127.0.0.1", "-p", &WEB_PORT.to_string(), "-L", "warning"]);
+    cmd.env("HOME", root);
+    Proc::spawn("deluge-web", cmd, &root.join("deluge-web.log"))
 }

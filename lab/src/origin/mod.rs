@@ -74,12 +74,12 @@ impl Origin {
                 settings["rpc-password"] = json!(odseed_proto::fsutil::random_hex(12).map_err(|e| e.to_string())?);
                 Ok(Origin::Transmission(Peer::start_program(dir, "origin", ip, settings, program)?))
             }
-            OriginClient::Qbittorrent => {
-                Ok(Origin::Qbittorrent(qbittorrent::Qbittorrent::start(program, &dir.join("origin"), ip, up_kbps)?))
-            }
-            OriginClient::Deluge => {
-                Ok(Origin::Deluge(deluge::Deluge::start(program, &dir.join("origin"), ip, up_kbps)?))
-            }
+            OriginClient::Qbittorrent => qbittorrent::Qbittorrent::start(program, &dir.join("origin"), ip, up_kbps)
+                .map(Origin::Qbittorrent)
+                .map_err(|e| hint(e, "qbittorrent-nox")),
+            OriginClient::Deluge => deluge::Deluge::start(program, &dir.join("origin"), ip, up_kbps)
+                .map(Origin::Deluge)
+                .map_err(|e| hint(e, "deluged deluge-web")),
         }
     }
 
@@ -217,6 +217,16 @@ impl Origin {
         Ok(section)
     }
 
+    /// Restarts qBittorrent, or Deluge's web UI: the sessions they had are gone, as after a
+    /// timeout. Transmission's sessions are its RPC's 409 handshake, tested with the daemon.
+    pub fn restart(&mut self) -> Result<(), String> {
+        match self {
+            Origin::Transmission(_) => Err("the lab does not restart a Transmission origin".into()),
+            Origin::Qbittorrent(q) => q.restart(),
+            Origin::Deluge(d) => d.restart(),
+        }
+    }
+
     /// Stops the client (its web UI, for Deluge): a publisher's client that goes away.
     pub fn stop(&mut self) {
         match self {
@@ -224,5 +234,14 @@ impl Origin {
             Origin::Qbittorrent(q) => q.stop(),
             Origin::Deluge(d) => d.stop(),
         }
+    }
+}
+
+/// `e`, with what to install when the program is missing.
+fn hint(e: String, packages: &str) -> String {
+    if e.contains("No such file") {
+        format!("{e} (install it: apt-get install {packages})")
+    } else {
+        e
     }
 }

@@ -24,6 +24,9 @@ pub struct Qbittorrent {
     url: String,
     session: Mutex<Option<String>>,
     proc: Proc,
+    /// How to start it again: the program and its profile dir.
+    program: PathBuf,
+    root: PathBuf,
 }
 
 impl Qbittorrent {
@@ -49,17 +52,31 @@ impl Qbittorrent {
             data_dir.display()
         );
         std::fs::write(config.join("qBittorrent.conf"), conf).map_err(|e| format!("qBittorrent config: {e}"))?;
-        let mut cmd = Command::new(program);
-        cmd.arg(format!("--profile={}", root.display())).env("HOME", root);
-        let proc = Proc::spawn("qbittorrent", cmd, &root.join("qbittorrent.log"))?;
-        let q =
-            Qbittorrent { data_dir, url: format!("http://127.0.0.1:{WEBUI_PORT}"), session: Mutex::new(None), proc };
-        crate::wait_until(Duration::from_secs(60), "qBittorrent's WebUI", || q.login().ok())
-            .map_err(|e| format!("{e}: {}", q.proc.log_tail(10)))?;
+        let q = Qbittorrent {
+            data_dir,
+            url: format!("http://127.0.0.1:{WEBUI_PORT}"),
+            session: Mutex::new(None),
+            proc: spawn(program, root)?,
+            program: program.to_path_buf(),
+            root: root.to_path_buf(),
+        };
+        q.wait_ready()?;
         if up_kbps > 0 {
             q.post("transfer/setUploadLimit", &format!("limit={}", u64::from(up_kbps) * 1000))?;
         }
         Ok(q)
+    }
+
+    fn wait_ready(&self) -> Result<(), String> {
+        crate::wait_until(Duration::from_secs(60), "qBittorrent's WebUI", || self.login().ok())
+            .map_err(|e| format!("{e}: {}", self.proc.log_tail(10)))
+    }
+
+    /// Stops it and starts it again with the same profile: every WebUI session it had is gone.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.proc.stop(Duration::from_secs(10));
+        self.proc = spawn(&self.program, &self.root)?;
+        self.wait_ready()
     }
 
     /// The WebUI's root URL.
@@ -168,4 +185,10 @@ impl Qbittorrent {
     pub fn stop(&mut self) {
         self.proc.stop(Duration::from_secs(10));
     }
+}
+
+fn spawn(program: &Path, root: &Path) -> Result<Proc, String> {
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--profile={}", root.display())).env("HOME", root);
+    Proc::spawn("qbittorrent", cmd, &root.join("qbittorrent.log"))
 }
