@@ -17,7 +17,8 @@ use std::time::SystemTime;
 
 /// Entries of `dir` looked at, at most (the rest are left out, with a warning).
 const MAX_DIR_ENTRIES: usize = 200_000;
-use crate::publisher::MAX_TORRENT_BYTES;
+/// A `.torrent` in `dir` larger than this is not read (the agents take 10 MiB by default).
+const MAX_TORRENT_BYTES: u64 = 16 << 20;
 
 /// One watched torrent.
 #[derive(Debug, Clone, PartialEq)]

@@ -489,6 +489,17 @@ fn check_client(c: &mut ClientConfig, base: &Path, section: &str) -> Result<(), 
             crate::ec2::credentials::redacted(&c.url)
         ));
     }
+    if c.url.split("://").nth(1).is_some_and(|rest| rest.split('/').next().unwrap_or_default().contains('@')) {
+        return Err(format!(
+            "`{section}.url`: no user or password in the URL (use username and password_file), got {:?}",
+            crate::ec2::credentials::redacted(&c.url)
+        ));
+    }
+    if c.kind == ClientKind::Qbittorrent && c.username.is_some() && c.password_file.is_none() {
+        return Err(
+            "`client.username` needs `password_file` (qBittorrent bans an address after 5 failed logins)".into()
+        );
+    }
     if c.kind == ClientKind::Deluge && c.username.is_some() {
         return Err("`client.username`: Deluge's web UI has a password only (`password_file`)".into());
     }
@@ -670,6 +681,8 @@ mod tests {
             ("[client]\nkind = \"qbittorrent\"\nstate_dir = \"a\"\n", "Deluge only"),
             ("[client]\nkind = \"qbittorrent\"\nurl = \"https://box:8080\"\n", "client.url"),
             ("[client]\nkind = \"qbittorrent\"\n[transmission]\n", "exclude each other"),
+            ("[client]\nkind = \"qbittorrent\"\nusername = \"admin\"\n", "needs `password_file`"),
+            ("[client]\nkind = \"qbittorrent\"\nurl = \"http://admin:secret@box:8080\"\n", "no user or password in the URL"),
             ("[[ec2.pool]]\nregion = \"EU\"\ntoken_file = \"pi1.token\"\n", "ec2 pool 1: `region`"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\n", "token_file"),
             ("[[ec2.pool]]\nregion = \"eu-west-3\"\ntag = \"x\"\ntoken_file = \"pi1.token\"\n", "`tag` must be key=value"),

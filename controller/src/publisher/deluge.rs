@@ -220,7 +220,7 @@ fn entry(hash: InfoHash, t: &Value, state_dir: &std::path::Path) -> Entry {
         groups: Some(text("label")).filter(|l| !l.is_empty()).map(str::to_string).into_iter().collect(),
         trackers: trackers.iter().filter_map(|t| Some(t.get("url")?.as_str()?.to_string())).collect(),
         file: Some(state_dir.join(format!("{hash}.torrent"))),
-        peers_connected: seeds.zip(peers).map(|(s, p)| s + p),
+        peers_connected: seeds.zip(peers).map(|(s, p)| s.saturating_add(p)),
         leechers: peers,
         tracker_counts: count("total_seeds").zip(count("total_peers")),
     }

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A `.torrent` larger than this is none odseed could place (the agents take 10 MiB by default).
-pub const MAX_TORRENT_BYTES: u64 = 16 << 20;
+/// The client's copy of a torrent is read up to this size, as a `.torrent` given on the command
+/// line is (the agents take 10 MiB by default).
+pub const MAX_TORRENT_BYTES: u64 = 64 << 20;
 
 /// One torrent as the publisher's client has it.
 #[derive(Debug, Clone, PartialEq)]

@@ -24,10 +24,27 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A torrent odseed can place is at most this large (the agents take 10 MiB by default).
-const MAX_TORRENT_BYTES: u64 = 16 << 20;
-/// How long a refused sign-in is not tried again.
-const RETRY_REFUSED: Duration = Duration::from_secs(300);
+use super::MAX_TORRENT_BYTES;
+/// How long a ban is waited out before odseed asks again.
+const RETRY_BANNED: Duration = Duration::from_secs(600);
+/// At most this many torrents' trackers are asked for in one listing (the rest next time).
+const TRACKER_LOOKUPS_PER_LIST: usize = 50;
+
+/// Why a sign-in failed.
+enum SignIn {
+    /// A wrong username or password.
+    Credentials(String),
+    /// The address is banned (403).
+    Banned(String),
+    /// Down, or not qBittorrent: tried again at the next call.
+    Other(String),
+}
+
+/// A refusal remembered.
+enum Refusal {
+    Credentials(String),
+    Banned(Instant, String),
+}
 
 pub struct Qbittorrent {
     /// The WebUI's root, without a trailing `/`.
@@ -35,9 +52,9 @@ pub struct Qbittorrent {
     credentials: Option<(String, String)>,
     /// The session cookie, `name=value`.
     session: Mutex<Option<String>>,
-    /// A refused sign-in and when: not tried again for [`RETRY_REFUSED`], since qBittorrent bans
-    /// an address after 5 failures (for an hour by default), the user's own included.
-    refused: Mutex<Option<(Instant, String)>>,
+    /// A refused sign-in: not tried again (see [`Qbittorrent::login`]), since qBittorrent bans an
+    /// address after 5 failures (for an hour by default), the user's own browser included.
+    refused: Mutex<Option<Refusal>>,
     /// Per torrent: its `trackers_count` when asked, and its announce URLs.
     trackers: Mutex<HashMap<InfoHash, (u64, Vec<String>)>>,
 }
@@ -59,23 +76,32 @@ impl Qbittorrent {
         }
     }
 
-    /// Signs in; keeps the session cookie. A refusal is remembered, and given again without
-    /// asking, for [`RETRY_REFUSED`].
+    /// Signs in; keeps the session cookie. A wrong username or password is not tried again by
+    /// this process (qBittorrent bans an address after 5 failures, and its count of them only
+    /// resets at a good login or the ban's end); a ban is waited out for [`RETRY_BANNED`].
     fn login(&self) -> Result<(), String> {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, why)) = refused.as_ref().filter(|(at, _)| at.elapsed() < RETRY_REFUSED) {
-            let left = RETRY_REFUSED.saturating_sub(at.elapsed()).as_secs();
-            return Err(format!("{why} (not asked again for {left} s)"));
+        match refused.as_ref() {
+            Some(Refusal::Credentials(why)) => {
+                return Err(format!("{why}; not tried again until odseed restarts (qBittorrent bans after 5)"))
+            }
+            Some(Refusal::Banned(at, why)) if at.elapsed() < RETRY_BANNED => {
+                let left = RETRY_BANNED.saturating_sub(at.elapsed()).as_secs();
+                return Err(format!("{why} (not asked again for {left} s)"));
+            }
+            _ => {}
         }
-        let result = self.sign_in();
-        *refused = match &result {
-            Err(why) if why.contains("refuse") => Some((Instant::now(), why.clone())),
-            _ => None,
+        let (result, refusal) = match self.sign_in() {
+            Ok(()) => (Ok(()), None),
+            Err(SignIn::Credentials(why)) => (Err(why.clone()), Some(Refusal::Credentials(why))),
+            Err(SignIn::Banned(why)) => (Err(why.clone()), Some(Refusal::Banned(Instant::now(), why))),
+            Err(SignIn::Other(why)) => (Err(why), None),
         };
+        *refused = refusal;
         result
     }
 
-    fn sign_in(&self) -> Result<(), String> {
+    fn sign_in(&self) -> Result<(), SignIn> {
         let Some((user, password)) = &self.credentials else { return Ok(()) };
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("username", user)
@@ -83,33 +109,38 @@ impl Qbittorrent {
             .finish();
         let url = format!("{}/api/v2/auth/login", self.base);
         let headers = [("Content-Type", "application/x-www-form-urlencoded")];
-        let resp = http::send(&self.name(), "POST", &url, &headers, body.as_bytes(), 64 << 10)?;
+        let resp =
+            http::send(&self.name(), "POST", &url, &headers, body.as_bytes(), 64 << 10).map_err(SignIn::Other)?;
+        let text = String::from_utf8_lossy(&resp.body);
+        let wrong = || SignIn::Credentials(format!("{} refused the username/password of [client]", self.name()));
+        // 4.x to 5.1: 200 "Ok." or "Fails."; 5.2 and later: 204, or 401 for a wrong password.
         match resp.status {
-            200 => {}
+            200 if text.trim() == "Fails." => return Err(wrong()),
+            401 => return Err(wrong()),
             403 => {
-                return Err(format!(
+                return Err(SignIn::Banned(format!(
                     "{} refuses to sign odseed in (403): it bans an address for a while after too many \
                      failed logins",
                     self.name()
-                ))
+                )))
             }
-            s => return Err(format!("{} answered HTTP {s} to auth/login", self.name())),
+            s if !(200..300).contains(&s) => {
+                return Err(SignIn::Other(format!("{} answered HTTP {s} to auth/login", self.name())))
+            }
+            _ => {}
         }
-        let text = String::from_utf8_lossy(&resp.body);
-        if text.trim() == "Fails." {
-            return Err(format!("{} refused the username/password of [client]", self.name()));
-        }
-        // "Ok." with a cookie; a qBittorrent that skips authentication for this address says
-        // "Ok." without one, and needs none.
         let cookie = http::cookie(&resp, |n| n == "SID" || n.starts_with("QBT_SID"));
-        if cookie.is_none() && text.trim() != "Ok." {
-            return Err(format!(
-                "{} did not sign odseed in: it answered {:?} (is this qBittorrent's WebUI?)",
+        // "Ok." (or 204) with a cookie; a qBittorrent that skips authentication for this address
+        // signs in without one, and needs none.
+        if cookie.is_none() && !(text.trim() == "Ok." || resp.status == 204) {
+            return Err(SignIn::Other(format!(
+                "{} did not sign odseed in: it answered \"{}\" (is this qBittorrent's WebUI?)",
                 self.name(),
                 odseed_proto::printable::printable_line(&text, 60)
-            ));
+            )));
         }
-        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = cookie;
+        // Signed in: the cookie, or none needed (an empty one, not sent).
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(cookie.unwrap_or_default());
         Ok(())
     }
 
@@ -125,7 +156,8 @@ impl Qbittorrent {
                 signed_in = true;
                 continue;
             }
-            let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+            let headers: Vec<(&str, &str)> =
+                cookie.iter().filter(|c| !c.is_empty()).map(|c| ("Cookie", c.as_str())).collect();
             let resp = http::send(&self.name(), "GET", &url, &headers, b"", max)?;
             match resp.status {
                 200 => return Ok(Got::Body(resp)),
@@ -167,12 +199,19 @@ impl Qbittorrent {
     }
 
     /// A torrent's announce URLs, from the cache while its `trackers_count` is the same.
-    fn announce_urls(&self, hash: &InfoHash, count: u64, current: &str) -> Vec<String> {
+    /// At most `budget` of them are asked in one listing; the others get the tracker it works
+    /// with, if any, until a later listing asks.
+    fn announce_urls(&self, hash: &InfoHash, count: u64, current: &str, budget: &mut usize) -> Vec<String> {
         if let Some((n, urls)) = self.trackers.lock().unwrap_or_else(|e| e.into_inner()).get(hash) {
             if *n == count {
                 return urls.clone();
             }
         }
+        let fallback = || (!current.is_empty()).then(|| current.to_string()).into_iter().collect();
+        if *budget == 0 {
+            return fallback();
+        }
+        *budget -= 1;
         let asked = self.get(&format!("torrents/trackers?hash={hash}"), 1 << 20).and_then(|got| match got {
             Got::Body(resp) => http::json(&self.name(), "torrents/trackers", &resp),
             Got::NotFound => Err("gone".into()),
@@ -184,8 +223,8 @@ impl Qbittorrent {
                 .filter(|u| u.contains("://"))
                 .map(str::to_string)
                 .collect(),
-            // Not asked this time: the tracker it works with, if any, and again next time.
-            _ => return (!current.is_empty()).then(|| current.to_string()).into_iter().collect(),
+            // No answer this time: the tracker it works with, if any, and again next time.
+            _ => return fallback(),
         };
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).insert(*hash, (count, urls.clone()));
         urls
@@ -205,6 +244,7 @@ impl Publisher for Qbittorrent {
     fn entries(&self, hashes: Option<&[InfoHash]>) -> Result<Vec<Entry>, String> {
         let list = self.info(hashes)?;
         let mut entries = Vec::with_capacity(list.len());
+        let mut budget = TRACKER_LOOKUPS_PER_LIST;
         for t in &list {
             let Some(mut e) = entry(t) else { continue };
             let current = t.get("tracker").and_then(Value::as_str).unwrap_or_default();
@@ -212,7 +252,7 @@ impl Publisher for Qbittorrent {
             // catalogue) and those asked for by hash.
             e.trackers = if e.seeding || hashes.is_some() {
                 let count = t.get("trackers_count").and_then(Value::as_u64).unwrap_or(0);
-                self.announce_urls(&e.hash, count, current)
+                self.announce_urls(&e.hash, count, current, &mut budget)
             } else {
                 (!current.is_empty()).then(|| current.to_string()).into_iter().collect()
             };
@@ -270,7 +310,7 @@ fn entry(t: &Value) -> Option<Entry> {
         groups,
         trackers: Vec::new(),
         file: None,
-        peers_connected: seeds.zip(leechs).map(|(s, l)| s + l),
+        peers_connected: seeds.zip(leechs).map(|(s, l)| s.saturating_add(l)),
         leechers: leechs,
         tracker_counts,
     })

@@ -38,7 +38,7 @@ impl Transmission {
 
 impl Publisher for Transmission {
     fn name(&self) -> String {
-        format!("Transmission at {}", self.client.url())
+        format!("Transmission at {}", crate::ec2::credentials::redacted(self.client.url()))
     }
 
     fn entries(&self, hashes: Option<&[InfoHash]>) -> Result<Vec<Entry>, String> {

@@ -311,14 +311,26 @@ fn a_deluge_that_refuses_the_password_or_goes_away_leaves_the_run_to_the_tracker
     refused_and_gone("deluge-refused", OriginClient::Deluge);
 }
 
-/// A web server on 127.0.0.1 that answers every request with `head` and then `body_bytes` of
-/// `fill` (an HTML page, or more than odseed takes); its URL.
+/// A web server on 127.0.0.1 that answers every request with `head` and then `body` `repeat`
+/// times (an HTML page, or more than odseed takes); its URL.
 fn answering(head: &'static str, body: &'static [u8], repeat: usize) -> String {
+    serving(move |_| (head.to_string(), body.repeat(repeat))).0
+}
+
+/// A web server on 127.0.0.1 whose answer to each request (its first line, e.g. "POST /api/v2/auth/login
+/// HTTP/1.1") is what `answer` gives: the head (status line and headers) and the body. Its URL, and
+/// the first lines of the requests it had.
+fn serving(
+    answer: impl Fn(&str) -> (String, Vec<u8>) + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen, answer) = (Arc::new(std::sync::Mutex::new(Vec::new())), Arc::new(answer));
+    let log = seen.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            let (log, answer) = (log.clone(), answer.clone());
             std::thread::spawn(move || {
                 // The whole request (head and body) is read first: a close with bytes unread
                 // would reset the connection instead of ending the answer.
@@ -334,16 +346,66 @@ fn answering(head: &'static str, body: &'static [u8], repeat: usize) -> String {
                         }
                     }
                 }
+                let first = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_string();
+                log.lock().unwrap().push(first.clone());
+                let (head, body) = answer(&first);
                 let _ = conn.write_all(head.as_bytes());
-                for _ in 0..repeat {
-                    if conn.write_all(body).is_err() {
+                for chunk in body.chunks(1 << 16) {
+                    if conn.write_all(chunk).is_err() {
                         break;
                     }
                 }
             });
         }
     });
-    url
+    (url, seen)
+}
+
+/// qBittorrent's sign-in as 5.2 answers it (204 with the cookie, 401 for a wrong password), and a
+/// wrong password asked once only: qBittorrent bans an address after 5 failures.
+#[test]
+fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
+    let w = world("qbt-sign-in");
+    let file = w.dir.path().join("payload.torrent");
+    let made =
+        odseed_lab::content::make(w.dir.path(), "payload.bin", 1 << 16, 7, &["http://10.77.0.1:6969/announce".into()])
+            .unwrap();
+    std::fs::write(&file, &made.bytes).unwrap();
+    std::fs::write(w.dir.path().join("qbt.password"), "pw\n").unwrap();
+    let ok = |status: &str| {
+        format!("HTTP/1.1 {status}\r\nSet-Cookie: QBT_SID_8080=s3ss10n; HttpOnly; path=/\r\nConnection: close\r\n\r\n")
+    };
+    let json = |body: &str| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_string(),
+            body.as_bytes().to_vec(),
+        )
+    };
+    for (version, login) in [("5.2", (ok("204 No Content"), Vec::new())), ("4.5", (ok("200 OK"), b"Ok.".to_vec()))] {
+        let (url, seen) = serving(move |first| if first.contains("auth/login") { login.clone() } else { json("[]") });
+        let cfg = w.write_config(&format!(
+            "[client]\nkind = \"qbittorrent\"\nurl = \"{url}\"\nusername = \"admin\"\npassword_file = \"qbt.password\"\n"
+        ));
+        let (reason, stderr, _) = short_run(&w, &file, &cfg);
+        assert_eq!(reason, "max_time", "{version}: {stderr}");
+        assert!(!stderr.contains("qBittorrent at"), "{version}: signed in, nothing to say: {stderr}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().filter(|l| l.contains("auth/login")).count(), 1, "{version}: one sign-in: {seen:?}");
+        assert!(seen.iter().any(|l| l.contains("torrents/info")), "{version}: {seen:?}");
+    }
+    for wrong in
+        ["HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nFails."]
+    {
+        let (url, seen) = serving(move |_| (wrong.to_string(), Vec::new()));
+        let cfg = w.write_config(&format!(
+            "[client]\nkind = \"qbittorrent\"\nurl = \"{url}\"\nusername = \"admin\"\npassword_file = \"qbt.password\"\n"
+        ));
+        let (reason, stderr, polls) = short_run(&w, &file, &cfg);
+        assert_eq!(reason, "max_time", "{stderr}");
+        assert!(polls >= 2 && lines_with(&stderr, "refused the username/password") == 1, "{stderr}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "a wrong password is asked once, whatever the rounds and the crowd poll: {seen:?}");
+    }
 }
 
 /// A "client" that answers with a login page, or with 100 MB: one line that says what came, and
