@@ -156,14 +156,32 @@ fn three_torrents_of_different_demand_share_the_boards_under_watch() {
 
 #[test]
 fn a_crowd_after_a_quiet_start_gets_helpers_in_seconds_not_at_the_next_interval() {
-    let w = world("labcrowd");
-    let args = ["lab", "--crowd", "--leechers", "3", "--helpers", "2", "--size", "3000000", "--json"];
-    let mut lab = with_agent_on_path(&w, "labcrowd", &args);
+    crowd("labcrowd", "transmission", "Transmission 3.00");
+}
+
+/// The same with the origin as qBittorrent (Debian 12's qbittorrent-nox), odseed's `[client]`.
+#[test]
+fn a_crowd_seen_by_a_qbittorrent_origin_gets_helpers_in_seconds() {
+    crowd("labcrowd-qbt", "qbittorrent", "qBittorrent v4.5");
+}
+
+/// The same with the origin as Deluge (deluged and deluge-web), odseed's `[client]`.
+#[test]
+fn a_crowd_seen_by_a_deluge_origin_gets_helpers_in_seconds() {
+    crowd("labcrowd-deluge", "deluge", "Deluge 2.");
+}
+
+/// `odseed lab --crowd --origin-client CLIENT`; the report names the origin (`named`...).
+fn crowd(name: &str, client: &str, named_as: &str) {
+    let w = world(name);
+    let args = ["lab", "--crowd", "--origin-client", client, "--leechers", "3", "--helpers", "2", "--size", "3000000"];
+    let mut lab = with_agent_on_path(&w, name, &[&args[..], &["--json"]].concat());
     let status =
         lab.wait_exit(Duration::from_secs(300)).unwrap_or_else(|| panic!("the lab did not end\n{}", lab.log_tail(40)));
     assert!(status.success(), "{status}\n{}", lab.log_tail(40));
     let ev = events(&lab);
     let r = named(&ev, "report")[0];
+    assert!(r["origin"].as_str().is_some_and(|o| o.starts_with(named_as)), "{r}");
     let at = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no {k}: {r}"));
     let (visible, engaged) = (at("crowd_visible"), at("first_engaged"));
     // The watch runs at the default 60-s interval over a quiet swarm: only the publisher's client,
