@@ -32,7 +32,7 @@ USAGE:
                                                security group and the agent's S3 object
 
 RUN ARGUMENTS:
-    TORRENT     a torrent's name in your Transmission, a .torrent file, or a 40-hex info hash
+    TORRENT     a torrent's name in your client ([client]), a .torrent file, or a 40-hex info hash
     RATIO       target seeders per leecher, from 0 to 1 (1 = one seeder per leecher, .5 = one per two)
     SEEDERS LEECHERS
                 replace the observed counts for the first round (for testing, as the original did)
@@ -50,7 +50,7 @@ RUN OPTIONS:
                       node_exporter's textfile collector): torrents, helpers, EC2 dollars and bytes
 More on run, status, release and the config: docs/controller.md
 
-WATCH: every interval ([policy] interval, 60 s), lists the torrents your Transmission seeds
+WATCH: every interval ([policy] interval, 60 s), lists the torrents your client seeds
 ([watch] label = \"L\": only those labelled L; [watch] dir = \"DIR\": the .torrent files of DIR
 instead), counts every swarm (one batched scrape per tracker), decides per torrent as `run` does
 ([watch] ratio, 0.5; [policy] min_size and cooldown), and shares the helpers out, neediest first
@@ -663,6 +663,10 @@ mod tests {
         }
         let bad = parse(args("lab --leecher-clients transmission,qbittorrent")).unwrap_err().to_string();
         assert!(bad.contains("--leecher-clients") && bad.contains("qbittorrent"), "{bad}");
+        let Command::Lab(a) = parse(args("lab --origin-client deluge")).unwrap() else { panic!() };
+        assert_eq!(a.spec.origin_client, OriginClient::Deluge);
+        let bad = parse(args("lab --origin-client utorrent")).unwrap_err().to_string();
+        assert!(bad.contains("--origin-client") && bad.contains("utorrent"), "{bad}");
     }
 
     #[test]

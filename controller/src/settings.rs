@@ -10,7 +10,7 @@ use std::time::Duration;
 /// A run's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// The torrent to help: a name in the publisher's Transmission, a .torrent file or an info hash.
+    /// The torrent to help: a name in the publisher's client, a .torrent file or an info hash.
     pub torrent: String,
     /// The policy's fixed parameters (ratio, min size, max time, cooldown).
     pub params: Params,

@@ -37,6 +37,18 @@ impl Deluge {
         for d in [&data_dir, &config_dir] {
             std::fs::create_dir_all(d).map_err(|e| format!("Deluge: {}: {e}", d.display()))?;
         }
+        // Its settings before it starts: nothing of it reaches beyond the namespace's addresses, not
+        // even once (DHT, UPnP, NAT-PMP, LSD, PeX, the new-release check), and its peer port is
+        // on `ip`. Deluge fills in the keys not given.
+        let core = json!({
+            "dht": false, "upnp": false, "natpmp": false, "lsd": false, "utpex": false,
+            "new_release_check": false, "ignore_limits_on_local_network": false, "random_port": false,
+            "listen_ports": [PEER_PORT, PEER_PORT], "listen_interface": ip.to_string(),
+            "outgoing_interface": ip.to_string(),
+            "max_upload_speed": if up_kbps > 0 { f64::from(up_kbps) * 1000.0 / 1024.0 } else { -1.0 },
+        });
+        let text = format!("{}{}", json!({"file": 1, "format": 1}), core);
+        std::fs::write(config_dir.join("core.conf"), text).map_err(|e| format!("Deluge: core.conf: {e}"))?;
         let mut cmd = Command::new(daemon);
         cmd.arg("-d").arg("-c").arg(&config_dir).args(["-p", &DAEMON_PORT.to_string(), "-u", "127.0.0.1"]);
         cmd.args(["-i", &ip.to_string(), "-o", &ip.to_string(), "-L", "warning"]).env("HOME", root);
@@ -47,17 +59,7 @@ impl Deluge {
         })
         .map_err(|e| format!("{e}: {}", daemon_proc.log_tail(10)))?;
         let web_program = daemon.with_file_name("deluge-web");
-        let mut cmd = Command::new(&web_program);
-        cmd.arg("-d").arg("-c").arg(&config_dir).args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &WEB_PORT.to_string(),
-            "-L",
-            "warning",
-        ]);
-        cmd.env("HOME", root);
-        let web_proc = Proc::spawn("deluge-web", cmd, &root.join("deluge-web.log"))?;
+        let web_proc = spawn_web(&web_program, &config_dir, root)?;
         let d = Deluge {
             data_dir,
             config_dir,
@@ -70,15 +72,15 @@ impl Deluge {
         };
         crate::wait_until(Duration::from_secs(60), "deluge-web connected to deluged", || d.connect().ok())
             .map_err(|e| format!("{e}: {} {}", d.daemon.log_tail(5), d.web.log_tail(5)))?;
-        let mut config = json!({
-            "dht": false, "upnp": false, "natpmp": false, "lsd": false, "utpex": false,
-            "ignore_limits_on_local_network": false, "random_port": false,
-            "listen_ports": [PEER_PORT, PEER_PORT], "listen_interface": ip.to_string(),
-        });
-        if up_kbps > 0 {
-            config["max_upload_speed"] = json!(f64::from(up_kbps) * 1000.0 / 1024.0);
+        // What deluged made of core.conf, checked: a key it did not take would be set here.
+        let config = d.call("core.get_config", json!([]))?;
+        let unset: Vec<&str> = (core.as_object().into_iter().flatten())
+            .filter(|(k, v)| config.get(k.as_str()) != Some(v))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !unset.is_empty() {
+            return Err(format!("deluged did not take {unset:?} from core.conf"));
         }
-        d.call("core.set_config", json!([config]))?;
         Ok(d)
     }
 
