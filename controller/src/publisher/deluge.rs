@@ -84,7 +84,7 @@ impl Deluge {
             return Err(Failed::Other(format!("{} answered HTTP {} to {method}", self.name(), resp.status)));
         }
         let v = http::json(&self.name(), method, &resp).map_err(Failed::Other)?;
-        let set = http::cookie(&resp, |n| n == "_session_id");
+        let set = resp.cookie(|n| n == "_session_id");
         match v.get("error") {
             None | Some(Value::Null) => {}
             Some(e) => {

@@ -39,16 +39,6 @@ pub fn json(name: &str, what: &str, resp: &Response) -> Result<Value, String> {
     })
 }
 
-/// The `name=value` of the first cookie a `Set-Cookie` header of `resp` sets whose name `wanted`
-/// accepts.
-pub fn cookie(resp: &Response, wanted: impl Fn(&str) -> bool) -> Option<String> {
-    resp.headers.iter().filter(|(k, _)| k == "set-cookie").find_map(|(_, v)| {
-        let pair = v.split(';').next()?.trim();
-        let (name, value) = pair.split_once('=')?;
-        (wanted(name.trim()) && !value.is_empty() && !pair.contains(['\r', '\n'])).then(|| pair.to_string())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,15 +49,6 @@ mod tests {
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.to_vec(),
         }
-    }
-
-    #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let r =
-            resp(&[("set-cookie", "other=1; path=/"), ("set-cookie", "QBT_SID_8080=abc/+=; HttpOnly; path=/")], b"Ok.");
-        assert_eq!(cookie(&r, |n| n == "SID" || n.starts_with("QBT_SID")).as_deref(), Some("QBT_SID_8080=abc/+="));
-        assert_eq!(cookie(&r, |n| n == "_session_id"), None);
-        assert_eq!(cookie(&resp(&[("set-cookie", "SID=; path=/")], b""), |n| n == "SID"), None, "an empty one");
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl Qbittorrent {
             }
             _ => {}
         }
-        let cookie = http::cookie(&resp, |n| n == "SID" || n.starts_with("QBT_SID"));
+        let cookie = resp.cookie(|n| n == "SID" || n.starts_with("QBT_SID"));
         // "Ok." (or 204) with a cookie; a qBittorrent that skips authentication for this address
         // signs in without one, and needs none.
         if cookie.is_none() && !(text.trim() == "Ok." || resp.status == 204) {

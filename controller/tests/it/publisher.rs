@@ -361,17 +361,28 @@ fn serving(
     (url, seen)
 }
 
-/// qBittorrent's sign-in as 5.2 answers it (204 with the cookie, 401 for a wrong password), and a
-/// wrong password asked once only: qBittorrent bans an address after 5 failures.
-#[test]
-fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
-    let w = world("qbt-sign-in");
+/// A `.torrent` file (of content nobody has) whose tracker is an address with nothing behind it.
+fn unreachable_torrent(w: &World) -> PathBuf {
     let file = w.dir.path().join("payload.torrent");
     let made =
         odseed_lab::content::make(w.dir.path(), "payload.bin", 1 << 16, 7, &["http://10.77.0.1:6969/announce".into()])
             .unwrap();
     std::fs::write(&file, &made.bytes).unwrap();
+    file
+}
+
+/// qBittorrent's sign-in as 5.2 answers it (204 with the cookie, 401 for a wrong password), and a
+/// wrong password asked once only: qBittorrent bans an address after 5 failures.
+#[test]
+fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
+    let w = world("qbt-sign-in");
+    let file = unreachable_torrent(&w);
     std::fs::write(w.dir.path().join("qbt.password"), "pw\n").unwrap();
+    let config = |url: &str| {
+        w.write_config(&format!(
+            "[client]\nkind = \"qbittorrent\"\nurl = \"{url}\"\nusername = \"admin\"\npassword_file = \"qbt.password\"\n"
+        ))
+    };
     let ok = |status: &str| {
         format!("HTTP/1.1 {status}\r\nSet-Cookie: QBT_SID_8080=s3ss10n; HttpOnly; path=/\r\nConnection: close\r\n\r\n")
     };
@@ -383,9 +394,7 @@ fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
     };
     for (version, login) in [("5.2", (ok("204 No Content"), Vec::new())), ("4.5", (ok("200 OK"), b"Ok.".to_vec()))] {
         let (url, seen) = serving(move |first| if first.contains("auth/login") { login.clone() } else { json("[]") });
-        let cfg = w.write_config(&format!(
-            "[client]\nkind = \"qbittorrent\"\nurl = \"{url}\"\nusername = \"admin\"\npassword_file = \"qbt.password\"\n"
-        ));
+        let cfg = config(&url);
         let (reason, stderr, _) = short_run(&w, &file, &cfg);
         assert_eq!(reason, "max_time", "{version}: {stderr}");
         assert!(!stderr.contains("qBittorrent at"), "{version}: signed in, nothing to say: {stderr}");
@@ -397,9 +406,7 @@ fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
         ["HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nFails."]
     {
         let (url, seen) = serving(move |_| (wrong.to_string(), Vec::new()));
-        let cfg = w.write_config(&format!(
-            "[client]\nkind = \"qbittorrent\"\nurl = \"{url}\"\nusername = \"admin\"\npassword_file = \"qbt.password\"\n"
-        ));
+        let cfg = config(&url);
         let (reason, stderr, polls) = short_run(&w, &file, &cfg);
         assert_eq!(reason, "max_time", "{stderr}");
         assert!(polls >= 2 && lines_with(&stderr, "refused the username/password") == 1, "{stderr}");
@@ -413,11 +420,7 @@ fn qbittorrent_sign_in_of_every_version_and_a_wrong_password_asked_once() {
 #[test]
 fn a_client_answering_html_or_100_mb_is_said_once_and_the_run_goes_on() {
     let w = world("client-answers");
-    let file = w.dir.path().join("payload.torrent");
-    let made =
-        odseed_lab::content::make(w.dir.path(), "payload.bin", 1 << 16, 7, &["http://10.77.0.1:6969/announce".into()])
-            .unwrap();
-    std::fs::write(&file, &made.bytes).unwrap();
+    let file = unreachable_torrent(&w);
     let html = answering(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n",
         b"<html><body>Please log in</body></html>",

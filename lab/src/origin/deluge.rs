@@ -104,7 +104,7 @@ impl Deluge {
             &[("Content-Type", "application/json")],
             json!({"method": "auth.login", "params": [PASSWORD], "id": 1}).to_string().as_bytes(),
         )?;
-        let cookie = web::cookie(&resp, "_session_id").ok_or("no session cookie")?;
+        let cookie = resp.cookie(|n| n == "_session_id").ok_or("no session cookie")?;
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(cookie);
         let hosts = self.call("web.get_hosts", json!([]))?;
         let id = hosts[0][0].as_str().ok_or("deluge-web lists no daemon")?.to_string();

@@ -92,7 +92,7 @@ impl Qbittorrent {
         let body = format!("username={USER}&password={PASSWORD}");
         let headers = [("Content-Type", "application/x-www-form-urlencoded")];
         let resp = web::send("POST", &format!("{}/api/v2/auth/login", self.url), &headers, body.as_bytes())?;
-        let cookie = web::cookie(&resp, "SID").or_else(|| web::cookie(&resp, "QBT_SID")).ok_or("no session cookie")?;
+        let cookie = resp.cookie(|n| n == "SID" || n.starts_with("QBT_SID")).ok_or("no session cookie")?;
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(cookie);
         Ok(())
     }

@@ -8,14 +8,6 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     http1::request(method, url, headers, body, Duration::from_secs(20), 64 << 20).map_err(|e| format!("{url}: {e}"))
 }
 
-/// The `name=value` of the cookie named `name` that `resp` sets.
-pub fn cookie(resp: &Response, name: &str) -> Option<String> {
-    resp.headers.iter().filter(|(k, _)| k == "set-cookie").find_map(|(_, v)| {
-        let pair = v.split(';').next()?.trim();
-        pair.split_once('=').is_some_and(|(n, _)| n.starts_with(name)).then(|| pair.to_string())
-    })
-}
-
 /// A multipart/form-data body of text `fields` and one file part; (content type, body).
 pub fn multipart(fields: &[(&str, &str)], file_field: &str, file_name: &str, file: &[u8]) -> (String, Vec<u8>) {
     let boundary = "odseedlab7d1c2b3a4f5e6";

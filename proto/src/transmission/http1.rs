@@ -22,6 +22,16 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The `name=value` of the first non-empty cookie a `Set-Cookie` header sets whose name
+    /// `wanted` accepts (a web UI's session).
+    pub fn cookie(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).find_map(|(_, v)| {
+            let pair = v.split(';').next()?.trim();
+            let (name, value) = pair.split_once('=')?;
+            (wanted(name.trim()) && !value.is_empty()).then(|| pair.to_string())
+        })
+    }
 }
 
 fn bad(msg: impl Into<String>) -> io::Error {
@@ -212,6 +222,19 @@ fn timed_out(e: io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let set = |cookies: &[&str]| Response {
+            status: 200,
+            headers: cookies.iter().map(|c| ("set-cookie".to_string(), c.to_string())).collect(),
+            body: Vec::new(),
+        };
+        let r = set(&["other=1; path=/", "QBT_SID_8080=abc/+=; HttpOnly; path=/"]);
+        assert_eq!(r.cookie(|n| n == "SID" || n.starts_with("QBT_SID")).as_deref(), Some("QBT_SID_8080=abc/+="));
+        assert_eq!(r.cookie(|n| n == "_session_id"), None);
+        assert_eq!(set(&["SID=; path=/"]).cookie(|n| n == "SID"), None, "an empty one");
+    }
     use std::net::TcpListener;
 
     /// Serves one connection with `answer` (raw bytes) and returns what the client sent.
